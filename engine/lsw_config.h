@@ -1,0 +1,94 @@
+/* lsw_config — a merge config (SPEC §2), parsed strictly.
+ *
+ * Unknown keys, a model name that `models` does not define, weights that do
+ * not match their models and malformed values are config errors
+ * (LSW_E_CONFIG, exit 1), found before any checkpoint is opened.  Paths are
+ * resolved against the config file's folder.  Checks that need the
+ * checkpoints' headers (layer ranges against L, tensor agreement) happen in
+ * lsw_plan.
+ */
+#ifndef LSW_CONFIG_H
+#define LSW_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lsw_dtype.h"
+
+typedef enum lsw_method {
+    LSW_METHOD_LAYER_SWAP, LSW_METHOD_LINEAR, LSW_METHOD_RULES
+} lsw_method;
+
+typedef enum lsw_action { LSW_ACT_TAKE, LSW_ACT_AVERAGE, LSW_ACT_BASE } lsw_action;
+
+typedef enum lsw_layer_sel {
+    LSW_SEL_ANY,       /* no "layers": every tensor */
+    LSW_SEL_RANGE,     /* layer tensors with lo <= i < hi */
+    LSW_SEL_NON_LAYER  /* presets only: tensors without a layer index */
+} lsw_layer_sel;
+
+typedef enum lsw_weighting {
+    LSW_W_UNIFORM,   /* 1/k each */
+    LSW_W_EXPLICIT,  /* given, divided by their sum in f64 unless !normalize */
+    LSW_W_MAGNITUDE  /* inverse model MAV vs base (SPEC §4) */
+} lsw_weighting;
+
+typedef struct lsw_rule {
+    char *match;            /* POSIX ERE on the tensor name; NULL: any name */
+    lsw_layer_sel sel;
+    int64_t lo, hi;         /* LSW_SEL_RANGE: lo <= layer < hi */
+    lsw_action action;
+    size_t nmodels;
+    int *models;            /* model indices (take: 1; base: the base) */
+    lsw_weighting weighting;
+    double *weights;        /* LSW_W_EXPLICIT: nmodels raw weights */
+    int normalize;
+    char *origin;           /* where it came from, e.g. "layer_swap bottom" or "rules[2]" */
+} lsw_rule;
+
+typedef enum lsw_format { LSW_FMT_SAFETENSORS, LSW_FMT_HDF5 } lsw_format;
+
+typedef struct lsw_output_cfg {
+    char *path;             /* resolved */
+    lsw_format format;
+    lsw_dtype dtype;        /* LSW_DT_INVALID: "input" */
+    uint64_t shard_size;    /* bytes */
+    int shard_by_layer;
+    int zstd_level;
+    int shuffle;
+} lsw_output_cfg;
+
+typedef struct lsw_config {
+    char *file;             /* the config file */
+    char *dir;              /* its folder */
+    size_t nmodels;
+    char **model_names;
+    char **model_paths;     /* resolved */
+    int base;               /* model index, -1 if none */
+    lsw_method method;
+    int first_model;        /* task expert / first listed: config files are copied from it */
+    size_t nrules;
+    lsw_rule *rules;        /* presets already expanded except for layer counts (see lsw_plan) */
+    /* layer_swap parameters, kept for the expansion that needs L */
+    struct {
+        int task, lang;
+        int64_t bottom, top, lower, upper;
+        lsw_weighting transition_w, non_layer_w;
+        int non_layer;      /* 0 average, 1 task, 2 language */
+    } ls;
+    lsw_output_cfg out;
+    uint64_t hash;          /* identity of the config text */
+} lsw_config;
+
+/* Parse the config at `path`.  On success *out is owned by the caller
+ * (lsw_config_free).  Errors: LSW_E_CONFIG, LSW_E_NOTFOUND (cannot read it). */
+int lsw_config_load(const char *path, lsw_config **out);
+/* Parse config text; `dir` is the folder that relative paths refer to and
+ * `name` the file name used in messages. */
+int lsw_config_parse(const char *text, size_t len, const char *name, const char *dir, lsw_config **out);
+void lsw_config_free(lsw_config *c);
+int lsw_config_model_index(const lsw_config *c, const char *name);
+/* Parse "5GB", "500MB", "2GiB", "1048576" (SI units are powers of 10, IEC of 2). -1 on error. */
+int lsw_parse_size(const char *s, uint64_t *out);
+
+#endif

@@ -1,0 +1,39 @@
+/* lsw_execute — run a plan: stream every output tensor through the kernels
+ * into the output folder, within a memory budget.
+ *
+ * Row blocks: each tensor is processed in blocks of elements sized so that
+ * the sources' and the output's buffers together fit `mem`; the buffers are
+ * allocated once.  Output tensors are written at the offsets the plan fixed.
+ * Shards are written under temporary names and renamed when complete; a stop
+ * signal (SIGINT, SIGTERM, SIGUSR1) drops the shard in flight and returns
+ * LSW_E_INTERRUPTED, and the same command resumes (lsw_commit).
+ */
+#ifndef LSW_EXECUTE_H
+#define LSW_EXECUTE_H
+
+#include <signal.h>
+#include <stdint.h>
+
+#include "lsw_plan.h"
+
+typedef struct lsw_run_opts {
+    uint64_t mem;      /* buffer budget in bytes */
+    double progress;   /* seconds between progress lines; 0: none */
+    int overwrite;
+    int quiet;         /* no summary line */
+} lsw_run_opts;
+
+#define LSW_DEFAULT_MEM (512ULL << 20)
+#define LSW_MIN_MEM (1ULL << 20)
+
+/* Set by the stop-signal handlers; polled between blocks. */
+extern volatile sig_atomic_t lsw_stop_signal;
+void lsw_install_stop_handlers(void);
+
+/* Compute the model MAVs that magnitude weights need and resolve them. */
+int lsw_resolve_magnitude(lsw_plan *p, const lsw_run_opts *o);
+
+/* Run a merge plan into p->cfg->out.path. */
+int lsw_execute_merge(lsw_plan *p, const lsw_run_opts *o);
+
+#endif

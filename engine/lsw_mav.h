@@ -1,0 +1,36 @@
+/* lsw_mav — mean absolute value of expert − base, per row (SPEC §4).
+ *
+ * A row of a tensor of shape [r, c1, c2, ...] is c1·c2·… elements; a 1-D
+ * tensor is one row.  MAV(row) = Σ|f64(e) − f64(b)| / n, with the sum taken
+ * over fixed chunks of LSW_MAV_CHUNK elements in order (each chunk by
+ * lsw_absdiff_sum), so a row's value never depends on memory budgets or on
+ * how work is split between ranks.
+ */
+#ifndef LSW_MAV_H
+#define LSW_MAV_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lsw_checkpoint.h"
+
+#define LSW_MAV_CHUNK 65536
+
+/* 1 if the tensor takes part in MAV statistics (1-D or 2-D, BF16/F16/F32). */
+int lsw_mav_eligible(const lsw_tensor_desc *t);
+/* Rows and row length of an eligible tensor. */
+void lsw_mav_rows(const lsw_tensor_desc *t, uint64_t *rows, uint64_t *row_len);
+
+/* Row MAVs of rows [row0, row0 + nrows) of tensor `name` of `expert`
+ * against `base` into out[0..nrows), streaming through `buf` (caller-owned,
+ * `buf_bytes` ≥ 2·LSW_MAV_CHUNK·element size).  Errors: LSW_E_MISMATCH
+ * (tensor missing in the base or different shape/dtype), LSW_E_READ. */
+int lsw_mav_tensor_rows(const lsw_ckpt *base, const lsw_ckpt *expert, const lsw_tensor_desc *et, uint64_t row0,
+                        uint64_t nrows, void *buf, size_t buf_bytes, double *out);
+
+/* Model MAV of `expert` against `base`: the mean of the row MAVs of every
+ * eligible tensor (name order, row order, summed in f64).  Reads both models
+ * once, using at most `mem` bytes of buffers. */
+int lsw_model_mav(const lsw_ckpt *base, const lsw_ckpt *expert, uint64_t mem, double *out);
+
+#endif

@@ -1,0 +1,455 @@
+#include "lsw_plan.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <regex.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lsw_crc32c.h"
+#include "lsw_error.h"
+
+/* ---- rule expansion ------------------------------------------------------ */
+
+static int add_rule(lsw_plan *p, const char *origin, lsw_layer_sel sel, int64_t lo, int64_t hi, lsw_action act,
+                    size_t nm, const int *models, lsw_weighting wt)
+{
+    lsw_rule *r = realloc(p->rules, (p->nrules + 1) * sizeof *r);
+    if (!r)
+        return lsw_err_set(LSW_E_NOMEM, "out of memory");
+    p->rules = r;
+    r = &r[p->nrules++];
+    memset(r, 0, sizeof *r);
+    r->sel = sel;
+    r->lo = lo;
+    r->hi = hi;
+    r->action = act;
+    r->nmodels = nm;
+    r->weighting = wt;
+    r->normalize = 1;
+    r->models = malloc(nm * sizeof *r->models);
+    r->origin = strdup(origin);
+    if (!r->models || !r->origin)
+        return lsw_err_set(LSW_E_NOMEM, "out of memory");
+    memcpy(r->models, models, nm * sizeof *models);
+    return 0;
+}
+
+static int copy_rule(lsw_plan *p, const lsw_rule *src)
+{
+    int rc = add_rule(p, src->origin, src->sel, src->lo, src->hi, src->action, src->nmodels, src->models,
+                      src->weighting);
+    if (rc)
+        return rc;
+    lsw_rule *r = &p->rules[p->nrules - 1];
+    r->normalize = src->normalize;
+    if (src->match && !(r->match = strdup(src->match)))
+        return lsw_err_set(LSW_E_NOMEM, "out of memory");
+    if (src->weights) {
+        if (!(r->weights = malloc(src->nmodels * sizeof *r->weights)))
+            return lsw_err_set(LSW_E_NOMEM, "out of memory");
+        memcpy(r->weights, src->weights, src->nmodels * sizeof *r->weights);
+    }
+    return 0;
+}
+
+/* layer_swap (SPEC §2) as ordered rules; first match wins, so the language
+ * expert's bottom/top ranges come first exactly as in the formula. */
+static int expand_layer_swap(lsw_plan *p)
+{
+    const lsw_config *c = p->cfg;
+    int64_t L = p->layers, b = c->ls.bottom, t = c->ls.top, lo = c->ls.lower, up = c->ls.upper;
+    if (b + t + lo + up > L)
+        return lsw_err_set(LSW_E_CONFIG, "%s: layer_swap: bottom %" PRId64 " + lower_transition %" PRId64
+                           " + upper_transition %" PRId64 " + top %" PRId64 " exceeds the model's %" PRId64 " layers",
+                           c->file, b, lo, up, t, L);
+    int g[1] = {c->ls.lang}, tk[1] = {c->ls.task}, both[2] = {c->ls.task, c->ls.lang};
+    int rc = 0;
+    if (b > 0)
+        rc = add_rule(p, "layer_swap bottom", LSW_SEL_RANGE, 0, b, LSW_ACT_TAKE, 1, g, LSW_W_UNIFORM);
+    if (!rc && t > 0)
+        rc = add_rule(p, "layer_swap top", LSW_SEL_RANGE, L - t, L, LSW_ACT_TAKE, 1, g, LSW_W_UNIFORM);
+    if (!rc && lo > 0)
+        rc = add_rule(p, "layer_swap lower_transition", LSW_SEL_RANGE, b, b + lo, LSW_ACT_AVERAGE, 2, both,
+                      c->ls.transition_w);
+    if (!rc && up > 0)
+        rc = add_rule(p, "layer_swap upper_transition", LSW_SEL_RANGE, L - t - up, L - t, LSW_ACT_AVERAGE, 2, both,
+                      c->ls.transition_w);
+    if (!rc && b + lo < L - t - up)
+        rc = add_rule(p, "layer_swap middle", LSW_SEL_RANGE, b + lo, L - t - up, LSW_ACT_TAKE, 1, tk, LSW_W_UNIFORM);
+    if (!rc) {
+        if (c->ls.non_layer == 0)
+            rc = add_rule(p, "layer_swap non_layer", LSW_SEL_NON_LAYER, 0, 0, LSW_ACT_AVERAGE, 2, both,
+                          c->ls.non_layer_w);
+        else
+            rc = add_rule(p, "layer_swap non_layer", LSW_SEL_NON_LAYER, 0, 0, LSW_ACT_TAKE, 1,
+                          c->ls.non_layer == 1 ? tk : g, LSW_W_UNIFORM);
+    }
+    return rc;
+}
+
+void lsw_plan_models_used(const lsw_config *cfg, int *used)
+{
+    memset(used, 0, cfg->nmodels * sizeof *used);
+    int mag = 0;
+    if (cfg->method == LSW_METHOD_LAYER_SWAP) {
+        used[cfg->ls.task] = used[cfg->ls.lang] = 1;
+        mag = cfg->ls.transition_w == LSW_W_MAGNITUDE || cfg->ls.non_layer_w == LSW_W_MAGNITUDE;
+    }
+    for (size_t i = 0; i < cfg->nrules; i++) {
+        for (size_t j = 0; j < cfg->rules[i].nmodels; j++)
+            used[cfg->rules[i].models[j]] = 1;
+        mag |= cfg->rules[i].weighting == LSW_W_MAGNITUDE;
+    }
+    if (mag && cfg->base >= 0)
+        used[cfg->base] = 1;
+}
+
+/* ---- matching ------------------------------------------------------------ */
+
+static int rule_matches(const lsw_rule *r, const regex_t *re, const char *name, int layer)
+{
+    if (r->sel == LSW_SEL_RANGE && (layer < 0 || layer < r->lo || layer >= r->hi))
+        return 0;
+    if (r->sel == LSW_SEL_NON_LAYER && layer >= 0)
+        return 0;
+    if (r->match && regexec(re, name, 0, NULL, 0) != 0)
+        return 0;
+    return 1;
+}
+
+static int cmp_natural_desc(const void *a, const void *b)
+{
+    return lsw_natural_cmp((*(const lsw_tensor_desc *const *)a)->name, (*(const lsw_tensor_desc *const *)b)->name);
+}
+
+static int cmp_by_layer(const void *a, const void *b)
+{
+    const lsw_tensor_desc *x = *(const lsw_tensor_desc *const *)a, *y = *(const lsw_tensor_desc *const *)b;
+    /* layer tensors first, by layer; non-layer tensors (-1) last */
+    unsigned lx = (unsigned)x->layer, ly = (unsigned)y->layer;
+    if (lx != ly)
+        return lx < ly ? -1 : 1;
+    return lsw_natural_cmp(x->name, y->name);
+}
+
+static const char *model_label(const lsw_plan *p, int m)
+{
+    return p->cfg->model_names[m];
+}
+
+/* Weights of a rule for a tensor, except magnitude ones (filled later). */
+static void rule_weights(const lsw_rule *r, float *w)
+{
+    size_t k = r->nmodels;
+    if (r->action != LSW_ACT_AVERAGE) {
+        w[0] = 1.0f;
+        return;
+    }
+    if (r->weighting == LSW_W_UNIFORM) {
+        for (size_t i = 0; i < k; i++)
+            w[i] = (float)(1.0 / (double)k);
+    } else if (r->weighting == LSW_W_EXPLICIT) {
+        double sum = 0;
+        for (size_t i = 0; i < k; i++)
+            sum += r->weights[i];
+        for (size_t i = 0; i < k; i++)
+            w[i] = r->normalize ? (float)(r->weights[i] / sum) : (float)r->weights[i];
+    } else {
+        for (size_t i = 0; i < k; i++)
+            w[i] = NAN;
+    }
+}
+
+static int check_agreement(lsw_plan *p, const int *used, const lsw_ckpt *ref)
+{
+    /* Every model a rule reads must hold exactly the reference's tensor names. */
+    for (size_t m = 0; m < p->cfg->nmodels; m++) {
+        if (!used[m] || !p->models[m] || p->models[m] == ref)
+            continue;
+        const lsw_ckpt *c = p->models[m];
+        for (size_t i = 0; i < lsw_ckpt_count(c); i++) {
+            const lsw_tensor_desc *d = lsw_ckpt_at(c, i);
+            if (!lsw_ckpt_find(ref, d->name))
+                return lsw_err_set(LSW_E_MISMATCH, "%s: tensor '%s': present in model '%s' but not in '%s' (%s); all merged models must have the same tensors",
+                                   lsw_ckpt_path(c), d->name, model_label(p, (int)m),
+                                   model_label(p, p->cfg->first_model), lsw_ckpt_path(ref));
+        }
+    }
+    return 0;
+}
+
+static int layout(lsw_plan *p)
+{
+    const lsw_output_cfg *o = &p->cfg->out;
+    lsw_layout_item *it = calloc(p->n ? p->n : 1, sizeof *it);
+    if (!it)
+        return lsw_err_set(LSW_E_NOMEM, "out of memory");
+    for (size_t i = 0; i < p->n; i++) {
+        const lsw_plan_tensor *t = &p->t[i];
+        it[i] = (lsw_layout_item){t->name, t->out_dtype, t->ndim, t->shape, t->numel, t->nbytes, t->layer, 0, 0};
+    }
+    int rc = lsw_layout_build(it, p->n, o->shard_size, o->shard_by_layer, &p->shards, &p->nshards);
+    for (size_t i = 0; i < p->n && !rc; i++) {
+        p->t[i].shard = it[i].shard;
+        p->t[i].offset = it[i].offset;
+    }
+    p->items = it;
+    for (size_t k = 0; k < p->nshards && !rc; k++) {
+        p->hash = lsw_fnv1a64(p->hash, p->shards[k].name, strlen(p->shards[k].name));
+        p->hash = lsw_fnv1a64(p->hash, p->shards[k].header, p->shards[k].data_start);
+    }
+    return rc;
+}
+
+int lsw_plan_build(const lsw_config *cfg, lsw_ckpt *const *models, lsw_plan **out)
+{
+    *out = NULL;
+    lsw_plan *p = calloc(1, sizeof *p);
+    int *used = calloc(cfg->nmodels, sizeof *used);
+    regex_t *re = NULL;
+    const lsw_tensor_desc **order = NULL;
+    int rc = 0;
+    if (!p || !used) {
+        rc = lsw_err_set(LSW_E_NOMEM, "out of memory");
+        goto out;
+    }
+    p->cfg = cfg;
+    p->models = models;
+    lsw_plan_models_used(cfg, used);
+    const lsw_ckpt *ref = models[cfg->first_model];
+    if (!ref) {
+        rc = lsw_err_set(LSW_E_INTERNAL, "reference model not opened");
+        goto out;
+    }
+    p->layers = lsw_ckpt_layers(ref);
+    if (cfg->method == LSW_METHOD_LAYER_SWAP)
+        rc = expand_layer_swap(p);
+    for (size_t i = 0; i < cfg->nrules && !rc; i++) {
+        const lsw_rule *r = &cfg->rules[i];
+        if (r->sel == LSW_SEL_RANGE && r->hi > p->layers)
+            rc = lsw_err_set(LSW_E_CONFIG, "%s: %s: layers [%" PRId64 ", %" PRId64 ") outside [0, %d): the model has %d layers",
+                             cfg->file, r->origin, r->lo, r->hi, p->layers, p->layers);
+        else
+            rc = copy_rule(p, r);
+    }
+    if (rc || (rc = check_agreement(p, used, ref)))
+        goto out;
+    re = calloc(p->nrules ? p->nrules : 1, sizeof *re);
+    if (!re) {
+        rc = lsw_err_set(LSW_E_NOMEM, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < p->nrules; i++)
+        if (p->rules[i].match && regcomp(&re[i], p->rules[i].match, REG_EXTENDED | REG_NOSUB) != 0) {
+            rc = lsw_err_set(LSW_E_CONFIG, "%s: %s: bad regular expression", cfg->file, p->rules[i].origin);
+            goto out;
+        }
+    /* output order */
+    p->n = lsw_ckpt_count(ref);
+    order = malloc((p->n ? p->n : 1) * sizeof *order);
+    p->t = calloc(p->n ? p->n : 1, sizeof *p->t);
+    size_t total_src = 0;
+    for (size_t i = 0; i < p->nrules; i++)
+        total_src = p->rules[i].nmodels > total_src ? p->rules[i].nmodels : total_src;
+    /* per-tensor arrays: models, sources, weights */
+    int *models_arr = p->models_arena = calloc(p->n * total_src + 1, sizeof(int));
+    const lsw_tensor_desc **src_arr = p->src_arena = calloc(p->n * total_src + 1, sizeof *src_arr);
+    float *w_arr = p->w_arena = calloc(p->n * total_src + 1, sizeof(float));
+    p->mav_needed = calloc(cfg->nmodels, sizeof *p->mav_needed);
+    if (!order || !p->t || !models_arr || !src_arr || !w_arr || !p->mav_needed) {
+        rc = lsw_err_set(LSW_E_NOMEM, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < p->n; i++)
+        order[i] = lsw_ckpt_at(ref, i);
+    qsort(order, p->n, sizeof *order, cfg->out.shard_by_layer ? cmp_by_layer : cmp_natural_desc);
+    p->ready = 1;
+    for (size_t i = 0; i < p->n && !rc; i++) {
+        const lsw_tensor_desc *d = order[i];
+        lsw_plan_tensor *t = &p->t[i];
+        t->name = d->name;
+        t->layer = d->layer;
+        t->ndim = d->ndim;
+        t->shape = d->shape;
+        t->numel = d->numel;
+        t->in_dtype = d->dtype;
+        t->models = models_arr + i * total_src;
+        t->src = src_arr + i * total_src;
+        t->w = w_arr + i * total_src;
+        size_t r = 0;
+        while (r < p->nrules && !rule_matches(&p->rules[r], &re[r], d->name, d->layer))
+            r++;
+        if (r == p->nrules) {
+            rc = lsw_err_set(LSW_E_CONFIG, "%s: tensor '%s': no rule matches it (every tensor needs a rule; add a catch-all rule last)",
+                             cfg->file, d->name);
+            break;
+        }
+        const lsw_rule *rl = &p->rules[r];
+        t->rule = r;
+        t->nsrc = rl->nmodels;
+        memcpy((int *)t->models, rl->models, rl->nmodels * sizeof(int));
+        rule_weights(rl, (float *)t->w);
+        if (rl->weighting == LSW_W_MAGNITUDE && rl->action == LSW_ACT_AVERAGE) {
+            p->ready = 0;
+            for (size_t j = 0; j < rl->nmodels; j++)
+                p->mav_needed[rl->models[j]] = 1;
+        }
+        for (size_t j = 0; j < t->nsrc && !rc; j++) {
+            const lsw_ckpt *mc = models[t->models[j]];
+            const lsw_tensor_desc *s = mc ? lsw_ckpt_find(mc, d->name) : NULL;
+            if (!s) {
+                rc = lsw_err_set(LSW_E_MISMATCH, "%s: tensor '%s': missing from model '%s', which %s reads",
+                                 mc ? lsw_ckpt_path(mc) : cfg->model_paths[t->models[j]], d->name,
+                                 model_label(p, t->models[j]), rl->origin);
+                break;
+            }
+            int same_shape = s->ndim == d->ndim;
+            for (size_t k = 0; same_shape && k < d->ndim; k++)
+                same_shape = s->shape[k] == d->shape[k];
+            if (!same_shape)
+                rc = lsw_err_set(LSW_E_MISMATCH, "%s: tensor '%s': shape differs between model '%s' and model '%s'",
+                                 lsw_ckpt_path(mc), d->name, model_label(p, t->models[j]),
+                                 model_label(p, cfg->first_model));
+            else if (rl->action == LSW_ACT_AVERAGE && s->dtype != d->dtype)
+                rc = lsw_err_set(LSW_E_MISMATCH, "%s: tensor '%s': dtype %s in model '%s' but %s in model '%s'; averaged tensors must agree",
+                                 lsw_ckpt_path(mc), d->name, lsw_dtype_name(s->dtype), model_label(p, t->models[j]),
+                                 lsw_dtype_name(d->dtype), model_label(p, cfg->first_model));
+            ((const lsw_tensor_desc **)t->src)[j] = s;
+        }
+        if (rc)
+            break;
+        t->in_dtype = t->src[0]->dtype;
+        if (rl->action == LSW_ACT_AVERAGE && !lsw_dtype_is_arith(t->in_dtype)) {
+            rc = lsw_err_set(LSW_E_INPUT, "%s: tensor '%s': dtype %s cannot be averaged (only BF16, F16, F32)",
+                             lsw_ckpt_path(ref), d->name, lsw_dtype_name(t->in_dtype));
+            break;
+        }
+        t->out_dtype = (cfg->out.dtype != LSW_DT_INVALID && lsw_dtype_is_arith(t->in_dtype)) ? cfg->out.dtype
+                                                                                              : t->in_dtype;
+        t->op = (rl->action != LSW_ACT_AVERAGE && t->out_dtype == t->in_dtype) ? LSW_OP_COPY : LSW_OP_WSUM;
+        t->nbytes = t->numel * lsw_dtype_size(t->out_dtype); /* no overflow: bounded by the input's */
+        p->total_bytes += t->nbytes;
+    }
+    if (rc)
+        goto out;
+    p->hash = lsw_fnv1a64(LSW_FNV1A64_INIT, &cfg->hash, sizeof cfg->hash);
+    for (size_t m = 0; m < cfg->nmodels; m++)
+        if (models[m]) {
+            uint64_t id = lsw_ckpt_identity(models[m]);
+            p->hash = lsw_fnv1a64(p->hash, &id, sizeof id);
+        }
+    uint64_t knobs[5] = {(uint64_t)cfg->out.format, (uint64_t)cfg->out.dtype, cfg->out.shard_size,
+                         (uint64_t)cfg->out.shard_by_layer, (uint64_t)cfg->out.zstd_level * 2 + (uint64_t)cfg->out.shuffle};
+    p->hash = lsw_fnv1a64(p->hash, knobs, sizeof knobs);
+    rc = layout(p);
+out:
+    if (re) {
+        for (size_t i = 0; i < p->nrules; i++)
+            if (p->rules[i].match)
+                regfree(&re[i]);
+        free(re);
+    }
+    free(order);
+    free(used);
+    if (rc) {
+        lsw_plan_free(p);
+        return rc;
+    }
+    *out = p;
+    return 0;
+}
+
+int lsw_plan_set_mav(lsw_plan *p, const double *mav)
+{
+    for (size_t i = 0; i < p->n; i++) {
+        lsw_plan_tensor *t = &p->t[i];
+        const lsw_rule *r = &p->rules[t->rule];
+        if (r->weighting != LSW_W_MAGNITUDE || r->action != LSW_ACT_AVERAGE)
+            continue;
+        double sum = 0;
+        for (size_t j = 0; j < t->nsrc; j++) {
+            double m = mav[t->models[j]];
+            if (!(m > 0) || !isfinite(m))
+                return lsw_err_set(LSW_E_INPUT, "%s: model '%s' has mean absolute delta %g against the base; magnitude weights need a non-zero, finite MAV",
+                                   p->cfg->model_paths[t->models[j]], p->cfg->model_names[t->models[j]], m);
+            sum += 1.0 / m;
+        }
+        for (size_t j = 0; j < t->nsrc; j++)
+            ((float *)t->w)[j] = (float)((1.0 / mav[t->models[j]]) / sum);
+    }
+    p->ready = 1;
+    return 0;
+}
+
+static const char *action_name(lsw_action a)
+{
+    return a == LSW_ACT_TAKE ? "take" : a == LSW_ACT_AVERAGE ? "average" : "base";
+}
+
+void lsw_plan_print(const lsw_plan *p, FILE *f)
+{
+    const lsw_config *c = p->cfg;
+    fprintf(f, "# layerswap plan: %d layers, %zu tensors, %" PRIu64 " bytes in %zu shard(s), format %s, dtype %s\n",
+            p->layers, p->n, p->total_bytes, p->nshards, c->out.format == LSW_FMT_HDF5 ? "hdf5" : "safetensors",
+            c->out.dtype == LSW_DT_INVALID ? "input" : lsw_dtype_torch_name(c->out.dtype));
+    for (size_t i = 0; i < p->nrules; i++) {
+        const lsw_rule *r = &p->rules[i];
+        fprintf(f, "# rule %zu (%s):", i, r->origin);
+        if (r->match)
+            fprintf(f, " match \"%s\"", r->match);
+        if (r->sel == LSW_SEL_RANGE)
+            fprintf(f, " layers [%" PRId64 ", %" PRId64 ")", r->lo, r->hi);
+        else if (r->sel == LSW_SEL_NON_LAYER)
+            fprintf(f, " non-layer tensors");
+        else if (!r->match)
+            fprintf(f, " any tensor");
+        fprintf(f, " -> %s", action_name(r->action));
+        for (size_t j = 0; j < r->nmodels; j++)
+            fprintf(f, "%s%s", j ? "," : " ", c->model_names[r->models[j]]);
+        if (r->action == LSW_ACT_AVERAGE)
+            fprintf(f, " weights %s", r->weighting == LSW_W_MAGNITUDE ? "magnitude"
+                                      : r->weighting == LSW_W_UNIFORM ? "uniform"
+                                      : r->normalize                  ? "explicit (normalised)"
+                                                                      : "explicit");
+        fprintf(f, "\n");
+    }
+    for (size_t k = 0; k < p->nshards; k++)
+        fprintf(f, "# shard %s: %zu tensors, %" PRIu64 " bytes\n", p->shards[k].name, p->shards[k].count,
+                p->shards[k].size);
+    for (size_t i = 0; i < p->n; i++) {
+        const lsw_plan_tensor *t = &p->t[i];
+        fprintf(f, "%s\t%s\t", t->name, action_name(p->rules[t->rule].action));
+        for (size_t j = 0; j < t->nsrc; j++)
+            fprintf(f, "%s%s", j ? "," : "", c->model_names[t->models[j]]);
+        fprintf(f, "\t");
+        for (size_t j = 0; j < t->nsrc; j++) {
+            if (isnan(t->w[j]))
+                fprintf(f, "%smagnitude", j ? "," : "");
+            else
+                fprintf(f, "%s%.9g", j ? "," : "", (double)t->w[j]);
+        }
+        fprintf(f, "\n");
+    }
+}
+
+void lsw_plan_free(lsw_plan *p)
+{
+    if (!p)
+        return;
+    for (size_t i = 0; i < p->nrules; i++) {
+        free(p->rules[i].match);
+        free(p->rules[i].models);
+        free(p->rules[i].weights);
+        free(p->rules[i].origin);
+    }
+    free(p->rules);
+    free(p->models_arena);
+    free(p->src_arena);
+    free(p->w_arena);
+    free(p->t);
+    lsw_layout_free_shards(p->shards, p->nshards);
+    free(p->items);
+    free(p->mav_needed);
+    free(p);
+}

@@ -1,0 +1,89 @@
+/* lsw_plan — what a merge writes, computed from the config and the input
+ * headers alone (no tensor data).
+ *
+ * Every rank computes the same plan.  It fixes, for every output tensor, the
+ * rule that produced it, its sources and f32 weights, its output dtype, and
+ * its place in the output: shard file and byte offset.  The layout depends
+ * only on the plan and `shard_size` / `shard_by`, never on who writes, so any
+ * rank can write any tensor.
+ *
+ * Output order: tensor names in natural order (digit runs compared as
+ * numbers: layers.2 before layers.10); with shard_by "layer", layer by layer
+ * and the non-layer tensors last.
+ */
+#ifndef LSW_PLAN_H
+#define LSW_PLAN_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "lsw_checkpoint.h"
+#include "lsw_config.h"
+#include "lsw_layout.h"
+
+typedef enum lsw_op {
+    LSW_OP_COPY, /* byte copy of source 0 */
+    LSW_OP_WSUM  /* weighted sum of the sources (a dtype conversion is a sum of one with weight 1) */
+} lsw_op;
+
+typedef struct lsw_plan_tensor {
+    const char *name;               /* borrowed from the reference checkpoint */
+    int layer;                      /* -1: non-layer */
+    size_t rule;                    /* index into plan->rules */
+    lsw_op op;
+    size_t nsrc;
+    const int *models;              /* nsrc model indices */
+    const lsw_tensor_desc *const *src; /* nsrc source tensors */
+    const float *w;                 /* nsrc weights (valid once lsw_plan_ready) */
+    lsw_dtype in_dtype, out_dtype;
+    size_t ndim;
+    const uint64_t *shape;
+    uint64_t numel;
+    uint64_t nbytes;                /* output bytes */
+    unsigned shard;
+    uint64_t offset;                /* absolute offset in the shard file */
+} lsw_plan_tensor;
+
+typedef lsw_layout_shard lsw_plan_shard;
+
+typedef struct lsw_plan {
+    const lsw_config *cfg;          /* borrowed */
+    lsw_ckpt *const *models;        /* borrowed, indexed like cfg->model_names (NULL: unused model) */
+    int layers;                     /* L */
+    size_t nrules;
+    lsw_rule *rules;                /* expanded rules (owned) */
+    size_t n;
+    lsw_plan_tensor *t;
+    size_t nshards;
+    lsw_plan_shard *shards;
+    uint64_t total_bytes;           /* output tensor bytes */
+    uint64_t hash;                  /* identity of config, inputs and layout */
+    int *mav_needed;                /* per model: 1 if magnitude weights need its model MAV */
+    int ready;                      /* all weights known */
+    int *models_arena;              /* storage behind every tensor's models/src/w */
+    const lsw_tensor_desc **src_arena;
+    float *w_arena;
+    lsw_layout_item *items;         /* the layout's view of the tensors (index writing) */
+} lsw_plan;
+
+/* Models (by index) that the config's method reads; 1 in used[i] for each.
+ * Magnitude weights add the base. */
+void lsw_plan_models_used(const lsw_config *cfg, int *used);
+
+/* Build the plan.  `models[i]` is the opened checkpoint of model i, or NULL
+ * for a model no rule reads.  Errors: LSW_E_CONFIG (layer ranges, unmatched
+ * tensors), LSW_E_MISMATCH (names, shapes, dtypes disagree), LSW_E_INPUT. */
+int lsw_plan_build(const lsw_config *cfg, lsw_ckpt *const *models, lsw_plan **out);
+void lsw_plan_free(lsw_plan *p);
+
+/* With the model MAVs (SPEC §4, indexed by model; only mav_needed entries
+ * are read) resolve magnitude weights.  LSW_E_INPUT if an MAV is 0 (an
+ * expert identical to the base has no inverse-MAV weight). */
+int lsw_plan_set_mav(lsw_plan *p, const double *model_mav);
+
+/* --dry-run: the expanded rules, the shard layout and one line per tensor:
+ * "NAME\tRULE\tSOURCES\tWEIGHTS". */
+void lsw_plan_print(const lsw_plan *p, FILE *f);
+
+#endif

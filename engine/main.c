@@ -1,0 +1,512 @@
+/* layerswap — command-line front end.  Parses arguments, runs one command,
+ * maps the library's error codes to the exit codes of SPEC §1. */
+#include <getopt.h>
+#include <inttypes.h>
+#include <mpi.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lsw_checkpoint.h"
+#include "lsw_commit.h"
+#include "lsw_config.h"
+#include "lsw_crc32c.h"
+#include "lsw_error.h"
+#include "lsw_execute.h"
+#include "lsw_io.h"
+#include "lsw_json.h"
+#include "lsw_plan.h"
+#include "lsw_synth.h"
+
+static int rank = 0, nranks = 1;
+
+static const char usage_main[] =
+    "Usage: layerswap COMMAND [ARGS]\n"
+    "Merge large language model checkpoints by layer swapping, streaming, exactly.\n"
+    "\n"
+    "Commands:\n"
+    "  merge CONFIG.json   run one merge (layer_swap, linear, rules)\n"
+    "  inspect PATH        validate a checkpoint and list its tensors\n"
+    "  verify DIR          check an output folder against its manifest\n"
+    "  synth ...           write a synthetic base and experts\n"
+    "  demo [DIR]          synth + layer swap on tiny data, in seconds\n"
+    "\n"
+    "Run 'layerswap COMMAND --help' for a command's options.\n"
+    "Exit codes: 0 success, 1 usage or config error, 2 bad input checkpoint,\n"
+    "3 interrupted (rerun to resume), 4 output or I/O error, 70 internal error.\n";
+
+static const char usage_merge[] =
+    "Usage: layerswap merge CONFIG.json [-o DIR] [--format safetensors|hdf5] [--mem BYTES]\n"
+    "                       [--progress SECS] [--dry-run] [--overwrite] [--quiet]\n"
+    "Run the merge that CONFIG.json describes (see README.md and configs/).\n"
+    "  -o, --output DIR    output folder (overrides output.path; relative to the current folder)\n"
+    "  --format F          safetensors (default) or hdf5 (overrides output.format)\n"
+    "  --mem BYTES         buffer budget, e.g. 64M, 2G (default 512M); peak memory stays near it\n"
+    "  --progress SECS     print a progress line every SECS seconds on stderr\n"
+    "  --dry-run           print the expanded rules and one line per output tensor\n"
+    "                      (name, rule, sources, weights); reads no tensor data\n"
+    "  --overwrite         replace an output folder that holds another merge\n"
+    "  --quiet             no summary line\n"
+    "All headers and the config are validated before any data is read. Outputs are\n"
+    "written under temporary names and renamed when complete; layerswap-manifest.json\n"
+    "is written last. An interrupted merge (exit 3) resumes when rerun.\n";
+
+static const char usage_inspect[] =
+    "Usage: layerswap inspect PATH\n"
+    "Validate a checkpoint (a folder, a .safetensors file or a model.safetensors.index.json)\n"
+    "against every rule of the safetensors format and list its tensors: name, dtype, shape, bytes.\n"
+    "Exit 0 if valid, 2 with a message naming file, tensor and rule if not.\n";
+
+static const char usage_verify[] =
+    "Usage: layerswap verify DIR\n"
+    "Check an output folder: every file of layerswap-manifest.json present with its size\n"
+    "and CRC-32C, and the checkpoint valid. Exit 0 only if everything matches.\n";
+
+static const char usage_synth[] =
+    "Usage: layerswap synth --layers N --hidden H --intermediate I --vocab V\n"
+    "                       [--dtype bf16|f16|f32] [--experts K] [--seed S] [--shard-size SIZE] -o DIR\n"
+    "Write DIR/base and K synthetic experts (DIR/task1, DIR/lang1, DIR/task2, ...) with\n"
+    "Llama tensor names, config.json and shards, for demos, tests and benchmarks.\n"
+    "Odd experts change the upper layers (task-like), even ones the first and last\n"
+    "layers' attention and the embeddings (language-like). Same seed, same bytes.\n";
+
+static const char usage_demo[] =
+    "Usage: layerswap demo [DIR]\n"
+    "Synthesise a tiny base and two experts in DIR (default ./layerswap-demo), write\n"
+    "DIR/merge.json (layer swap: bottom 2, top 1, one uniform transition layer each side),\n"
+    "merge into DIR/merged and verify it. Takes a second or two.\n";
+
+static int fail(const char *cmd, int rc)
+{
+    if (rank == 0) {
+        const char *d = lsw_err_detail();
+        fprintf(stderr, "layerswap %s: error: %s [%s, exit %d]\n", cmd, d[0] ? d : lsw_err_message(rc),
+                lsw_err_message(rc), lsw_err_exit_code(rc));
+    }
+    return lsw_err_exit_code(rc);
+}
+
+static int usage_error(const char *cmd, const char *usage, const char *fmt, const char *arg)
+{
+    if (rank == 0) {
+        fprintf(stderr, "layerswap %s: ", cmd);
+        fprintf(stderr, fmt, arg);
+        fprintf(stderr, "\n%s", usage);
+    }
+    return lsw_err_exit_code(LSW_E_USAGE);
+}
+
+static int wants_help(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
+            return 1;
+    return 0;
+}
+
+/* ---- merge --------------------------------------------------------------- */
+
+static void close_models(lsw_ckpt **m, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        lsw_ckpt_close(m[i]);
+    free(m);
+}
+
+/* Open every checkpoint the config uses; all headers validated. */
+static int open_models(const lsw_config *c, lsw_ckpt ***out)
+{
+    lsw_ckpt **m = calloc(c->nmodels, sizeof *m);
+    int *used = calloc(c->nmodels, sizeof *used);
+    if (!m || !used) {
+        free(m);
+        free(used);
+        return lsw_err_set(LSW_E_NOMEM, "out of memory");
+    }
+    lsw_plan_models_used(c, used);
+    int rc = 0;
+    for (size_t i = 0; i < c->nmodels && !rc; i++)
+        if (used[i])
+            rc = lsw_ckpt_open(c->model_paths[i], &m[i]);
+    free(used);
+    if (rc) {
+        close_models(m, c->nmodels);
+        return rc;
+    }
+    *out = m;
+    return 0;
+}
+
+static int cmd_merge(int argc, char **argv)
+{
+    static const struct option opts[] = {{"output", required_argument, 0, 'o'}, {"format", required_argument, 0, 'f'},
+                                         {"mem", required_argument, 0, 'm'},    {"progress", required_argument, 0, 'p'},
+                                         {"dry-run", no_argument, 0, 'd'},      {"overwrite", no_argument, 0, 'w'},
+                                         {"quiet", no_argument, 0, 'q'},        {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
+    const char *outdir = NULL, *format = NULL;
+    lsw_run_opts ro = {LSW_DEFAULT_MEM, 0, 0, 0};
+    int dry = 0, c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'o': outdir = optarg; break;
+        case 'f': format = optarg; break;
+        case 'm':
+            if (lsw_parse_size(optarg, &ro.mem) || ro.mem < LSW_MIN_MEM)
+                return usage_error("merge", usage_merge, "--mem needs a size of at least 1M, not '%s'", optarg);
+            break;
+        case 'p': {
+            char *end;
+            ro.progress = strtod(optarg, &end);
+            if (*end || !(ro.progress > 0))
+                return usage_error("merge", usage_merge, "--progress needs a positive number of seconds, not '%s'", optarg);
+            break;
+        }
+        case 'd': dry = 1; break;
+        case 'w': ro.overwrite = 1; break;
+        case 'q': ro.quiet = 1; break;
+        case 'h': if (rank == 0) fputs(usage_merge, stdout); return 0;
+        default: return usage_error("merge", usage_merge, "%s", "bad option");
+        }
+    }
+    if (optind != argc - 1)
+        return usage_error("merge", usage_merge, "%s", "needs exactly one CONFIG.json");
+    lsw_config *cfg = NULL;
+    int rc = lsw_config_load(argv[optind], &cfg);
+    if (rc)
+        return fail("merge", rc);
+    if (outdir) {
+        free(cfg->out.path);
+        cfg->out.path = strdup(outdir);
+    }
+    if (format) {
+        if (!strcmp(format, "hdf5"))
+            cfg->out.format = LSW_FMT_HDF5;
+        else if (!strcmp(format, "safetensors"))
+            cfg->out.format = LSW_FMT_SAFETENSORS;
+        else {
+            lsw_config_free(cfg);
+            return usage_error("merge", usage_merge, "--format must be safetensors or hdf5, not '%s'", format);
+        }
+    }
+    if (!cfg->out.path && !dry) {
+        lsw_config_free(cfg);
+        return usage_error("merge", usage_merge, "%s", "no output folder: give -o DIR or output.path in the config");
+    }
+    if (cfg->out.format == LSW_FMT_HDF5 && !dry) {
+        lsw_config_free(cfg);
+        lsw_err_set(LSW_E_CONFIG, "%s: HDF5 output is not available in this version; use safetensors", argv[optind]);
+        return fail("merge", LSW_E_CONFIG);
+    }
+    lsw_ckpt **models = NULL;
+    lsw_plan *plan = NULL;
+    rc = open_models(cfg, &models);
+    if (!rc)
+        rc = lsw_plan_build(cfg, models, &plan);
+    if (!rc && dry) {
+        if (rank == 0)
+            lsw_plan_print(plan, stdout);
+    } else if (!rc) {
+        if (rank == 0)
+            rc = lsw_execute_merge(plan, &ro);
+        /* Single-writer execution: every rank agrees on rank 0's result. */
+        MPI_Bcast(&rc, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    }
+    lsw_plan_free(plan);
+    if (models)
+        close_models(models, cfg->nmodels);
+    lsw_config_free(cfg);
+    return rc ? fail("merge", rc) : 0;
+}
+
+/* ---- inspect ------------------------------------------------------------- */
+
+static int cmd_inspect(int argc, char **argv)
+{
+    if (wants_help(argc, argv)) {
+        if (rank == 0)
+            fputs(usage_inspect, stdout);
+        return 0;
+    }
+    if (argc != 2)
+        return usage_error("inspect", usage_inspect, "%s", "needs exactly one PATH");
+    lsw_ckpt *c;
+    int rc = lsw_ckpt_open(argv[1], &c);
+    if (rc)
+        return fail("inspect", rc);
+    if (rank == 0) {
+        printf("# %s: %zu tensors, %d layers, %" PRIu64 " bytes of data in %zu file(s)\n", argv[1],
+               lsw_ckpt_count(c), lsw_ckpt_layers(c), lsw_ckpt_data_bytes(c), lsw_ckpt_file_count(c));
+        for (size_t i = 0; i < lsw_ckpt_count(c); i++) {
+            const lsw_tensor_desc *t = lsw_ckpt_at(c, i);
+            printf("%s\t%s\t[", t->name, lsw_dtype_name(t->dtype));
+            for (size_t d = 0; d < t->ndim; d++)
+                printf("%s%" PRIu64, d ? ", " : "", t->shape[d]);
+            printf("]\t%" PRIu64 "\n", t->nbytes);
+        }
+    }
+    lsw_ckpt_close(c);
+    return 0;
+}
+
+/* ---- verify -------------------------------------------------------------- */
+
+static int verify_dir(const char *dir)
+{
+    char *mp = lsw_path_join(dir, LSW_MANIFEST_NAME), *text = NULL;
+    size_t len;
+    if (!mp)
+        return lsw_err_set(LSW_E_NOMEM, "out of memory");
+    int rc = lsw_read_file(mp, &text, &len);
+    if (rc) {
+        lsw_err_clear();
+        rc = lsw_err_set(LSW_E_VERIFY, "%s: no manifest: the output is incomplete (interrupted, or still being written)", mp);
+        free(mp);
+        return rc;
+    }
+    char why[256];
+    lsw_json_doc *doc = NULL;
+    const lsw_json *files = NULL;
+    if (lsw_json_parse(text, len, &doc, why, sizeof why) != 0)
+        rc = lsw_err_set(LSW_E_VERIFY, "%s: manifest is not valid JSON: %s", mp, why);
+    else if (!(files = lsw_json_get(lsw_json_root(doc), "files")) || lsw_json_type_of(files) != LSW_JSON_ARRAY)
+        rc = lsw_err_set(LSW_E_VERIFY, "%s: manifest has no \"files\" array", mp);
+    size_t bad = 0;
+    for (size_t i = 0; !rc && i < lsw_json_count(files); i++) {
+        const lsw_json *f = lsw_json_at(files, i);
+        const char *name = lsw_json_str(lsw_json_get(f, "name"), NULL);
+        const char *crcs = lsw_json_str(lsw_json_get(f, "crc32c"), NULL);
+        uint64_t bytes;
+        if (!name || !crcs || lsw_json_u64(lsw_json_get(f, "bytes"), &bytes) || strchr(name, '/')) {
+            rc = lsw_err_set(LSW_E_VERIFY, "%s: files[%zu] is malformed", mp, i);
+            break;
+        }
+        char *p = lsw_path_join(dir, name), *data = NULL;
+        size_t dl = 0;
+        const char *problem = NULL;
+        if (!p || lsw_read_file(p, &data, &dl) != 0)
+            problem = "missing or unreadable";
+        else if (dl != bytes)
+            problem = "size differs from the manifest";
+        else if (lsw_crc32c(0, data, dl) != (uint32_t)strtoul(crcs, NULL, 16))
+            problem = "CRC-32C differs from the manifest";
+        lsw_err_clear();
+        if (rank == 0)
+            printf("%s\t%s\n", name, problem ? problem : "ok");
+        if (problem) {
+            if (!bad)
+                lsw_err_set(LSW_E_VERIFY, "%s/%s: %s", dir, name, problem);
+            bad++;
+        }
+        free(data);
+        free(p);
+    }
+    if (!rc && bad)
+        rc = LSW_E_VERIFY;
+    if (!rc) {
+        lsw_ckpt *c;
+        rc = lsw_ckpt_open(dir, &c);
+        lsw_ckpt_close(c);
+        if (rc) {
+            char d[1024];
+            snprintf(d, sizeof d, "%s", lsw_err_detail());
+            lsw_err_clear();
+            rc = lsw_err_set(LSW_E_VERIFY, "%s", d);
+        }
+    }
+    lsw_json_free(doc);
+    free(text);
+    free(mp);
+    return rc;
+}
+
+static int cmd_verify(int argc, char **argv)
+{
+    if (wants_help(argc, argv)) {
+        if (rank == 0)
+            fputs(usage_verify, stdout);
+        return 0;
+    }
+    if (argc != 2)
+        return usage_error("verify", usage_verify, "%s", "needs exactly one DIR");
+    int rc = verify_dir(argv[1]);
+    if (rc)
+        return fail("verify", rc);
+    if (rank == 0)
+        printf("# %s: complete, every file matches the manifest\n", argv[1]);
+    return 0;
+}
+
+/* ---- synth --------------------------------------------------------------- */
+
+static int parse_u64_arg(const char *s, uint64_t *out)
+{
+    char *end;
+    if (!s || !*s || *s == '-')
+        return -1;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (*end || v == 0)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static int cmd_synth(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"layers", required_argument, 0, 'L'}, {"hidden", required_argument, 0, 'H'},
+        {"intermediate", required_argument, 0, 'I'}, {"vocab", required_argument, 0, 'V'},
+        {"dtype", required_argument, 0, 'd'}, {"experts", required_argument, 0, 'k'},
+        {"seed", required_argument, 0, 's'}, {"shard-size", required_argument, 0, 'z'},
+        {"output", required_argument, 0, 'o'}, {"progress", required_argument, 0, 'p'},
+        {"overwrite", no_argument, 0, 'w'}, {"quiet", no_argument, 0, 'q'}, {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
+    lsw_synth_opts so = {0, 0, 0, 0, LSW_DT_BF16, 2, 0, 2000000000ULL, 0, 0, 0};
+    const char *out = NULL;
+    uint64_t v;
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'L':
+            if (parse_u64_arg(optarg, &v) || v > 100000)
+                return usage_error("synth", usage_synth, "--layers needs a positive integer, not '%s'", optarg);
+            so.layers = (int)v;
+            break;
+        case 'H': if (parse_u64_arg(optarg, &so.hidden)) return usage_error("synth", usage_synth, "bad --hidden '%s'", optarg); break;
+        case 'I': if (parse_u64_arg(optarg, &so.intermediate)) return usage_error("synth", usage_synth, "bad --intermediate '%s'", optarg); break;
+        case 'V': if (parse_u64_arg(optarg, &so.vocab)) return usage_error("synth", usage_synth, "bad --vocab '%s'", optarg); break;
+        case 'd':
+            so.dtype = !strcmp(optarg, "bf16") || !strcmp(optarg, "bfloat16") ? LSW_DT_BF16
+                       : !strcmp(optarg, "f16") || !strcmp(optarg, "float16") ? LSW_DT_F16
+                       : !strcmp(optarg, "f32") || !strcmp(optarg, "float32") ? LSW_DT_F32 : LSW_DT_INVALID;
+            if (so.dtype == LSW_DT_INVALID)
+                return usage_error("synth", usage_synth, "--dtype must be bf16, f16 or f32, not '%s'", optarg);
+            break;
+        case 'k': {
+            char *end;
+            long k = strtol(optarg, &end, 10);
+            if (*end || k < 0 || k > 64)
+                return usage_error("synth", usage_synth, "--experts must be 0..64, not '%s'", optarg);
+            so.experts = (int)k;
+            break;
+        }
+        case 's': {
+            char *end;
+            so.seed = strtoull(optarg, &end, 10);
+            if (*end)
+                return usage_error("synth", usage_synth, "--seed needs an integer, not '%s'", optarg);
+            break;
+        }
+        case 'z':
+            if (lsw_parse_size(optarg, &so.shard_size))
+                return usage_error("synth", usage_synth, "bad --shard-size '%s'", optarg);
+            break;
+        case 'o': out = optarg; break;
+        case 'p': so.progress = atof(optarg); break;
+        case 'w': so.overwrite = 1; break;
+        case 'q': so.quiet = 1; break;
+        case 'h': if (rank == 0) fputs(usage_synth, stdout); return 0;
+        default: return usage_error("synth", usage_synth, "%s", "bad option");
+        }
+    }
+    if (optind != argc)
+        return usage_error("synth", usage_synth, "unexpected argument '%s'", argv[optind]);
+    if (!out || !so.layers || !so.hidden || !so.intermediate || !so.vocab)
+        return usage_error("synth", usage_synth, "%s", "needs --layers, --hidden, --intermediate, --vocab and -o");
+    int rc = 0;
+    if (rank == 0)
+        rc = lsw_synth(out, &so);
+    MPI_Bcast(&rc, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    return rc ? fail("synth", rc) : 0;
+}
+
+/* ---- demo ---------------------------------------------------------------- */
+
+static int cmd_demo(int argc, char **argv)
+{
+    if (wants_help(argc, argv)) {
+        if (rank == 0)
+            fputs(usage_demo, stdout);
+        return 0;
+    }
+    if (argc > 2)
+        return usage_error("demo", usage_demo, "%s", "takes at most one DIR");
+    const char *dir = argc == 2 ? argv[1] : "layerswap-demo";
+    lsw_synth_opts so = {8, 64, 176, 256, LSW_DT_BF16, 2, 2024, 2000000000ULL, 0, 0, 1};
+    int rc = 0;
+    if (rank == 0) {
+        printf("layerswap demo: synthesising a base and two experts (8 layers, hidden 64) in %s\n", dir);
+        rc = lsw_synth(dir, &so);
+    }
+    MPI_Bcast(&rc, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    if (rc)
+        return fail("demo", rc);
+    static const char cfg[] =
+        "{\n  \"models\": {\"base\": \"base\", \"math\": \"task1\", \"swahili\": \"lang1\"},\n"
+        "  \"base\": \"base\",\n  \"method\": \"layer_swap\",\n"
+        "  \"layer_swap\": {\"task_expert\": \"math\", \"language_expert\": \"swahili\",\n"
+        "                 \"bottom\": 2, \"top\": 1, \"lower_transition\": 1, \"upper_transition\": 1,\n"
+        "                 \"transition_weights\": \"uniform\", \"non_layer\": \"average\", \"non_layer_weights\": \"uniform\"},\n"
+        "  \"output\": {\"path\": \"merged\", \"format\": \"safetensors\", \"dtype\": \"input\"}\n}\n";
+    if (rank == 0)
+        rc = lsw_write_file_atomic(dir, "merge.json", cfg, sizeof cfg - 1);
+    MPI_Bcast(&rc, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    if (rc)
+        return fail("demo", rc);
+    char *cfgpath = lsw_path_join(dir, "merge.json");
+    char *args[] = {"merge", cfgpath, "--overwrite", NULL};
+    if (rank == 0)
+        printf("layerswap demo: layer swap (language expert: layers 0-1 and 7; math expert: 3-5; averaged: 2 and 6)\n");
+    int ex = cmd_merge(3, args);
+    free(cfgpath);
+    if (ex)
+        return ex;
+    char *merged = lsw_path_join(dir, "merged");
+    rc = verify_dir(merged);
+    if (!rc && rank == 0)
+        printf("layerswap demo: %s verified against its manifest.\nNext: layerswap merge %s/merge.json --dry-run\n",
+               merged, dir);
+    free(merged);
+    return rc ? fail("demo", rc) : 0;
+}
+
+int main(int argc, char **argv)
+{
+    MPI_Init(&argc, &argv);
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &nranks);
+    lsw_io_set_rank(rank);
+    lsw_install_stop_handlers();
+    int ex;
+    if (argc < 2) {
+        if (rank == 0)
+            fputs(usage_main, stderr);
+        ex = 1;
+    } else if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        if (rank == 0)
+            fputs(usage_main, stdout);
+        ex = 0;
+    } else if (!strcmp(argv[1], "--version")) {
+        if (rank == 0)
+            printf("layerswap %s\n", LSW_VERSION);
+        ex = 0;
+    } else if (!strcmp(argv[1], "merge"))
+        ex = cmd_merge(argc - 1, argv + 1);
+    else if (!strcmp(argv[1], "inspect"))
+        ex = cmd_inspect(argc - 1, argv + 1);
+    else if (!strcmp(argv[1], "verify"))
+        ex = cmd_verify(argc - 1, argv + 1);
+    else if (!strcmp(argv[1], "synth"))
+        ex = cmd_synth(argc - 1, argv + 1);
+    else if (!strcmp(argv[1], "demo"))
+        ex = cmd_demo(argc - 1, argv + 1);
+    else {
+        if (rank == 0)
+            fprintf(stderr, "layerswap: unknown command '%s'\n%s", argv[1], usage_main);
+        ex = 1;
+    }
+    MPI_Finalize();
+    return ex;
+}

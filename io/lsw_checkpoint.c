@@ -1,0 +1,295 @@
+#include "lsw_checkpoint.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lsw_crc32c.h"
+#include "lsw_error.h"
+#include "lsw_io.h"
+#include "lsw_json.h"
+#include "lsw_safetensors.h"
+
+struct lsw_ckpt {
+    char *path;
+    char *folder;
+    size_t nfiles;
+    lsw_st_file **files;
+    size_t n;
+    lsw_tensor_desc *t; /* sorted by name */
+    int layers;
+    uint64_t data_bytes;
+    uint64_t identity;
+};
+
+int lsw_layer_of(const char *name)
+{
+    for (const char *p = strstr(name, "layers."); p; p = strstr(p + 1, "layers.")) {
+        const char *d = p + 7;
+        int v = 0, nd = 0;
+        while (*d >= '0' && *d <= '9' && nd < 9) {
+            v = v * 10 + (*d - '0');
+            d++;
+            nd++;
+        }
+        if (nd > 0 && *d == '.')
+            return v;
+    }
+    return -1;
+}
+
+static int ends_with(const char *s, const char *suf)
+{
+    size_t ls = strlen(s), lf = strlen(suf);
+    return ls >= lf && strcmp(s + ls - lf, suf) == 0;
+}
+
+static int is_pickle(const char *p)
+{
+    return ends_with(p, ".bin") || ends_with(p, ".pt") || ends_with(p, ".pth") || ends_with(p, ".ckpt") ||
+           ends_with(p, ".pkl");
+}
+
+static int cmp_desc(const void *a, const void *b)
+{
+    return strcmp(((const lsw_tensor_desc *)a)->name, ((const lsw_tensor_desc *)b)->name);
+}
+
+static int add_file(lsw_ckpt *c, const char *path)
+{
+    lsw_st_file **nf = realloc(c->files, (c->nfiles + 1) * sizeof *nf);
+    if (!nf)
+        return lsw_err_set(LSW_E_NOMEM, "out of memory");
+    c->files = nf;
+    int rc = lsw_st_open(path, &c->files[c->nfiles]);
+    if (rc)
+        return rc;
+    c->nfiles++;
+    return 0;
+}
+
+/* Validate an index and open the shards it names, in order of first mention. */
+static int open_index(lsw_ckpt *c, const char *index_path)
+{
+    char *text = NULL;
+    size_t len = 0;
+    int rc = lsw_read_file(index_path, &text, &len);
+    if (rc)
+        return rc;
+    char why[256];
+    lsw_json_doc *doc = NULL;
+    if (lsw_json_parse(text, len, &doc, why, sizeof why) != 0) {
+        rc = lsw_err_set(LSW_E_INPUT, "%s: index is not valid JSON: %s", index_path, why);
+        goto out;
+    }
+    const lsw_json *root = lsw_json_root(doc), *wm = lsw_json_get(root, "weight_map");
+    if (lsw_json_type_of(root) != LSW_JSON_OBJECT || !wm || lsw_json_type_of(wm) != LSW_JSON_OBJECT) {
+        rc = lsw_err_set(LSW_E_INPUT, "%s: index has no \"weight_map\" object", index_path);
+        goto out;
+    }
+    size_t n = lsw_json_count(wm);
+    /* Distinct shard names, in order of first mention. */
+    const char **shards = calloc(n ? n : 1, sizeof *shards);
+    size_t nshards = 0;
+    if (!shards) {
+        rc = lsw_err_set(LSW_E_NOMEM, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < n && !rc; i++) {
+        const char *tname = lsw_json_key(wm, i, NULL);
+        size_t sl;
+        const char *s = lsw_json_str(lsw_json_at(wm, i), &sl);
+        if (!s)
+            rc = lsw_err_set(LSW_E_INPUT, "%s: tensor '%s': weight_map value is not a string", index_path, tname);
+        else if (sl == 0 || lsw_json_str_has_nul(lsw_json_at(wm, i)) || strchr(s, '/') || strchr(s, '\\') ||
+                 strcmp(s, ".") == 0 || strcmp(s, "..") == 0)
+            rc = lsw_err_set(LSW_E_INPUT, "%s: tensor '%s': shard \"%s\" is not a plain file name in the index's folder",
+                             index_path, tname, s);
+        else if (is_pickle(s))
+            rc = lsw_err_set(LSW_E_INPUT, "%s: tensor '%s': shard \"%s\" is a pickle file; pickle checkpoints are refused",
+                             index_path, tname, s);
+        else {
+            size_t k = 0;
+            while (k < nshards && strcmp(shards[k], s) != 0)
+                k++;
+            if (k == nshards)
+                shards[nshards++] = s;
+        }
+    }
+    for (size_t k = 0; k < nshards && !rc; k++) {
+        char *p = lsw_path_join(c->folder, shards[k]);
+        if (!p)
+            rc = lsw_err_set(LSW_E_NOMEM, "out of memory");
+        else if (!lsw_is_file(p))
+            rc = lsw_err_set(LSW_E_INPUT, "%s: shard \"%s\" named by the index does not exist", index_path, shards[k]);
+        else
+            rc = add_file(c, p);
+        free(p);
+    }
+    /* Every listed tensor must be in the shard the index names. */
+    for (size_t i = 0; i < n && !rc; i++) {
+        const char *tname = lsw_json_key(wm, i, NULL);
+        const char *s = lsw_json_str(lsw_json_at(wm, i), NULL);
+        size_t k = 0;
+        while (strcmp(shards[k], s) != 0)
+            k++;
+        if (!lsw_st_find(c->files[k], tname))
+            rc = lsw_err_set(LSW_E_INPUT, "%s: tensor '%s': listed in shard \"%s\" but not present there",
+                             index_path, tname, s);
+    }
+    free(shards);
+out:
+    lsw_json_free(doc);
+    free(text);
+    return rc;
+}
+
+static int build_table(lsw_ckpt *c)
+{
+    size_t n = 0;
+    for (size_t f = 0; f < c->nfiles; f++)
+        n += lsw_st_count(c->files[f]);
+    c->t = calloc(n ? n : 1, sizeof *c->t);
+    if (!c->t)
+        return lsw_err_set(LSW_E_NOMEM, "out of memory");
+    uint64_t id = LSW_FNV1A64_INIT;
+    for (size_t f = 0; f < c->nfiles; f++) {
+        size_t hl;
+        const char *h = lsw_st_header(c->files[f], &hl);
+        uint64_t sz[2] = {lsw_st_file_size(c->files[f]), lsw_st_mtime_ns(c->files[f])};
+        id = lsw_fnv1a64(id, h, hl);
+        id = lsw_fnv1a64(id, sz, sizeof sz);
+        for (size_t i = 0; i < lsw_st_count(c->files[f]); i++) {
+            const lsw_st_tensor *s = lsw_st_at(c->files[f], i);
+            lsw_tensor_desc *d = &c->t[c->n++];
+            d->name = s->name;
+            d->dtype = s->dtype;
+            d->ndim = s->ndim;
+            d->shape = s->shape;
+            d->numel = s->numel;
+            d->nbytes = s->nbytes;
+            d->layer = lsw_layer_of(s->name);
+            d->file = (unsigned)f;
+            d->offset = s->offset;
+            if (d->layer + 1 > c->layers)
+                c->layers = d->layer + 1;
+            c->data_bytes += d->nbytes;
+        }
+    }
+    c->identity = id;
+    qsort(c->t, c->n, sizeof *c->t, cmp_desc);
+    for (size_t i = 1; i < c->n; i++)
+        if (strcmp(c->t[i - 1].name, c->t[i].name) == 0)
+            return lsw_err_set(LSW_E_INPUT, "%s: tensor '%s': present in two shards (%s and %s)", c->path,
+                               c->t[i].name, lsw_st_path(c->files[c->t[i - 1].file]),
+                               lsw_st_path(c->files[c->t[i].file]));
+    return 0;
+}
+
+int lsw_ckpt_open(const char *path, lsw_ckpt **out)
+{
+    *out = NULL;
+    lsw_ckpt *c = calloc(1, sizeof *c);
+    if (!c || !(c->path = strdup(path))) {
+        free(c);
+        return lsw_err_set(LSW_E_NOMEM, "out of memory");
+    }
+    int rc = 0;
+    char *p1 = NULL, *p2 = NULL, *p3 = NULL;
+    if (lsw_is_dir(path)) {
+        c->folder = strdup(path);
+        p1 = lsw_path_join(path, "model.safetensors");
+        p2 = lsw_path_join(path, "model.safetensors.index.json");
+        p3 = lsw_path_join(path, "pytorch_model.bin");
+        if (!c->folder || !p1 || !p2 || !p3)
+            rc = lsw_err_set(LSW_E_NOMEM, "out of memory");
+        else if (lsw_is_file(p1))
+            rc = add_file(c, p1);
+        else if (lsw_is_file(p2))
+            rc = open_index(c, p2);
+        else if (lsw_is_file(p3))
+            rc = lsw_err_set(LSW_E_INPUT, "%s: holds only a pickle checkpoint (pytorch_model.bin); pickle checkpoints are refused, convert to safetensors",
+                             path);
+        else
+            rc = lsw_err_set(LSW_E_INPUT, "%s: folder has neither model.safetensors nor model.safetensors.index.json",
+                             path);
+    } else if (lsw_is_file(path)) {
+        if (is_pickle(path))
+            rc = lsw_err_set(LSW_E_INPUT, "%s: pickle checkpoints are refused (they can run code); convert to safetensors", path);
+        else if (ends_with(path, ".json")) {
+            c->folder = lsw_dirname(path);
+            rc = c->folder ? open_index(c, path) : lsw_err_set(LSW_E_NOMEM, "out of memory");
+        } else
+            rc = add_file(c, path);
+    } else {
+        rc = lsw_err_set(LSW_E_NOTFOUND, "%s: no such file or folder", path);
+    }
+    if (!rc)
+        rc = build_table(c);
+    free(p1);
+    free(p2);
+    free(p3);
+    if (rc) {
+        lsw_ckpt_close(c);
+        return rc;
+    }
+    *out = c;
+    return 0;
+}
+
+void lsw_ckpt_close(lsw_ckpt *c)
+{
+    if (!c)
+        return;
+    for (size_t f = 0; f < c->nfiles; f++)
+        lsw_st_close(c->files[f]);
+    free(c->files);
+    free(c->t);
+    free(c->folder);
+    free(c->path);
+    free(c);
+}
+
+const char *lsw_ckpt_path(const lsw_ckpt *c) { return c->path; }
+const char *lsw_ckpt_folder(const lsw_ckpt *c) { return c->folder; }
+size_t lsw_ckpt_count(const lsw_ckpt *c) { return c->n; }
+const lsw_tensor_desc *lsw_ckpt_at(const lsw_ckpt *c, size_t i) { return i < c->n ? &c->t[i] : NULL; }
+int lsw_ckpt_layers(const lsw_ckpt *c) { return c->layers; }
+size_t lsw_ckpt_file_count(const lsw_ckpt *c) { return c->nfiles; }
+const char *lsw_ckpt_file_path(const lsw_ckpt *c, unsigned f) { return lsw_st_path(c->files[f]); }
+uint64_t lsw_ckpt_data_bytes(const lsw_ckpt *c) { return c->data_bytes; }
+uint64_t lsw_ckpt_identity(const lsw_ckpt *c) { return c->identity; }
+
+const lsw_tensor_desc *lsw_ckpt_find(const lsw_ckpt *c, const char *name)
+{
+    size_t lo = 0, hi = c->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int k = strcmp(c->t[mid].name, name);
+        if (k == 0)
+            return &c->t[mid];
+        if (k < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}
+
+int lsw_ckpt_read(const lsw_ckpt *c, const lsw_tensor_desc *t, uint64_t off, void *buf, size_t n)
+{
+    if (off > t->nbytes || n > t->nbytes - off)
+        return lsw_err_set(LSW_E_INTERNAL, "%s: tensor '%s': read of [%llu, +%zu) outside the tensor", c->path,
+                           t->name, (unsigned long long)off, n);
+    lsw_st_file *f = c->files[t->file];
+    int rc = lsw_pread_full(lsw_st_fd(f), buf, n, t->offset + off, lsw_st_path(f));
+    if (rc) {
+        /* Add the tensor to the detail the low-level read recorded. */
+        char d[1024];
+        snprintf(d, sizeof d, "%s (tensor '%s')", lsw_err_detail(), t->name);
+        lsw_err_clear();
+        lsw_err_set(rc, "%s", d);
+    }
+    return rc;
+}

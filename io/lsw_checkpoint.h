@@ -1,0 +1,61 @@
+/* lsw_checkpoint — one input model, whatever its files.
+ *
+ * A checkpoint is a single `.safetensors` file, a folder holding
+ * `model.safetensors`, or a folder holding `model.safetensors.index.json`
+ * plus the shards it names:
+ *   {"metadata": {...}, "weight_map": {"<tensor>": "<shard file name>", ...}}
+ * Shard names must be plain file names of the same folder; every listed
+ * tensor must be in its shard and no tensor may be in two shards.  Pickle
+ * checkpoints (*.bin, *.pt, *.pth, *.ckpt, *.pkl) are refused.
+ *
+ * All headers are validated at open; tensor data is read later, by range.
+ */
+#ifndef LSW_CHECKPOINT_H
+#define LSW_CHECKPOINT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lsw_dtype.h"
+
+typedef struct lsw_tensor_desc {
+    const char *name;
+    lsw_dtype dtype;
+    size_t ndim;
+    const uint64_t *shape;
+    uint64_t numel;
+    uint64_t nbytes;
+    int layer;       /* i of "layers.<i>." in the name, or -1 */
+    unsigned file;   /* which file of the checkpoint holds it */
+    uint64_t offset; /* absolute offset of its first byte in that file */
+} lsw_tensor_desc;
+
+typedef struct lsw_ckpt lsw_ckpt; /* opaque */
+
+/* Open and validate the checkpoint at `path`.  Errors: LSW_E_NOTFOUND,
+ * LSW_E_INPUT (recorded with file, tensor and rule), LSW_E_NOMEM. */
+int lsw_ckpt_open(const char *path, lsw_ckpt **out);
+void lsw_ckpt_close(lsw_ckpt *c); /* accepts NULL */
+
+const char *lsw_ckpt_path(const lsw_ckpt *c);
+/* The folder of a folder checkpoint (config and tokenizer files live there); NULL for a single file. */
+const char *lsw_ckpt_folder(const lsw_ckpt *c);
+size_t lsw_ckpt_count(const lsw_ckpt *c);
+/* Tensor i in name order (byte-wise). */
+const lsw_tensor_desc *lsw_ckpt_at(const lsw_ckpt *c, size_t i);
+const lsw_tensor_desc *lsw_ckpt_find(const lsw_ckpt *c, const char *name);
+/* Number of layers: 1 + the largest layer index, 0 if none. */
+int lsw_ckpt_layers(const lsw_ckpt *c);
+size_t lsw_ckpt_file_count(const lsw_ckpt *c);
+const char *lsw_ckpt_file_path(const lsw_ckpt *c, unsigned file);
+/* Total bytes of all tensor data. */
+uint64_t lsw_ckpt_data_bytes(const lsw_ckpt *c);
+/* 64-bit identity of the checkpoint: its headers, file sizes and modification times. */
+uint64_t lsw_ckpt_identity(const lsw_ckpt *c);
+/* Read bytes [off, off + n) of tensor t.  LSW_E_READ names file and tensor. */
+int lsw_ckpt_read(const lsw_ckpt *c, const lsw_tensor_desc *t, uint64_t off, void *buf, size_t n);
+
+/* Layer index of a tensor name (i of "layers.<i>."), or -1. */
+int lsw_layer_of(const char *name);
+
+#endif

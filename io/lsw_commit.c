@@ -1,0 +1,373 @@
+#include "lsw_commit.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "lsw_crc32c.h"
+#include "lsw_error.h"
+#include "lsw_io.h"
+#include "lsw_json.h"
+#include "lsw_strbuf.h"
+
+typedef struct rec { char *name; uint64_t bytes; uint32_t crc; } rec;
+
+struct lsw_outdir {
+    char *dir;
+    uint64_t hash;
+    rec *journal;   /* finished by an earlier run of this plan */
+    size_t njournal;
+    rec *files;     /* finished in this run (or reused) */
+    size_t nfiles;
+    int jfd;        /* journal, append */
+};
+
+static char *pathf(const char *dir, const char *prefix, const char *name, const char *suffix)
+{
+    size_t n = strlen(dir) + strlen(prefix) + strlen(name) + strlen(suffix) + 2;
+    char *p = malloc(n);
+    if (p)
+        snprintf(p, n, "%s/%s%s%s", dir, prefix, name, suffix);
+    return p;
+}
+
+static int add_rec(rec **arr, size_t *n, const char *name, uint64_t bytes, uint32_t crc)
+{
+    rec *r = realloc(*arr, (*n + 1) * sizeof *r);
+    if (!r)
+        return lsw_err_set(LSW_E_NOMEM, "out of memory");
+    *arr = r;
+    if (!(r[*n].name = strdup(name)))
+        return lsw_err_set(LSW_E_NOMEM, "out of memory");
+    r[*n].bytes = bytes;
+    r[*n].crc = crc;
+    (*n)++;
+    return 0;
+}
+
+/* Plan hash recorded in the manifest, or 0 if none/unreadable. */
+static uint64_t manifest_hash(const char *dir)
+{
+    char *p = pathf(dir, "", LSW_MANIFEST_NAME, ""), *text = NULL;
+    size_t len;
+    uint64_t h = 0;
+    if (p && lsw_read_file(p, &text, &len) == 0) {
+        lsw_json_doc *doc;
+        if (lsw_json_parse(text, len, &doc, NULL, 0) == 0) {
+            const char *s = lsw_json_str(lsw_json_get(lsw_json_root(doc), "plan_hash"), NULL);
+            if (s)
+                h = strtoull(s, NULL, 16);
+            lsw_json_free(doc);
+        }
+    }
+    lsw_err_clear();
+    free(text);
+    free(p);
+    return h;
+}
+
+/* Read the journal; returns its plan hash (0 if absent). */
+static uint64_t read_journal(lsw_outdir *o)
+{
+    char *p = pathf(o->dir, "", LSW_STATE_NAME, ""), *text = NULL;
+    size_t len;
+    uint64_t h = 0;
+    if (p && lsw_read_file(p, &text, &len) == 0) {
+        char *save = NULL;
+        for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+            char name[512];
+            unsigned long long bytes, hh;
+            unsigned crc;
+            if (sscanf(line, "layerswap-state 1 %llx", &hh) == 1)
+                h = hh;
+            else if (h && sscanf(line, "done %511s %llu %x", name, &bytes, &crc) == 3)
+                add_rec(&o->journal, &o->njournal, name, bytes, crc);
+        }
+    }
+    lsw_err_clear();
+    free(text);
+    free(p);
+    return h;
+}
+
+static int remove_name(const char *dir, const char *name)
+{
+    char *p = pathf(dir, "", name, "");
+    if (!p)
+        return lsw_err_set(LSW_E_NOMEM, "out of memory");
+    int rc = 0;
+    if (unlink(p) != 0 && errno != ENOENT)
+        rc = lsw_err_set(LSW_E_IO, "%s: cannot remove: %s", p, strerror(errno));
+    free(p);
+    return rc;
+}
+
+static void remove_temporaries(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t l = strlen(e->d_name);
+        if (e->d_name[0] == '.' && l > 8 && strcmp(e->d_name + l - 8, ".lsw-tmp") == 0)
+            remove_name(dir, e->d_name);
+    }
+    closedir(d);
+}
+
+static int journal_start(lsw_outdir *o, int keep)
+{
+    char *p = pathf(o->dir, "", LSW_STATE_NAME, "");
+    if (!p)
+        return lsw_err_set(LSW_E_NOMEM, "out of memory");
+    o->jfd = open(p, O_WRONLY | O_CREAT | O_APPEND | (keep ? 0 : O_TRUNC) | O_CLOEXEC, 0644);
+    int rc = 0;
+    if (o->jfd < 0)
+        rc = lsw_err_set(LSW_E_IO, "%s: cannot create the journal: %s", p, strerror(errno));
+    else if (!keep) {
+        char line[64];
+        int n = snprintf(line, sizeof line, "layerswap-state 1 %016" PRIx64 "\n", o->hash);
+        if (write(o->jfd, line, (size_t)n) != n)
+            rc = lsw_err_set(LSW_E_IO, "%s: cannot write the journal: %s", p, strerror(errno));
+        else
+            rc = lsw_fsync_fd(o->jfd, p);
+        if (!rc)
+            rc = lsw_fsync_dir(o->dir);
+    }
+    free(p);
+    return rc;
+}
+
+int lsw_outdir_open(const char *dir, uint64_t plan_hash, const char *const *names, size_t n, int overwrite,
+                    lsw_outdir **out, lsw_out_state *state)
+{
+    *out = NULL;
+    int rc = lsw_mkdir_p(dir);
+    if (rc)
+        return rc;
+    lsw_outdir *o = calloc(1, sizeof *o);
+    if (!o || !(o->dir = strdup(dir))) {
+        free(o);
+        return lsw_err_set(LSW_E_NOMEM, "out of memory");
+    }
+    o->hash = plan_hash;
+    o->jfd = -1;
+    remove_temporaries(dir);
+    uint64_t mh = manifest_hash(dir);
+    uint64_t jh = read_journal(o);
+    if (!overwrite && mh == plan_hash) {
+        *state = LSW_OUT_COMPLETE;
+        *out = o;
+        return 0;
+    }
+    int resume = !overwrite && jh == plan_hash && mh == 0;
+    if (!resume) {
+        for (size_t i = 0; i < o->njournal; i++)
+            free(o->journal[i].name);
+        o->njournal = 0;
+        /* Anything of ours already there? */
+        const char *conflict = NULL;
+        char *mp = pathf(dir, "", LSW_MANIFEST_NAME, ""), *jp = pathf(dir, "", LSW_STATE_NAME, "");
+        if (mp && lsw_is_file(mp))
+            conflict = LSW_MANIFEST_NAME;
+        else if (jp && lsw_is_file(jp))
+            conflict = LSW_STATE_NAME;
+        for (size_t i = 0; i < n && !conflict; i++) {
+            char *p = pathf(dir, "", names[i], "");
+            if (p && (lsw_is_file(p) || lsw_is_dir(p)))
+                conflict = names[i];
+            free(p);
+        }
+        free(mp);
+        free(jp);
+        if (conflict && !overwrite) {
+            rc = lsw_err_set(LSW_E_EXISTS, "%s: output folder already holds \"%s\" from another merge; use --overwrite or another -o",
+                             dir, conflict);
+        } else if (conflict) {
+            rc = remove_name(dir, LSW_MANIFEST_NAME);
+            for (size_t i = 0; i < n && !rc; i++)
+                rc = remove_name(dir, names[i]);
+            if (!rc)
+                rc = remove_name(dir, LSW_STATE_NAME);
+        }
+    }
+    if (!rc)
+        rc = journal_start(o, resume);
+    if (rc) {
+        lsw_outdir_free(o);
+        return rc;
+    }
+    *state = resume ? LSW_OUT_RESUME : LSW_OUT_FRESH;
+    *out = o;
+    return 0;
+}
+
+void lsw_outdir_free(lsw_outdir *o)
+{
+    if (!o)
+        return;
+    if (o->jfd >= 0)
+        close(o->jfd);
+    for (size_t i = 0; i < o->njournal; i++)
+        free(o->journal[i].name);
+    for (size_t i = 0; i < o->nfiles; i++)
+        free(o->files[i].name);
+    free(o->journal);
+    free(o->files);
+    free(o->dir);
+    free(o);
+}
+
+const char *lsw_outdir_path(const lsw_outdir *o) { return o->dir; }
+
+static int file_crc(const char *path, uint64_t *size, uint32_t *crc)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        close(fd);
+        return -1;
+    }
+    size_t bs = 1 << 22;
+    char *buf = malloc(bs);
+    uint32_t c = 0;
+    uint64_t off = 0;
+    int rc = buf ? 0 : -1;
+    while (!rc && off < (uint64_t)st.st_size) {
+        size_t n = (uint64_t)st.st_size - off < bs ? (size_t)((uint64_t)st.st_size - off) : bs;
+        if (lsw_pread_full(fd, buf, n, off, path) != 0)
+            rc = -1;
+        else
+            c = lsw_crc32c(c, buf, n);
+        off += n;
+    }
+    lsw_err_clear();
+    free(buf);
+    close(fd);
+    *size = (uint64_t)st.st_size;
+    *crc = c;
+    return rc;
+}
+
+int lsw_outdir_reuse(lsw_outdir *o, const char *name)
+{
+    for (size_t i = 0; i < o->njournal; i++) {
+        if (strcmp(o->journal[i].name, name) != 0)
+            continue;
+        char *p = pathf(o->dir, "", name, "");
+        uint64_t size;
+        uint32_t crc;
+        int ok = p && file_crc(p, &size, &crc) == 0 && size == o->journal[i].bytes && crc == o->journal[i].crc;
+        free(p);
+        if (ok && add_rec(&o->files, &o->nfiles, name, size, crc) == 0)
+            return 1;
+        return 0;
+    }
+    return 0;
+}
+
+int lsw_outdir_tmp_open(lsw_outdir *o, const char *name, int *fd)
+{
+    char *p = pathf(o->dir, ".", name, ".lsw-tmp");
+    if (!p)
+        return lsw_err_set(LSW_E_NOMEM, "out of memory");
+    *fd = open(p, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int rc = 0;
+    if (*fd < 0)
+        rc = lsw_err_set(errno == ENOSPC ? LSW_E_NOSPACE : LSW_E_IO, "%s: cannot create: %s", p, strerror(errno));
+    free(p);
+    return rc;
+}
+
+void lsw_outdir_tmp_abort(lsw_outdir *o, const char *name, int fd)
+{
+    if (fd >= 0)
+        close(fd);
+    char *p = pathf(o->dir, ".", name, ".lsw-tmp");
+    if (p)
+        unlink(p);
+    free(p);
+}
+
+int lsw_outdir_tmp_commit(lsw_outdir *o, const char *name, int fd, uint64_t bytes, uint32_t crc)
+{
+    char *tmp = pathf(o->dir, ".", name, ".lsw-tmp"), *fin = pathf(o->dir, "", name, "");
+    int rc = 0;
+    if (!tmp || !fin)
+        rc = lsw_err_set(LSW_E_NOMEM, "out of memory");
+    if (!rc)
+        rc = lsw_fsync_fd(fd, tmp);
+    if (close(fd) != 0 && !rc)
+        rc = lsw_err_set(LSW_E_IO, "%s: close failed: %s", tmp, strerror(errno));
+    if (!rc && rename(tmp, fin) != 0)
+        rc = lsw_err_set(LSW_E_IO, "%s: rename failed: %s", fin, strerror(errno));
+    if (!rc)
+        rc = lsw_fsync_dir(o->dir);
+    if (rc && tmp)
+        unlink(tmp);
+    if (!rc) {
+        char line[600];
+        int n = snprintf(line, sizeof line, "done %s %" PRIu64 " %08x\n", name, bytes, crc);
+        if (write(o->jfd, line, (size_t)n) != n)
+            rc = lsw_err_set(LSW_E_IO, "%s/%s: cannot write the journal: %s", o->dir, LSW_STATE_NAME, strerror(errno));
+        else
+            rc = lsw_fsync_fd(o->jfd, LSW_STATE_NAME);
+    }
+    if (!rc)
+        rc = add_rec(&o->files, &o->nfiles, name, bytes, crc);
+    free(tmp);
+    free(fin);
+    return rc;
+}
+
+int lsw_outdir_put(lsw_outdir *o, const char *name, const void *buf, size_t n)
+{
+    int fd, rc = lsw_outdir_tmp_open(o, name, &fd);
+    if (rc)
+        return rc;
+    char *tmp = pathf(o->dir, ".", name, ".lsw-tmp");
+    rc = tmp ? lsw_pwrite_full(fd, buf, n, 0, tmp) : lsw_err_set(LSW_E_NOMEM, "out of memory");
+    free(tmp);
+    if (rc) {
+        lsw_outdir_tmp_abort(o, name, fd);
+        return rc;
+    }
+    return lsw_outdir_tmp_commit(o, name, fd, n, lsw_crc32c(0, buf, n));
+}
+
+int lsw_outdir_finish(lsw_outdir *o, const char *extra_json)
+{
+    lsw_strbuf b = {0};
+    lsw_sb_printf(&b, "{\n  \"format\": \"layerswap-manifest\",\n  \"version\": 1,\n  \"plan_hash\": \"%016" PRIx64 "\",\n",
+                  o->hash);
+    if (extra_json && *extra_json)
+        lsw_sb_printf(&b, "%s,\n", extra_json);
+    lsw_sb_str(&b, "  \"files\": [");
+    for (size_t i = 0; i < o->nfiles; i++) {
+        lsw_sb_str(&b, i ? ",\n    {\"name\": " : "\n    {\"name\": ");
+        lsw_sb_json_string(&b, o->files[i].name);
+        lsw_sb_printf(&b, ", \"bytes\": %" PRIu64 ", \"crc32c\": \"%08x\"}", o->files[i].bytes, o->files[i].crc);
+    }
+    lsw_sb_str(&b, "\n  ]\n}\n");
+    int rc = lsw_sb_failed(&b) ? lsw_err_set(LSW_E_NOMEM, "out of memory")
+                               : lsw_write_file_atomic(o->dir, LSW_MANIFEST_NAME, b.p, b.len);
+    lsw_sb_free(&b);
+    if (!rc) {
+        if (o->jfd >= 0)
+            close(o->jfd);
+        o->jfd = -1;
+        rc = remove_name(o->dir, LSW_STATE_NAME);
+        if (!rc)
+            rc = lsw_fsync_dir(o->dir);
+    }
+    return rc;
+}

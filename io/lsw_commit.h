@@ -1,0 +1,56 @@
+/* lsw_commit — the output folder protocol: nothing incomplete under a final name.
+ *
+ * Files are written as `DIR/.NAME.lsw-tmp`, fsync'd, renamed to `DIR/NAME`,
+ * and the folder fsync'd.  A journal `DIR/.layerswap-state` records the run's
+ * plan hash and each file finished:
+ *     layerswap-state 1 <plan hash, 16 hex>
+ *     done <name> <bytes> <crc32c, 8 hex>
+ * so that a rerun of an interrupted run (same plan hash) keeps the finished
+ * files (re-checking size and CRC) and redoes the rest.
+ * `layerswap-manifest.json` is written last and lists every file with its
+ * size and CRC-32C; a folder without it is incomplete.
+ */
+#ifndef LSW_COMMIT_H
+#define LSW_COMMIT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define LSW_MANIFEST_NAME "layerswap-manifest.json"
+#define LSW_STATE_NAME ".layerswap-state"
+
+typedef struct lsw_outdir lsw_outdir; /* opaque */
+
+typedef enum lsw_out_state { LSW_OUT_FRESH, LSW_OUT_RESUME, LSW_OUT_COMPLETE } lsw_out_state;
+
+/* Prepare `dir` (created if missing) for a run with `plan_hash` that will
+ * write the files `names[0..n)`.
+ *  - manifest present with the same plan hash: *state = LSW_OUT_COMPLETE;
+ *  - journal present with the same plan hash: LSW_OUT_RESUME;
+ *  - otherwise LSW_OUT_FRESH.  Any of our file names (or a manifest or
+ *    journal of another plan) already present is LSW_E_EXISTS unless
+ *    `overwrite`, which removes them first.
+ * Stale temporaries are removed. */
+int lsw_outdir_open(const char *dir, uint64_t plan_hash, const char *const *names, size_t n, int overwrite,
+                    lsw_outdir **out, lsw_out_state *state);
+void lsw_outdir_free(lsw_outdir *o); /* accepts NULL; does not delete anything */
+const char *lsw_outdir_path(const lsw_outdir *o);
+
+/* 1 if a previous run of this plan finished `name` and the file still has
+ * the journal's size and CRC (re-read); records it for the manifest. */
+int lsw_outdir_reuse(lsw_outdir *o, const char *name);
+/* Open `DIR/.NAME.lsw-tmp` for writing (truncated). */
+int lsw_outdir_tmp_open(lsw_outdir *o, const char *name, int *fd);
+/* fsync and close `fd`, rename the temporary to `name`, journal it with
+ * `bytes` and `crc`.  On failure the temporary is removed. */
+int lsw_outdir_tmp_commit(lsw_outdir *o, const char *name, int fd, uint64_t bytes, uint32_t crc);
+/* Close `fd` and remove the temporary of `name`. */
+void lsw_outdir_tmp_abort(lsw_outdir *o, const char *name, int fd);
+/* Write a whole small file atomically and journal it. */
+int lsw_outdir_put(lsw_outdir *o, const char *name, const void *buf, size_t n);
+/* Write the manifest (files in the order recorded, plus `extra_json`: the
+ * text of JSON members to add, e.g. "\"config_hash\": \"...\"", or NULL),
+ * then remove the journal. */
+int lsw_outdir_finish(lsw_outdir *o, const char *extra_json);
+
+#endif

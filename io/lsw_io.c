@@ -1,0 +1,223 @@
+#include "lsw_io.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "lsw_error.h"
+
+static int io_rank = 0;
+static int64_t fault_budget = -2; /* -2 unread, -1 off */
+
+void lsw_io_set_rank(int rank) { io_rank = rank; }
+
+static int fault_hit(size_t n)
+{
+    if (fault_budget == -2) {
+        const char *a = getenv("LSW_FAULT_WRITE_AFTER"), *r = getenv("LSW_FAULT_RANK");
+        fault_budget = -1;
+        if (a && (!r || atoi(r) == io_rank))
+            fault_budget = strtoll(a, NULL, 10);
+    }
+    if (fault_budget < 0)
+        return 0;
+    if ((int64_t)n > fault_budget)
+        return 1;
+    fault_budget -= (int64_t)n;
+    return 0;
+}
+
+static int write_error(const char *path, int err)
+{
+    int code = (err == ENOSPC || err == EDQUOT) ? LSW_E_NOSPACE : LSW_E_IO;
+    return lsw_err_set(code, "%s: write failed: %s", path, strerror(err));
+}
+
+int lsw_pread_full(int fd, void *buf, size_t n, uint64_t off, const char *path)
+{
+    char *p = buf;
+    while (n) {
+        ssize_t r = pread(fd, p, n > (1u << 30) ? (1u << 30) : n, (off_t)off);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            return lsw_err_set(LSW_E_READ, "%s: read failed at offset %llu: %s", path,
+                               (unsigned long long)off, strerror(errno));
+        }
+        if (r == 0)
+            return lsw_err_set(LSW_E_READ, "%s: file ended early at offset %llu (truncated while reading?)",
+                               path, (unsigned long long)off);
+        p += r;
+        n -= (size_t)r;
+        off += (uint64_t)r;
+    }
+    return 0;
+}
+
+int lsw_pwrite_full(int fd, const void *buf, size_t n, uint64_t off, const char *path)
+{
+    if (fault_hit(n))
+        return write_error(path, ENOSPC);
+    const char *p = buf;
+    while (n) {
+        ssize_t r = pwrite(fd, p, n > (1u << 30) ? (1u << 30) : n, (off_t)off);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            return write_error(path, errno);
+        }
+        p += r;
+        n -= (size_t)r;
+        off += (uint64_t)r;
+    }
+    return 0;
+}
+
+int lsw_fsync_fd(int fd, const char *path)
+{
+    while (fsync(fd) != 0) {
+        if (errno != EINTR)
+            return write_error(path, errno);
+    }
+    return 0;
+}
+
+int lsw_fsync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return lsw_err_set(LSW_E_IO, "%s: cannot open folder: %s", dir, strerror(errno));
+    int rc = 0;
+    if (fsync(fd) != 0 && errno != EINVAL)
+        rc = write_error(dir, errno);
+    close(fd);
+    return rc;
+}
+
+int lsw_mkdir_p(const char *dir)
+{
+    char *p = strdup(dir);
+    if (!p)
+        return lsw_err_set(LSW_E_NOMEM, "out of memory");
+    int rc = 0;
+    for (char *s = p + 1;; s++) {
+        if (*s == '/' || *s == 0) {
+            char c = *s;
+            *s = 0;
+            if (mkdir(p, 0777) != 0 && errno != EEXIST) {
+                rc = lsw_err_set(LSW_E_IO, "%s: cannot create folder: %s", p, strerror(errno));
+                break;
+            }
+            *s = c;
+            if (!c)
+                break;
+        }
+    }
+    if (rc == 0 && !lsw_is_dir(dir))
+        rc = lsw_err_set(LSW_E_IO, "%s: exists and is not a folder", dir);
+    free(p);
+    return rc;
+}
+
+int lsw_read_file(const char *path, char **out, size_t *len)
+{
+    *out = NULL;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return lsw_err_set(LSW_E_NOTFOUND, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return lsw_err_set(LSW_E_NOTFOUND, "%s: not a regular file", path);
+    }
+    char *buf = malloc((size_t)st.st_size + 1);
+    if (!buf) {
+        close(fd);
+        return lsw_err_set(LSW_E_NOMEM, "%s: out of memory", path);
+    }
+    int rc = lsw_pread_full(fd, buf, (size_t)st.st_size, 0, path);
+    close(fd);
+    if (rc) {
+        free(buf);
+        return rc;
+    }
+    buf[st.st_size] = 0;
+    *out = buf;
+    *len = (size_t)st.st_size;
+    return 0;
+}
+
+int lsw_write_file_atomic(const char *dir, const char *name, const void *buf, size_t n)
+{
+    size_t need = strlen(dir) + strlen(name) + 16;
+    char *tmp = malloc(need), *fin = malloc(need);
+    if (!tmp || !fin) {
+        free(tmp);
+        free(fin);
+        return lsw_err_set(LSW_E_NOMEM, "out of memory");
+    }
+    snprintf(tmp, need, "%s/.%s.lsw-tmp", dir, name);
+    snprintf(fin, need, "%s/%s", dir, name);
+    int rc = 0;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        rc = lsw_err_set(LSW_E_IO, "%s: cannot create: %s", tmp, strerror(errno));
+        goto out;
+    }
+    rc = lsw_pwrite_full(fd, buf, n, 0, tmp);
+    if (!rc)
+        rc = lsw_fsync_fd(fd, tmp);
+    close(fd);
+    if (!rc && rename(tmp, fin) != 0)
+        rc = lsw_err_set(LSW_E_IO, "%s: rename failed: %s", fin, strerror(errno));
+    if (rc)
+        unlink(tmp);
+    else
+        rc = lsw_fsync_dir(dir);
+out:
+    free(tmp);
+    free(fin);
+    return rc;
+}
+
+char *lsw_path_join(const char *a, const char *b)
+{
+    if (b[0] == '/' || a[0] == 0)
+        return strdup(b);
+    size_t la = strlen(a), lb = strlen(b);
+    char *p = malloc(la + lb + 2);
+    if (!p)
+        return NULL;
+    memcpy(p, a, la);
+    size_t k = la;
+    if (a[la - 1] != '/')
+        p[k++] = '/';
+    memcpy(p + k, b, lb + 1);
+    return p;
+}
+
+char *lsw_dirname(const char *path)
+{
+    const char *s = strrchr(path, '/');
+    if (!s)
+        return strdup(".");
+    if (s == path)
+        return strdup("/");
+    return strndup(path, (size_t)(s - path));
+}
+
+int lsw_is_dir(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+int lsw_is_file(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}

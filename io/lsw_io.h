@@ -1,0 +1,39 @@
+/* lsw_io — whole reads and writes, durable files and folders.
+ *
+ * Every function names the path in its error detail.  Reads fail with
+ * LSW_E_READ (an input problem, exit 2), writes with LSW_E_IO or, for ENOSPC
+ * and EDQUOT, LSW_E_NOSPACE (exit 4).
+ *
+ * Fault injection (tests only): LSW_FAULT_WRITE_AFTER=BYTES makes writes of
+ * this process fail with ENOSPC once BYTES bytes have been written through
+ * lsw_pwrite_full; LSW_FAULT_RANK=R limits that to MPI rank R (set by the
+ * caller through lsw_io_set_rank).
+ */
+#ifndef LSW_IO_H
+#define LSW_IO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+int lsw_pread_full(int fd, void *buf, size_t n, uint64_t off, const char *path);
+int lsw_pwrite_full(int fd, const void *buf, size_t n, uint64_t off, const char *path);
+/* fsync a file descriptor / the folder holding `path` / a folder. */
+int lsw_fsync_fd(int fd, const char *path);
+int lsw_fsync_dir(const char *dir);
+/* mkdir -p; existing folders are fine. */
+int lsw_mkdir_p(const char *dir);
+/* Read a whole (small) file into a malloc'd, NUL-terminated buffer. */
+int lsw_read_file(const char *path, char **out, size_t *len);
+/* Write `n` bytes to `dir/name` atomically: `dir/.name.lsw-tmp`, fsync,
+ * rename, fsync of the folder. */
+int lsw_write_file_atomic(const char *dir, const char *name, const void *buf, size_t n);
+/* malloc'd "a/b" (b unchanged when absolute); NULL on OOM. */
+char *lsw_path_join(const char *a, const char *b);
+/* malloc'd folder part of a path ("." when none). */
+char *lsw_dirname(const char *path);
+int lsw_is_dir(const char *path);
+int lsw_is_file(const char *path);
+/* MPI rank for fault injection. */
+void lsw_io_set_rank(int rank);
+
+#endif

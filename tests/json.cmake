@@ -1,0 +1,1 @@
+lsw_unit_test(unit_json unit_json.c)
