@@ -16,9 +16,9 @@
  *     arena stay valid.
  *   - Each object keeps a sorted index of its members in the `ord` fields of
  *     its children (child j's `ord` is the member index of the j-th smallest
- *     key in (hash, bytes) order, see lsw_jp_ent).  It is built with a stable
- *     merge sort when the object closes, used to find duplicate keys
- *     (adjacent equal keys), and by lsw_json_get() for binary search.
+ *     key, bytes compared as unsigned).  It is built when the object closes
+ *     (see lsw_jp_rsort), finds duplicate keys (equal keys end up adjacent),
+ *     and serves lsw_json_get() for binary search.
  *   - Offsets and counts are 32 bits: texts of 4 GiB or more are refused.
  *
  * Errors: the first error stops the parse; its position is turned into
@@ -431,34 +431,6 @@ static int lsw_jp_literal(lsw_jp *p, lsw_json *v, const char *word, lsw_json_typ
 
 /* ---- object member index ----------------------------------------------- */
 
-/* The member index is sorted by (hash of the key, key bytes), not by key
- * bytes alone: safetensors keys share long prefixes ("model.layers."), so a
- * plain key sort spends its time in memcmp on cache-cold keys, while sorting
- * 16-byte (hash, member) entries touches each key once and compares keys only
- * on equal hashes.  Any total order serves binary search and brings equal
- * keys together; a crafted hash collision only costs key comparisons, never
- * correctness, and the sort stays O(n log n). */
-typedef struct lsw_jp_ent {
-    uint64_t h;
-    uint32_t i; /* member index */
-} lsw_jp_ent;
-
-static uint64_t lsw_jp_hash(const char *s, size_t n)
-{
-    uint64_t h = 0x9E3779B97F4A7C15ull ^ (n * 0xC2B2AE3D27D4EB4Full), w;
-    for (; n >= 8; s += 8, n -= 8) {
-        memcpy(&w, s, 8);
-        h = (h ^ w) * 0xFF51AFD7ED558CCDull;
-        h ^= h >> 32;
-    }
-    w = 0;
-    memcpy(&w, s, n);
-    h = (h ^ w) * 0xC4CEB9FE1A85EC53ull;
-    h ^= h >> 29;
-    h *= 0xFF51AFD7ED558CCDull;
-    return h ^ (h >> 32);
-}
-
 static int lsw_jp_keycmp(const char *a, size_t al, const char *b, size_t bl)
 {
     int c = memcmp(a, b, al < bl ? al : bl);
@@ -467,11 +439,139 @@ static int lsw_jp_keycmp(const char *a, size_t al, const char *b, size_t bl)
     return (al > bl) - (al < bl);
 }
 
-static int lsw_jp_entcmp(const lsw_json *kids, const lsw_jp_ent *a, const lsw_jp_ent *b)
+/* Sorting a million keys that share long prefixes ("model.layers.12.mlp.")
+ * with memcmp alone spends its time re-reading cache-cold keys.  So the sort
+ * is an MSD radix sort on 8-byte digits: skip the prefix all keys of a run
+ * share, cache the next 8 bytes of each key as a big-endian integer `w`
+ * (zero-padded), merge sort the 24-byte entries by (w, r) where r =
+ * min(bytes left, 9), then do the same for each run still tied with r == 9.
+ * Ties with r <= 8 are equal keys.  After LSW_JP_LEVELS digits a run is
+ * finished by a plain memcmp merge sort, which bounds recursion and keeps
+ * the whole O(n log n) comparisons for any input. */
+enum { LSW_JP_RUN = 16, LSW_JP_LEVELS = 8 };
+
+typedef struct lsw_jp_ent {
+    uint64_t w;     /* digit: key bytes [d, d + 8), big-endian, zero-padded */
+    const char *k;  /* key */
+    uint32_t len;   /* key length */
+    uint32_t i;     /* member index */
+} lsw_jp_ent;
+
+static uint32_t lsw_jp_left(const lsw_jp_ent *e, size_t d)
 {
-    if (a->h != b->h)
-        return a->h < b->h ? -1 : 1;
-    return lsw_jp_keycmp(kids[a->i].key, kids[a->i].keylen, kids[b->i].key, kids[b->i].keylen);
+    size_t r = e->len - d; /* every key of a run at depth d has >= d bytes */
+    return r > 8 ? 9 : (uint32_t)r;
+}
+
+/* Order at depth d: by digit (full == 0) or by the remaining bytes (full == 1). */
+static int lsw_jp_entcmp(const lsw_jp_ent *a, const lsw_jp_ent *b, size_t d, int full)
+{
+    if (full)
+        return lsw_jp_keycmp(a->k + d, a->len - d, b->k + d, b->len - d);
+    if (a->w != b->w)
+        return a->w < b->w ? -1 : 1;
+    uint32_t ra = lsw_jp_left(a, d), rb = lsw_jp_left(b, d);
+    return (ra > rb) - (ra < rb);
+}
+
+/* Stable merge sort of a[0, n) (b: scratch of n entries); result in a. */
+static void lsw_jp_msort(lsw_jp_ent *a, lsw_jp_ent *b, size_t n, size_t d, int full)
+{
+    for (size_t lo = 0; lo < n; lo += LSW_JP_RUN) {
+        size_t hi = lo + LSW_JP_RUN < n ? lo + LSW_JP_RUN : n;
+        for (size_t i = lo + 1; i < hi; i++) {
+            lsw_jp_ent x = a[i];
+            size_t j = i;
+            for (; j > lo && lsw_jp_entcmp(&a[j - 1], &x, d, full) > 0; j--)
+                a[j] = a[j - 1];
+            a[j] = x;
+        }
+    }
+    lsw_jp_ent *src = a, *dst = b;
+    for (size_t w = LSW_JP_RUN; w < n; w *= 2) {
+        for (size_t lo = 0; lo < n; lo += 2 * w) {
+            size_t mid = lo + w < n ? lo + w : n, hi = lo + 2 * w < n ? lo + 2 * w : n;
+            if (mid >= hi || lsw_jp_entcmp(&src[mid - 1], &src[mid], d, full) <= 0) {
+                memcpy(dst + lo, src + lo, (hi - lo) * sizeof *src); /* already in order */
+                continue;
+            }
+            size_t i = lo, j = mid, o = lo;
+            while (i < mid && j < hi)
+                dst[o++] = lsw_jp_entcmp(&src[i], &src[j], d, full) <= 0 ? src[i++] : src[j++];
+            while (i < mid)
+                dst[o++] = src[i++];
+            while (j < hi)
+                dst[o++] = src[j++];
+        }
+        lsw_jp_ent *t = src;
+        src = dst;
+        dst = t;
+    }
+    if (src != a)
+        memcpy(a, src, n * sizeof *a);
+}
+
+/* a[0, n) all hold the same key: note its second occurrence in source order. */
+static void lsw_jp_dups(const lsw_jp_ent *a, size_t n, size_t *dup)
+{
+    uint32_t m1 = UINT32_MAX, m2 = UINT32_MAX;
+    for (size_t j = 0; j < n; j++) {
+        if (a[j].i < m1) {
+            m2 = m1;
+            m1 = a[j].i;
+        } else if (a[j].i < m2)
+            m2 = a[j].i;
+    }
+    if (m2 < *dup)
+        *dup = m2;
+}
+
+/* Sort a[0, n), whose keys share their first d bytes (b: scratch); the
+ * smallest member index that repeats an earlier key goes into *dup. */
+static void lsw_jp_rsort(lsw_jp_ent *a, lsw_jp_ent *b, size_t n, size_t d, int level, size_t *dup)
+{
+    if (n < 2)
+        return;
+    size_t lcp = a[0].len; /* skip the prefix the whole run shares */
+    for (size_t j = 1; j < n && lcp > d; j++) {
+        size_t m = a[j].len < lcp ? a[j].len : lcp, q = d;
+        if (memcmp(a[0].k + d, a[j].k + d, m - d) == 0)
+            q = m;
+        else
+            while (a[0].k[q] == a[j].k[q])
+                q++;
+        lcp = q;
+    }
+    d = lcp;
+    if (level >= LSW_JP_LEVELS) {
+        lsw_jp_msort(a, b, n, d, 1);
+        for (size_t s = 0, e; s < n; s = e) {
+            for (e = s + 1; e < n && lsw_jp_entcmp(&a[s], &a[e], d, 1) == 0; e++)
+                ;
+            if (e - s > 1)
+                lsw_jp_dups(a + s, e - s, dup);
+        }
+        return;
+    }
+    for (size_t j = 0; j < n; j++) {
+        unsigned char c[8] = {0};
+        size_t m = a[j].len - d < 8 ? a[j].len - d : 8;
+        if (m)
+            memcpy(c, a[j].k + d, m);
+        a[j].w = (uint64_t)c[0] << 56 | (uint64_t)c[1] << 48 | (uint64_t)c[2] << 40 | (uint64_t)c[3] << 32 |
+                 (uint64_t)c[4] << 24 | (uint64_t)c[5] << 16 | (uint64_t)c[6] << 8 | (uint64_t)c[7];
+    }
+    lsw_jp_msort(a, b, n, d, 0);
+    for (size_t s = 0, e; s < n; s = e) {
+        for (e = s + 1; e < n && lsw_jp_entcmp(&a[s], &a[e], d, 0) == 0; e++)
+            ;
+        if (e - s < 2)
+            continue;
+        if (lsw_jp_left(&a[s], d) == 9)
+            lsw_jp_rsort(a + s, b + s, e - s, d + 8, level + 1, dup);
+        else
+            lsw_jp_dups(a + s, e - s, dup);
+    }
 }
 
 /* Offset of the opening quote of the key of the member whose value starts
@@ -506,63 +606,27 @@ static size_t lsw_jp_key_offset(const lsw_jp *p, size_t voff)
 }
 
 /* Sort the members of the object whose n children start at node `first`
- * (stable bottom-up merge sort, runs of 16 sorted by insertion first), store
- * the order in the children's `ord` fields and reject duplicate keys. */
+ * by key bytes, store the order in the children's `ord` fields and reject
+ * duplicate keys. */
 static int lsw_jp_index(lsw_jp *p, size_t first, size_t n)
 {
-    enum { RUN = 16 };
     lsw_json *kids = p->nodes + first;
     if (n < 2) {
         if (n == 1)
             kids[0].ord = 0;
         return 0;
     }
-    lsw_jp_ent *buf = lsw_jp_grow(p->tmp, &p->tcap, 2 * n, sizeof *buf);
-    if (!buf)
+    lsw_jp_ent *a = lsw_jp_grow(p->tmp, &p->tcap, 2 * n, sizeof *a);
+    if (!a)
         return lsw_jp_nomem(p);
-    p->tmp = buf;
-    lsw_jp_ent *a = buf, *b = buf + n;
+    p->tmp = a;
     for (size_t i = 0; i < n; i++) {
-        a[i].h = lsw_jp_hash(kids[i].key, kids[i].keylen);
+        a[i].k = kids[i].key;
+        a[i].len = kids[i].keylen;
         a[i].i = (uint32_t)i;
     }
-    for (size_t lo = 0; lo < n; lo += RUN) {
-        size_t hi = lo + RUN < n ? lo + RUN : n;
-        for (size_t i = lo + 1; i < hi; i++) {
-            lsw_jp_ent x = a[i];
-            size_t j = i;
-            for (; j > lo && lsw_jp_entcmp(kids, &a[j - 1], &x) > 0; j--)
-                a[j] = a[j - 1];
-            a[j] = x;
-        }
-    }
-    for (size_t w = RUN; w < n; w *= 2) {
-        for (size_t lo = 0; lo < n; lo += 2 * w) {
-            size_t mid = lo + w < n ? lo + w : n, hi = lo + 2 * w < n ? lo + 2 * w : n;
-            if (mid >= hi || lsw_jp_entcmp(kids, &a[mid - 1], &a[mid]) <= 0) {
-                memcpy(b + lo, a + lo, (hi - lo) * sizeof *a); /* already in order */
-                continue;
-            }
-            size_t i = lo, j = mid, o = lo;
-            while (i < mid && j < hi)
-                b[o++] = lsw_jp_entcmp(kids, &a[i], &a[j]) <= 0 ? a[i++] : a[j++];
-            while (i < mid)
-                b[o++] = a[i++];
-            while (j < hi)
-                b[o++] = a[j++];
-        }
-        lsw_jp_ent *s = a;
-        a = b;
-        b = s;
-    }
-    /* Equal keys are adjacent; report the earliest member that repeats a key. */
     size_t dup = SIZE_MAX;
-    for (size_t j = 0; j + 1 < n; j++)
-        if (a[j].h == a[j + 1].h && lsw_jp_entcmp(kids, &a[j], &a[j + 1]) == 0) {
-            size_t later = a[j].i > a[j + 1].i ? a[j].i : a[j + 1].i;
-            if (later < dup)
-                dup = later;
-        }
+    lsw_jp_rsort(a, a + n, n, 0, 0, &dup);
     if (dup != SIZE_MAX) {
         char k[320];
         lsw_jp_show_key(k, sizeof k, kids[dup].key, kids[dup].keylen);
@@ -834,12 +898,10 @@ const lsw_json *lsw_json_get(const lsw_json *obj, const char *key)
         return NULL;
     const lsw_json *kids = lsw_json_kids(obj);
     size_t kl = strlen(key), lo = 0, hi = obj->n;
-    uint64_t h = lsw_jp_hash(key, kl);
-    while (lo < hi) { /* binary search in (hash, key) order, see lsw_jp_ent */
+    while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
         const lsw_json *m = kids + kids[mid].ord;
-        uint64_t mh = lsw_jp_hash(m->key, m->keylen);
-        int c = mh != h ? (mh < h ? -1 : 1) : lsw_jp_keycmp(m->key, m->keylen, key, kl);
+        int c = lsw_jp_keycmp(m->key, m->keylen, key, kl);
         if (c == 0)
             return m;
         if (c < 0)

@@ -1,0 +1,10 @@
+# Every ready-to-run config in configs/ is merged and compared bit for bit
+# with the numpy oracle, so none of them rots.
+file(GLOB LSW_EXAMPLE_CONFIGS CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/configs/*.json)
+foreach(cfg ${LSW_EXAMPLE_CONFIGS})
+  get_filename_component(stem ${cfg} NAME_WE)
+  add_test(NAME example_${stem}
+           COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/check_example.sh ${LSW_BIN} ${LSW_PYTHON} ${cfg}
+                   ${CMAKE_CURRENT_BINARY_DIR}/example_${stem})
+  set_tests_properties(example_${stem} PROPERTIES LABELS cli)
+endforeach()
