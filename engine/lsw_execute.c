@@ -1,11 +1,14 @@
 #include "lsw_execute.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "lsw_assign.h"
 #include "lsw_commit.h"
 #include "lsw_crc32c.h"
 #include "lsw_error.h"
@@ -39,69 +42,109 @@ static int check_stop(void)
     return 0;
 }
 
-int lsw_resolve_magnitude(lsw_plan *p, const lsw_run_opts *o)
+/* ---- magnitude weights ----------------------------------------------------- */
+
+int lsw_resolve_magnitude(lsw_plan *p, const lsw_run_opts *o, const lsw_comm *c)
 {
     if (p->ready)
         return 0;
-    const lsw_config *c = p->cfg;
-    double *mav = calloc(c->nmodels, sizeof *mav);
-    if (!mav)
-        return lsw_err_set(LSW_E_NOMEM, "out of memory");
-    int rc = 0;
-    for (size_t m = 0; m < c->nmodels && !rc; m++) {
+    const lsw_config *cfg = p->cfg;
+    const lsw_ckpt *base = p->models[cfg->base];
+    size_t nt = lsw_ckpt_count(base);
+    double *mav = calloc(cfg->nmodels, sizeof *mav), *sums = calloc(nt ? nt : 1, sizeof *sums);
+    size_t bytes = lsw_mav_buffer_bytes(o->mem);
+    void *buf = malloc(bytes);
+    int rc = (!mav || !sums || !buf) ? lsw_err_set(LSW_E_NOMEM, "out of memory for MAV buffers") : 0;
+    for (size_t m = 0; m < cfg->nmodels; m++) {
         if (!p->mav_needed[m])
             continue;
         double t0 = lsw_now();
-        rc = lsw_model_mav(p->models[c->base], p->models[m], o->mem, &mav[m]);
-        if (!rc && !o->quiet)
-            fprintf(stderr, "layerswap: model MAV of '%s' against '%s' = %.9g (%.2f s)\n", c->model_names[m],
-                    c->model_names[c->base], mav[m], lsw_now() - t0);
+        const lsw_ckpt *e = p->models[m];
+        size_t ne = lsw_ckpt_count(e);
+        if (!rc && ne > nt)
+            rc = lsw_err_set(LSW_E_MISMATCH, "%s: model '%s' has %zu tensors, the base %s only %zu", lsw_ckpt_path(e),
+                             cfg->model_names[m], ne, lsw_ckpt_path(base), nt);
+        memset(sums, 0, (nt ? nt : 1) * sizeof *sums);
+        /* tensor i (name order) is summed by rank i mod size; exact zeros elsewhere */
+        for (size_t i = 0; i < ne && !rc; i++) {
+            const lsw_tensor_desc *t = lsw_ckpt_at(e, i);
+            if ((int)(i % (size_t)c->size) == c->rank && lsw_mav_eligible(t))
+                rc = lsw_tensor_mav_sum(base, e, t, buf, bytes, &sums[i]);
+        }
+        rc = lsw_agree(c, rc);
+        if (rc)
+            break;
+        if (c->size > 1)
+            MPI_Allreduce(MPI_IN_PLACE, sums, (int)ne, MPI_DOUBLE, MPI_SUM, c->comm);
+        double s = 0;
+        uint64_t rows_total = 0;
+        for (size_t i = 0; i < ne; i++) {
+            const lsw_tensor_desc *t = lsw_ckpt_at(e, i);
+            if (!lsw_mav_eligible(t))
+                continue;
+            uint64_t rows, rl;
+            lsw_mav_rows(t, &rows, &rl);
+            s += sums[i];
+            rows_total += rows;
+        }
+        mav[m] = rows_total ? s / (double)rows_total : 0.0;
+        if (c->rank == 0 && !o->quiet)
+            fprintf(stderr, "layerswap: model MAV of '%s' against '%s' = %.9g (%.2f s)\n", cfg->model_names[m],
+                    cfg->model_names[cfg->base], mav[m], lsw_now() - t0);
     }
+    rc = lsw_agree(c, rc);
     if (!rc)
         rc = lsw_plan_set_mav(p, mav);
+    free(buf);
+    free(sums);
     free(mav);
     return rc;
 }
 
+/* ---- one piece ------------------------------------------------------------- */
+
 typedef struct arena { char *p; size_t size; } arena;
 
-/* One output tensor into `fd`, block by block; extends *crc over its bytes. */
-static int run_tensor(const lsw_plan *p, const lsw_plan_tensor *t, int fd, const char *path, arena *a,
-                      uint32_t *crc, lsw_progress *pr)
+/* Elements [e0, e1) of tensor t into `fd`; *crc is the CRC of those output bytes. */
+static int run_piece(const lsw_plan *p, const lsw_plan_tensor *t, uint64_t e0, uint64_t e1, int fd,
+                     const char *path, arena *a, uint32_t *crc, lsw_progress *pr)
 {
     size_t out_es = lsw_dtype_size(t->out_dtype), in_es = 0;
     for (size_t j = 0; j < t->nsrc; j++)
         in_es += lsw_dtype_size(t->src[j]->dtype);
+    uint32_t c = 0;
     int rc = 0;
     if (t->op == LSW_OP_COPY) {
-        const lsw_ckpt *c = p->models[t->models[0]];
-        for (uint64_t off = 0; off < t->nbytes && !rc; ) {
-            size_t n = t->nbytes - off < a->size ? (size_t)(t->nbytes - off) : a->size;
-            if ((rc = check_stop()) || (rc = lsw_ckpt_read(c, t->src[0], off, a->p, n)) ||
+        const lsw_ckpt *ck = p->models[t->models[0]];
+        uint64_t b1 = e1 * out_es;
+        for (uint64_t off = e0 * out_es; off < b1 && !rc;) {
+            size_t n = b1 - off < a->size ? (size_t)(b1 - off) : a->size;
+            if ((rc = check_stop()) || (rc = lsw_ckpt_read(ck, t->src[0], off, a->p, n)) ||
                 (rc = lsw_pwrite_full(fd, a->p, n, t->offset + off, path)))
                 break;
-            *crc = lsw_crc32c(*crc, a->p, n);
+            c = lsw_crc32c(c, a->p, n);
             lsw_progress_add(pr, n, 0);
             off += n;
         }
+        *crc = c;
         return rc;
     }
+    if (t->nsrc > 64)
+        return lsw_err_set(LSW_E_CONFIG, "tensor '%s': more than 64 models in one average", t->name);
     /* weighted sum: k input buffers and one output buffer of B elements */
     size_t B = a->size / (in_es + out_es);
     if (B > 4096)
         B -= B % 4096;
     const void *in[64];
     lsw_dtype dts[64];
-    if (t->nsrc > 64)
-        return lsw_err_set(LSW_E_CONFIG, "tensor '%s': more than 64 models in one average", t->name);
-    for (uint64_t e0 = 0; e0 < t->numel && !rc; ) {
-        size_t n = t->numel - e0 < B ? (size_t)(t->numel - e0) : B;
+    for (uint64_t i0 = e0; i0 < e1 && !rc;) {
+        size_t n = e1 - i0 < B ? (size_t)(e1 - i0) : B;
         char *cur = a->p;
         if ((rc = check_stop()))
             break;
         for (size_t j = 0; j < t->nsrc && !rc; j++) {
             size_t es = lsw_dtype_size(t->src[j]->dtype);
-            rc = lsw_ckpt_read(p->models[t->models[j]], t->src[j], e0 * es, cur, n * es);
+            rc = lsw_ckpt_read(p->models[t->models[j]], t->src[j], i0 * es, cur, n * es);
             in[j] = cur;
             dts[j] = t->src[j]->dtype;
             cur += n * es;
@@ -109,14 +152,17 @@ static int run_tensor(const lsw_plan *p, const lsw_plan_tensor *t, int fd, const
         if (rc)
             break;
         lsw_wsum(t->out_dtype, cur, n, t->nsrc, dts, in, t->w);
-        if ((rc = lsw_pwrite_full(fd, cur, n * out_es, t->offset + e0 * out_es, path)))
+        if ((rc = lsw_pwrite_full(fd, cur, n * out_es, t->offset + i0 * out_es, path)))
             break;
-        *crc = lsw_crc32c(*crc, cur, n * out_es);
+        c = lsw_crc32c(c, cur, n * out_es);
         lsw_progress_add(pr, n * out_es, 0);
-        e0 += n;
+        i0 += n;
     }
+    *crc = c;
     return rc;
 }
+
+/* ---- the merge ------------------------------------------------------------- */
 
 static int write_index(const lsw_plan *p, lsw_outdir *o)
 {
@@ -153,13 +199,18 @@ static char *manifest_extra(const lsw_plan *p)
     return b.p;
 }
 
-int lsw_execute_merge(lsw_plan *p, const lsw_run_opts *o)
+static char *tmp_path(const char *dir, const char *name)
 {
-    const lsw_config *c = p->cfg;
-    int rc = lsw_resolve_magnitude(p, o);
-    if (rc)
-        return rc;
-    /* names we write: shards, index, model files */
+    size_t n = strlen(dir) + strlen(name) + 16;
+    char *p = malloc(n);
+    if (p)
+        snprintf(p, n, "%s/.%s.lsw-tmp", dir, name);
+    return p;
+}
+
+/* Rank 0: prepare the output folder.  state: 0 fresh, 1 resume, 2 complete. */
+static int open_outdir(const lsw_plan *p, const lsw_run_opts *o, lsw_outdir **od, lsw_out_state *st)
+{
     size_t nn = 0;
     const char **names = calloc(p->nshards + 16, sizeof *names);
     if (!names)
@@ -169,79 +220,177 @@ int lsw_execute_merge(lsw_plan *p, const lsw_run_opts *o)
     names[nn++] = "model.safetensors.index.json";
     for (const char *const *m = lsw_model_file_names; *m; m++)
         names[nn++] = *m;
-    lsw_outdir *od = NULL;
-    lsw_out_state st;
-    rc = lsw_outdir_open(c->out.path, p->hash, names, nn, o->overwrite, &od, &st);
+    int rc = lsw_outdir_open(p->cfg->out.path, p->hash, names, nn, o->overwrite, od, st);
     free(names);
+    return rc;
+}
+
+/* One commit group: rank 0 creates the temporaries; all ranks write their
+ * pieces; rank 0 combines CRCs and renames.  Collective. */
+static int run_group(const lsw_plan *p, const lsw_assignment *as, const lsw_group *g, lsw_outdir *od,
+                     lsw_out_state st, const lsw_comm *c, arena *a, lsw_progress *pr, size_t *reused)
+{
+    const char *dir = p->cfg->out.path;
+    size_t ns = g->shard1 - g->shard0, np = g->piece1 - g->piece0;
+    unsigned char *skip = calloc(ns ? ns : 1, 1);
+    int *fds = malloc((ns ? ns : 1) * sizeof *fds);
+    uint32_t *crcs = calloc(np ? np : 1, sizeof *crcs);
+    int rc = (!skip || !fds || !crcs) ? lsw_err_set(LSW_E_NOMEM, "out of memory") : 0;
+    for (size_t k = 0; k < ns && fds; k++)
+        fds[k] = -1;
+    /* 1. rank 0: reuse finished shards, create the others with their headers */
+    if (c->rank == 0) {
+        for (size_t k = 0; k < ns && !rc; k++) {
+            const lsw_plan_shard *s = &p->shards[g->shard0 + k];
+            if (st == LSW_OUT_RESUME && lsw_outdir_reuse(od, s->name)) {
+                skip[k] = 1;
+                continue;
+            }
+            char *tp = tmp_path(dir, s->name);
+            if (!tp || (rc = lsw_outdir_tmp_open(od, s->name, &fds[k])))
+                rc = rc ? rc : lsw_err_set(LSW_E_NOMEM, "out of memory");
+            else if (!(rc = lsw_pwrite_full(fds[k], s->header, s->data_start, 0, tp)) &&
+                     ftruncate(fds[k], (off_t)s->size) != 0)
+                rc = lsw_err_set(errno == ENOSPC ? LSW_E_NOSPACE : LSW_E_IO, "%s: cannot size to %" PRIu64 " bytes: %s",
+                                 tp, s->size, strerror(errno));
+            free(tp);
+        }
+    }
+    rc = lsw_agree(c, rc);
+    if (!rc && c->size > 1)
+        MPI_Bcast(skip, (int)(ns ? ns : 1), MPI_BYTE, 0, c->comm);
+    /* 2. everyone: own pieces */
+    for (size_t q = g->piece0; q < g->piece1 && !rc; q++) {
+        const lsw_piece *pc = &as->pieces[q];
+        const lsw_plan_tensor *t = &p->t[pc->tensor];
+        size_t k = t->shard - g->shard0;
+        if (pc->rank != c->rank || skip[k])
+            continue;
+        char *tp = tmp_path(dir, p->shards[t->shard].name);
+        if (!tp) {
+            rc = lsw_err_set(LSW_E_NOMEM, "out of memory");
+            break;
+        }
+        if (fds[k] < 0 && (fds[k] = open(tp, O_WRONLY | O_CLOEXEC)) < 0)
+            rc = lsw_err_set(LSW_E_IO, "%s: cannot open: %s", tp, strerror(errno));
+        if (!rc)
+            rc = run_piece(p, t, pc->e0, pc->e1, fds[k], tp, a, &crcs[q - g->piece0], pr);
+        if (!rc && pc->e1 == t->numel)
+            lsw_progress_add(pr, 0, 1);
+        free(tp);
+    }
+    /* 3. everyone: make own writes durable */
+    for (size_t k = 0; k < ns && fds; k++)
+        if (fds[k] >= 0 && (c->rank != 0 || rc)) {
+            if (!rc)
+                rc = lsw_fsync_fd(fds[k], p->shards[g->shard0 + k].name);
+            close(fds[k]);
+            fds[k] = -1;
+        }
+    rc = lsw_agree(c, rc);
+    /* 4. rank 0: CRCs of all pieces, combined in file order; rename */
+    if (!rc && c->size > 1)
+        MPI_Allreduce(MPI_IN_PLACE, crcs, (int)np, MPI_UINT32_T, MPI_BXOR, c->comm); /* each piece has one writer */
+    if (c->rank == 0) {
+        for (size_t k = 0; k < ns; k++) {
+            const lsw_plan_shard *s = &p->shards[g->shard0 + k];
+            if (skip[k]) {
+                (*reused)++;
+                lsw_progress_add(pr, s->size - s->data_start, s->count);
+                continue;
+            }
+            if (rc) {
+                lsw_outdir_tmp_abort(od, s->name, fds[k]);
+                continue;
+            }
+            uint32_t crc = lsw_crc32c(0, s->header, s->data_start);
+            for (size_t q = g->piece0; q < g->piece1; q++) {
+                const lsw_piece *pc = &as->pieces[q];
+                const lsw_plan_tensor *t = &p->t[pc->tensor];
+                if (t->shard == g->shard0 + k)
+                    crc = lsw_crc32c_combine(crc, crcs[q - g->piece0], (pc->e1 - pc->e0) * lsw_dtype_size(t->out_dtype));
+            }
+            rc = lsw_outdir_tmp_commit(od, s->name, fds[k], s->size, crc);
+            fds[k] = -1;
+        }
+    }
+    rc = lsw_agree(c, rc);
+    free(skip);
+    free(fds);
+    free(crcs);
+    return rc;
+}
+
+int lsw_execute_merge(lsw_plan *p, const lsw_run_opts *o, const lsw_comm *c)
+{
+    const lsw_config *cfg = p->cfg;
+    int rc = lsw_resolve_magnitude(p, o, c);
     if (rc)
         return rc;
+    lsw_outdir *od = NULL;
+    lsw_out_state st = LSW_OUT_FRESH;
+    if (c->rank == 0)
+        rc = open_outdir(p, o, &od, &st);
+    rc = lsw_agree(c, rc);
+    if (rc)
+        return rc;
+    int sti = (int)st;
+    if (c->size > 1)
+        MPI_Bcast(&sti, 1, MPI_INT, 0, c->comm);
+    st = (lsw_out_state)sti;
     if (st == LSW_OUT_COMPLETE) {
-        if (!o->quiet)
+        if (c->rank == 0 && !o->quiet)
             fprintf(stderr, "layerswap merge: %s is already complete for this config and these inputs; nothing to do\n",
-                    c->out.path);
+                    cfg->out.path);
         lsw_outdir_free(od);
         return 0;
     }
-    /* buffers: the budget, or less if the largest tensor needs less */
-    uint64_t need = 0;
-    for (size_t i = 0; i < p->n; i++) {
-        uint64_t in = 0;
-        for (size_t j = 0; j < p->t[i].nsrc; j++)
-            in += p->t[i].src[j]->nbytes;
-        uint64_t w = p->t[i].op == LSW_OP_COPY ? p->t[i].nbytes : in + p->t[i].nbytes;
+    lsw_assignment *as = NULL;
+    rc = lsw_assign(p, c->size, &as);
+    /* buffers: the budget, or less if this rank's largest piece needs less */
+    uint64_t need = 64;
+    for (size_t q = 0; !rc && q < as->npieces; q++) {
+        const lsw_plan_tensor *t = &p->t[as->pieces[q].tensor];
+        if (as->pieces[q].rank != c->rank)
+            continue;
+        uint64_t per = lsw_dtype_size(t->out_dtype);
+        if (t->op == LSW_OP_WSUM)
+            for (size_t j = 0; j < t->nsrc; j++)
+                per += lsw_dtype_size(t->src[j]->dtype);
+        uint64_t w = per * (as->pieces[q].e1 - as->pieces[q].e0);
         need = w > need ? w : need;
     }
-    arena a;
-    a.size = (size_t)(need < o->mem ? need : o->mem);
-    if (a.size < 64)
-        a.size = 64;
-    a.p = malloc(a.size);
-    if (!a.p) {
-        lsw_outdir_free(od);
-        return lsw_err_set(LSW_E_NOMEM, "cannot allocate %zu bytes of buffers (--mem)", a.size);
-    }
+    arena a = {NULL, (size_t)(need < o->mem ? need : o->mem)};
+    if (!rc && !(a.p = malloc(a.size)))
+        rc = lsw_err_set(LSW_E_NOMEM, "cannot allocate %zu bytes of buffers (--mem)", a.size);
+    rc = lsw_agree(c, rc);
     lsw_progress pr;
-    lsw_progress_start(&pr, "merge", o->progress, p->total_bytes, p->n);
+    lsw_progress_start(&pr, "merge", c->rank == 0 ? o->progress : 0, p->total_bytes, p->n);
     size_t reused = 0;
-    for (size_t k = 0; k < p->nshards && !rc; k++) {
-        const lsw_plan_shard *s = &p->shards[k];
-        if (st == LSW_OUT_RESUME && lsw_outdir_reuse(od, s->name)) {
-            reused++;
-            lsw_progress_add(&pr, s->size - s->data_start, s->count);
-            continue;
-        }
-        int fd;
-        if ((rc = lsw_outdir_tmp_open(od, s->name, &fd)))
-            break;
-        char *path = lsw_path_join(c->out.path, s->name);
-        rc = path ? lsw_pwrite_full(fd, s->header, s->data_start, 0, path) : lsw_err_set(LSW_E_NOMEM, "out of memory");
-        uint32_t crc = lsw_crc32c(0, s->header, s->data_start);
-        for (size_t i = 0; i < s->count && !rc; i++) {
-            rc = run_tensor(p, &p->t[s->first + i], fd, path, &a, &crc, &pr);
-            lsw_progress_add(&pr, 0, 1);
-        }
-        if (rc)
-            lsw_outdir_tmp_abort(od, s->name, fd);
-        else
-            rc = lsw_outdir_tmp_commit(od, s->name, fd, s->size, crc);
-        free(path);
-    }
+    for (size_t gi = 0; !rc && gi < as->ngroups; gi++)
+        rc = run_group(p, as, &as->groups[gi], od, st, c, &a, &pr, &reused);
     free(a.p);
-    if (!rc)
-        rc = lsw_copy_model_files(lsw_ckpt_folder(p->models[c->first_model]), od, c->out.dtype);
-    if (!rc && p->nshards > 1)
-        rc = write_index(p, od);
-    if (!rc) {
-        char *extra = manifest_extra(p);
-        rc = extra ? lsw_outdir_finish(od, extra) : lsw_err_set(LSW_E_NOMEM, "out of memory");
-        free(extra);
+    lsw_assignment_free(as);
+    if (c->rank == 0) {
+        if (!rc)
+            rc = lsw_copy_model_files(lsw_ckpt_folder(p->models[cfg->first_model]), od, cfg->out.dtype);
+        if (!rc && p->nshards > 1)
+            rc = write_index(p, od);
+        if (!rc) {
+            char *extra = manifest_extra(p);
+            rc = extra ? lsw_outdir_finish(od, extra) : lsw_err_set(LSW_E_NOMEM, "out of memory");
+            free(extra);
+        }
     }
     lsw_outdir_free(od);
+    rc = lsw_agree(c, rc);
     if (rc)
         return rc;
-    char detail[256];
-    snprintf(detail, sizeof detail, "%zu tensors, %.3f GB in %zu shard(s)%s -> %s", p->n, (double)p->total_bytes / 1e9,
-             p->nshards, reused ? " (resumed)" : "", c->out.path);
-    lsw_progress_end(&pr, detail, o->quiet);
+    if (c->rank == 0) {
+        char detail[256];
+        snprintf(detail, sizeof detail, "%zu tensors, %.3f GB in %zu shard(s) on %d rank(s)%s -> %s", p->n,
+                 (double)p->total_bytes / 1e9, p->nshards, c->size, reused ? " (resumed)" : "", cfg->out.path);
+        lsw_progress_end(&pr, detail, o->quiet);
+    }
     return 0;
 }

@@ -1,7 +1,9 @@
 /* lsw_execute — run a plan: stream every output tensor through the kernels
  * into the output folder, within a memory budget.
  *
- * Row blocks: each tensor is processed in blocks of elements sized so that
+ * Work is split by lsw_assign into commit groups of shards and, within a
+ * group, pieces (layers, row blocks of large non-layer tensors) per rank.
+ * Row blocks: each piece is processed in blocks of elements sized so that
  * the sources' and the output's buffers together fit `mem`; the buffers are
  * allocated once.  Output tensors are written at the offsets the plan fixed.
  * Shards are written under temporary names and renamed when complete; a stop
@@ -14,6 +16,7 @@
 #include <signal.h>
 #include <stdint.h>
 
+#include "lsw_agree.h"
 #include "lsw_plan.h"
 
 typedef struct lsw_run_opts {
@@ -30,10 +33,14 @@ typedef struct lsw_run_opts {
 extern volatile sig_atomic_t lsw_stop_signal;
 void lsw_install_stop_handlers(void);
 
-/* Compute the model MAVs that magnitude weights need and resolve them. */
-int lsw_resolve_magnitude(lsw_plan *p, const lsw_run_opts *o);
+/* Compute the model MAVs that magnitude weights need (tensors spread over
+ * the ranks) and resolve them.  Collective over c->comm. */
+int lsw_resolve_magnitude(lsw_plan *p, const lsw_run_opts *o, const lsw_comm *c);
 
-/* Run a merge plan into p->cfg->out.path. */
-int lsw_execute_merge(lsw_plan *p, const lsw_run_opts *o);
+/* Run a merge plan into p->cfg->out.path: every rank computes the pieces
+ * lsw_assign gives it and writes them at their planned offsets; rank 0
+ * creates temporaries, combines the pieces' CRCs and renames.  Returns the
+ * same code on every rank.  Collective over c->comm. */
+int lsw_execute_merge(lsw_plan *p, const lsw_run_opts *o, const lsw_comm *c);
 
 #endif

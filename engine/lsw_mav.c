@@ -95,20 +95,38 @@ int lsw_mav_tensor_rows(const lsw_ckpt *base, const lsw_ckpt *expert, const lsw_
     return 0;
 }
 
+int lsw_tensor_mav_sum(const lsw_ckpt *base, const lsw_ckpt *expert, const lsw_tensor_desc *t, void *buf,
+                       size_t buf_bytes, double *sum)
+{
+    enum { ROWS = 4096 };
+    double rowbuf[ROWS];
+    uint64_t rows, rl;
+    lsw_mav_rows(t, &rows, &rl);
+    double s = 0;
+    for (uint64_t r = 0; r < rows; r += ROWS) {
+        uint64_t k = rows - r < ROWS ? rows - r : ROWS;
+        int rc = lsw_mav_tensor_rows(base, expert, t, r, k, buf, buf_bytes, rowbuf);
+        if (rc)
+            return rc;
+        for (uint64_t j = 0; j < k; j++)
+            s += rowbuf[j];
+    }
+    *sum = s;
+    return 0;
+}
+
+size_t lsw_mav_buffer_bytes(uint64_t mem)
+{
+    size_t bytes = mem > (1u << 30) ? (1u << 30) : (size_t)mem;
+    return bytes < 2 * LSW_MAV_CHUNK * 4 ? 2 * LSW_MAV_CHUNK * 4 : bytes;
+}
+
 int lsw_model_mav(const lsw_ckpt *base, const lsw_ckpt *expert, uint64_t mem, double *out)
 {
-    size_t bytes = mem < (64u << 20) ? (64u << 20) : (size_t)mem;
-    bytes = bytes > (1u << 30) ? (1u << 30) : bytes;
-    /* at least two chunks of the widest type */
-    if (bytes < 2 * LSW_MAV_CHUNK * 4)
-        bytes = 2 * LSW_MAV_CHUNK * 4;
+    size_t bytes = lsw_mav_buffer_bytes(mem);
     void *buf = malloc(bytes);
-    double *rowbuf = malloc(4096 * sizeof *rowbuf);
-    if (!buf || !rowbuf) {
-        free(buf);
-        free(rowbuf);
+    if (!buf)
         return lsw_err_set(LSW_E_NOMEM, "out of memory for MAV buffers");
-    }
     double sum = 0;
     uint64_t total_rows = 0;
     int rc = 0;
@@ -117,17 +135,13 @@ int lsw_model_mav(const lsw_ckpt *base, const lsw_ckpt *expert, uint64_t mem, do
         if (!lsw_mav_eligible(t))
             continue;
         uint64_t rows, rl;
+        double ts;
         lsw_mav_rows(t, &rows, &rl);
-        for (uint64_t r = 0; r < rows && !rc; r += 4096) {
-            uint64_t k = rows - r < 4096 ? rows - r : 4096;
-            rc = lsw_mav_tensor_rows(base, expert, t, r, k, buf, bytes, rowbuf);
-            for (uint64_t j = 0; j < k && !rc; j++)
-                sum += rowbuf[j];
-        }
+        rc = lsw_tensor_mav_sum(base, expert, t, buf, bytes, &ts);
+        sum += ts;
         total_rows += rows;
     }
     free(buf);
-    free(rowbuf);
     if (rc)
         return rc;
     *out = total_rows ? sum / (double)total_rows : 0.0;

@@ -28,9 +28,16 @@ void lsw_mav_rows(const lsw_tensor_desc *t, uint64_t *rows, uint64_t *row_len);
 int lsw_mav_tensor_rows(const lsw_ckpt *base, const lsw_ckpt *expert, const lsw_tensor_desc *et, uint64_t row0,
                         uint64_t nrows, void *buf, size_t buf_bytes, double *out);
 
-/* Model MAV of `expert` against `base`: the mean of the row MAVs of every
- * eligible tensor (name order, row order, summed in f64).  Reads both models
- * once, using at most `mem` bytes of buffers. */
+/* Σ of the row MAVs of eligible tensor `t` of `expert` (rows in order, f64). */
+int lsw_tensor_mav_sum(const lsw_ckpt *base, const lsw_ckpt *expert, const lsw_tensor_desc *t, void *buf,
+                       size_t buf_bytes, double *sum);
+/* Buffer size for the MAV functions under a memory budget. */
+size_t lsw_mav_buffer_bytes(uint64_t mem);
+
+/* Model MAV of `expert` against `base` (SPEC §4): Σ over eligible tensors in
+ * name order of their row-MAV sums (each summed over rows in order), divided
+ * by the total number of rows.  The per-tensor grouping of the sum is what
+ * lets ranks compute tensors independently and still agree bit for bit. */
 int lsw_model_mav(const lsw_ckpt *base, const lsw_ckpt *expert, uint64_t mem, double *out);
 
 #endif

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lsw_agree.h"
 #include "lsw_checkpoint.h"
 #include "lsw_commit.h"
 #include "lsw_config.h"
@@ -173,9 +174,12 @@ static int cmd_merge(int argc, char **argv)
     if (optind != argc - 1)
         return usage_error("merge", usage_merge, "%s", "needs exactly one CONFIG.json");
     lsw_config *cfg = NULL;
-    int rc = lsw_config_load(argv[optind], &cfg);
-    if (rc)
+    lsw_comm w0 = lsw_comm_world();
+    int rc = lsw_agree(&w0, lsw_config_load(argv[optind], &cfg));
+    if (rc) {
+        lsw_config_free(cfg);
         return fail("merge", rc);
+    }
     if (outdir) {
         free(cfg->out.path);
         cfg->out.path = strdup(outdir);
@@ -201,17 +205,17 @@ static int cmd_merge(int argc, char **argv)
     }
     lsw_ckpt **models = NULL;
     lsw_plan *plan = NULL;
+    lsw_comm world = lsw_comm_world();
     rc = open_models(cfg, &models);
     if (!rc)
         rc = lsw_plan_build(cfg, models, &plan);
+    /* Every rank opened the same headers; agree before any collective work. */
+    rc = lsw_agree(&world, rc);
     if (!rc && dry) {
         if (rank == 0)
             lsw_plan_print(plan, stdout);
     } else if (!rc) {
-        if (rank == 0)
-            rc = lsw_execute_merge(plan, &ro);
-        /* Single-writer execution: every rank agrees on rank 0's result. */
-        MPI_Bcast(&rc, 1, MPI_INT, 0, MPI_COMM_WORLD);
+        rc = lsw_execute_merge(plan, &ro, &world);
     }
     lsw_plan_free(plan);
     if (models)

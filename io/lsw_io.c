@@ -11,23 +11,24 @@
 #include "lsw_error.h"
 
 static int io_rank = 0;
-static int64_t fault_budget = -2; /* -2 unread, -1 off */
+/* Fault budgets in bytes: -2 not read from the environment yet, -1 off. */
+static int64_t write_budget = -2, read_budget = -2;
 
 void lsw_io_set_rank(int rank) { io_rank = rank; }
 
-static int fault_hit(size_t n)
+static int fault_hit(int64_t *budget, const char *var, size_t n)
 {
-    if (fault_budget == -2) {
-        const char *a = getenv("LSW_FAULT_WRITE_AFTER"), *r = getenv("LSW_FAULT_RANK");
-        fault_budget = -1;
+    if (*budget == -2) {
+        const char *a = getenv(var), *r = getenv("LSW_FAULT_RANK");
+        *budget = -1;
         if (a && (!r || atoi(r) == io_rank))
-            fault_budget = strtoll(a, NULL, 10);
+            *budget = strtoll(a, NULL, 10);
     }
-    if (fault_budget < 0)
+    if (*budget < 0)
         return 0;
-    if ((int64_t)n > fault_budget)
+    if ((int64_t)n > *budget)
         return 1;
-    fault_budget -= (int64_t)n;
+    *budget -= (int64_t)n;
     return 0;
 }
 
@@ -39,6 +40,9 @@ static int write_error(const char *path, int err)
 
 int lsw_pread_full(int fd, void *buf, size_t n, uint64_t off, const char *path)
 {
+    if (fault_hit(&read_budget, "LSW_FAULT_READ_AFTER", n))
+        return lsw_err_set(LSW_E_READ, "%s: read failed at offset %llu: %s (injected)", path,
+                           (unsigned long long)off, strerror(EIO));
     char *p = buf;
     while (n) {
         ssize_t r = pread(fd, p, n > (1u << 30) ? (1u << 30) : n, (off_t)off);
@@ -60,7 +64,7 @@ int lsw_pread_full(int fd, void *buf, size_t n, uint64_t off, const char *path)
 
 int lsw_pwrite_full(int fd, const void *buf, size_t n, uint64_t off, const char *path)
 {
-    if (fault_hit(n))
+    if (fault_hit(&write_budget, "LSW_FAULT_WRITE_AFTER", n))
         return write_error(path, ENOSPC);
     const char *p = buf;
     while (n) {

@@ -1,0 +1,44 @@
+/* lsw_assign — which rank computes which part of a plan.  Pure: a function of
+ * the plan and the number of ranks only, so every rank computes the same
+ * assignment without talking to the others.
+ *
+ * Shards are taken in order and closed into commit groups of about
+ * max(total / 8, 64 MiB) bytes (a group never splits a shard); after each
+ * group the ranks agree and its shards are renamed, so an interrupted run
+ * keeps whole groups.  Within a group the work items are whole layers (all
+ * tensors of one layer) and, for non-layer tensors, blocks of whole rows of
+ * at most group_bytes / (2·ranks) bytes, so an embedding matrix is spread
+ * over ranks.  Items go, largest first (ties by position), to the rank with
+ * the fewest bytes so far (ties: lowest rank).
+ */
+#ifndef LSW_ASSIGN_H
+#define LSW_ASSIGN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lsw_plan.h"
+
+typedef struct lsw_piece {
+    size_t tensor;        /* index into plan->t */
+    uint64_t e0, e1;      /* element range [e0, e1) */
+    int rank;             /* who computes it */
+} lsw_piece;
+
+typedef struct lsw_group {
+    size_t shard0, shard1;  /* shards [shard0, shard1) */
+    size_t piece0, piece1;  /* pieces [piece0, piece1), in file order */
+    uint64_t bytes;
+} lsw_group;
+
+typedef struct lsw_assignment {
+    size_t npieces;
+    lsw_piece *pieces;      /* in plan (= file) order */
+    size_t ngroups;
+    lsw_group *groups;
+} lsw_assignment;
+
+int lsw_assign(const lsw_plan *p, int nranks, lsw_assignment **out);
+void lsw_assignment_free(lsw_assignment *a);
+
+#endif
