@@ -476,6 +476,28 @@ static int cmd_demo(int argc, char **argv)
     return rc ? fail("demo", rc) : 0;
 }
 
+/* `srun` without PMIx starts N singletons that would each write everything:
+ * inside a Slurm step of N tasks, the MPI world must have N ranks.  Keyed on
+ * SLURM_STEP_NUM_TASKS, which srun sets for its step, rather than the
+ * allocation-wide SLURM_NTASKS, so that singleton commands in a batch script
+ * (inspect, verify) keep working. */
+static int check_slurm_world(void)
+{
+    const char *s = getenv("SLURM_STEP_NUM_TASKS");
+    if (!s)
+        return 0;
+    long n = strtol(s, NULL, 10);
+    if (n <= 1 || n == nranks)
+        return 0;
+    if (rank == 0)
+        fprintf(stderr,
+                "layerswap: error: this Slurm step has %ld tasks but MPI sees %d rank(s): srun started independent "
+                "copies (no PMI). Use 'srun --mpi=pmix' (see 'srun --mpi=list') or mpirun inside the allocation "
+                "[usage error, exit 1]\n",
+                n, nranks);
+    return 1;
+}
+
 int main(int argc, char **argv)
 {
     MPI_Init(&argc, &argv);
@@ -484,6 +506,10 @@ int main(int argc, char **argv)
     lsw_io_set_rank(rank);
     lsw_install_stop_handlers();
     int ex;
+    if (check_slurm_world()) {
+        MPI_Finalize();
+        return 1;
+    }
     if (argc < 2) {
         if (rank == 0)
             fputs(usage_main, stderr);

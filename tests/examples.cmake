@@ -8,3 +8,8 @@ foreach(cfg ${LSW_EXAMPLE_CONFIGS})
                    ${CMAKE_CURRENT_BINARY_DIR}/example_${stem})
   set_tests_properties(example_${stem} PROPERTIES LABELS cli)
 endforeach()
+
+# Tied embeddings + Qwen2 biases, F32/F16 inputs and dtype conversions.
+add_test(NAME variants_tied_bias_dtypes
+         COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/check_variants.sh ${LSW_BIN} ${LSW_PYTHON} ${CMAKE_CURRENT_BINARY_DIR}/variants)
+set_tests_properties(variants_tied_bias_dtypes PROPERTIES LABELS cli)
