@@ -105,9 +105,15 @@ int lsw_resolve_magnitude(lsw_plan *p, const lsw_run_opts *o, const lsw_comm *c)
 
 typedef struct arena { char *p; size_t size; } arena;
 
+/* What one rank did, for --summary. */
+typedef struct rank_stats {
+    double busy, wait;            /* seconds computing/reading/writing pieces; in agreement */
+    uint64_t bytes_read, bytes_written;
+} rank_stats;
+
 /* Elements [e0, e1) of tensor t into `fd`; *crc is the CRC of those output bytes. */
 static int run_piece(const lsw_plan *p, const lsw_plan_tensor *t, uint64_t e0, uint64_t e1, int fd,
-                     const char *path, arena *a, uint32_t *crc, lsw_progress *pr)
+                     const char *path, arena *a, uint32_t *crc, lsw_progress *pr, rank_stats *rs)
 {
     size_t out_es = lsw_dtype_size(t->out_dtype), in_es = 0;
     for (size_t j = 0; j < t->nsrc; j++)
@@ -124,6 +130,8 @@ static int run_piece(const lsw_plan *p, const lsw_plan_tensor *t, uint64_t e0, u
                 break;
             c = lsw_crc32c(c, a->p, n);
             lsw_progress_add(pr, n, 0);
+            rs->bytes_read += n;
+            rs->bytes_written += n;
             off += n;
         }
         *crc = c;
@@ -151,6 +159,8 @@ static int run_piece(const lsw_plan *p, const lsw_plan_tensor *t, uint64_t e0, u
         }
         if (rc)
             break;
+        rs->bytes_read += (uint64_t)(cur - a->p);
+        rs->bytes_written += n * out_es;
         lsw_wsum(t->out_dtype, cur, n, t->nsrc, dts, in, t->w);
         if ((rc = lsw_pwrite_full(fd, cur, n * out_es, t->offset + i0 * out_es, path)))
             break;
@@ -228,7 +238,8 @@ static int open_outdir(const lsw_plan *p, const lsw_run_opts *o, lsw_outdir **od
 /* One commit group: rank 0 creates the temporaries; all ranks write their
  * pieces; rank 0 combines CRCs and renames.  Collective. */
 static int run_group(const lsw_plan *p, const lsw_assignment *as, const lsw_group *g, lsw_outdir *od,
-                     lsw_out_state st, const lsw_comm *c, arena *a, lsw_progress *pr, size_t *reused)
+                     lsw_out_state st, const lsw_comm *c, arena *a, lsw_progress *pr, size_t *reused,
+                     rank_stats *rs)
 {
     const char *dir = p->cfg->out.path;
     size_t ns = g->shard1 - g->shard0, np = g->piece1 - g->piece0;
@@ -260,6 +271,7 @@ static int run_group(const lsw_plan *p, const lsw_assignment *as, const lsw_grou
     if (!rc && c->size > 1)
         MPI_Bcast(skip, (int)(ns ? ns : 1), MPI_BYTE, 0, c->comm);
     /* 2. everyone: own pieces */
+    double t_busy = lsw_now();
     for (size_t q = g->piece0; q < g->piece1 && !rc; q++) {
         const lsw_piece *pc = &as->pieces[q];
         const lsw_plan_tensor *t = &p->t[pc->tensor];
@@ -274,7 +286,7 @@ static int run_group(const lsw_plan *p, const lsw_assignment *as, const lsw_grou
         if (fds[k] < 0 && (fds[k] = open(tp, O_WRONLY | O_CLOEXEC)) < 0)
             rc = lsw_err_set(LSW_E_IO, "%s: cannot open: %s", tp, strerror(errno));
         if (!rc)
-            rc = run_piece(p, t, pc->e0, pc->e1, fds[k], tp, a, &crcs[q - g->piece0], pr);
+            rc = run_piece(p, t, pc->e0, pc->e1, fds[k], tp, a, &crcs[q - g->piece0], pr, rs);
         if (!rc && pc->e1 == t->numel)
             lsw_progress_add(pr, 0, 1);
         free(tp);
@@ -287,7 +299,10 @@ static int run_group(const lsw_plan *p, const lsw_assignment *as, const lsw_grou
             close(fds[k]);
             fds[k] = -1;
         }
+    double t_wait = lsw_now();
+    rs->busy += t_wait - t_busy;
     rc = lsw_agree(c, rc);
+    rs->wait += lsw_now() - t_wait;
     /* 4. rank 0: CRCs of all pieces, combined in file order; rename */
     if (!rc && c->size > 1)
         MPI_Allreduce(MPI_IN_PLACE, crcs, (int)np, MPI_UINT32_T, MPI_BXOR, c->comm); /* each piece has one writer */
@@ -315,16 +330,65 @@ static int run_group(const lsw_plan *p, const lsw_assignment *as, const lsw_grou
         }
     }
     rc = lsw_agree(c, rc);
+    /* global progress: everyone's work in this group */
+    uint64_t lb;
+    size_t li;
+    lsw_progress_local(pr, &lb, &li);
+    unsigned long long v[2] = {lb, li};
+    if (!rc && c->size > 1)
+        MPI_Allreduce(MPI_IN_PLACE, v, 2, MPI_UNSIGNED_LONG_LONG, MPI_SUM, c->comm);
+    lsw_progress_sync(pr, v[0], (size_t)v[1]);
     free(skip);
     free(fds);
     free(crcs);
     return rc;
 }
 
+/* Rank 0 writes the run summary (per-phase times, bytes, per-rank spread).
+ * Collective over c->comm (gathers the ranks' counters). */
+static int write_summary(const lsw_plan *p, const lsw_run_opts *o, const lsw_comm *c, const rank_stats *rs,
+                         const double *phase, size_t reused)
+{
+    double mine[4] = {rs->busy, rs->wait, (double)rs->bytes_read, (double)rs->bytes_written};
+    double mn[4], mx[4], sum[4];
+    MPI_Reduce(mine, mn, 4, MPI_DOUBLE, MPI_MIN, 0, c->comm);
+    MPI_Reduce(mine, mx, 4, MPI_DOUBLE, MPI_MAX, 0, c->comm);
+    MPI_Reduce(mine, sum, 4, MPI_DOUBLE, MPI_SUM, 0, c->comm);
+    int rc = 0;
+    if (c->rank == 0) {
+        lsw_strbuf b = {0};
+        lsw_sb_str(&b, "{\n  \"command\": \"merge\",\n  \"output\": ");
+        lsw_sb_json_string(&b, p->cfg->out.path);
+        lsw_sb_printf(&b, ",\n  \"format\": \"%s\",\n  \"ranks\": %d,\n  \"tensors\": %zu,\n  \"shards\": %zu,\n"
+                          "  \"shards_reused\": %zu,\n  \"output_bytes\": %" PRIu64 ",\n",
+                      p->cfg->out.format == LSW_FMT_HDF5 ? "hdf5" : "safetensors", c->size, p->n, p->nshards, reused,
+                      p->total_bytes);
+        lsw_sb_printf(&b, "  \"phases_s\": {\"magnitude_weights\": %.6f, \"tensors\": %.6f, \"commit\": %.6f, \"total\": %.6f},\n",
+                      phase[0], phase[1], phase[2], phase[3]);
+        lsw_sb_printf(&b, "  \"bytes_read\": %.0f,\n  \"bytes_written\": %.0f,\n  \"gb_per_s\": %.6f,\n", sum[2], sum[3],
+                      phase[3] > 0 ? (double)p->total_bytes / phase[3] / 1e9 : 0.0);
+        static const char *const names[4] = {"busy_s", "wait_s", "bytes_read", "bytes_written"};
+        lsw_sb_str(&b, "  \"per_rank\": {");
+        for (int i = 0; i < 4; i++)
+            lsw_sb_printf(&b, "%s\"%s\": {\"min\": %.6f, \"max\": %.6f}", i ? ", " : "", names[i], mn[i], mx[i]);
+        lsw_sb_str(&b, "}\n}\n");
+        char *dir = lsw_dirname(o->summary);
+        const char *base = strrchr(o->summary, '/') ? strrchr(o->summary, '/') + 1 : o->summary;
+        rc = (lsw_sb_failed(&b) || !dir) ? lsw_err_set(LSW_E_NOMEM, "out of memory")
+                                         : lsw_write_file_atomic(dir, base, b.p, b.len);
+        free(dir);
+        lsw_sb_free(&b);
+    }
+    return lsw_agree(c, rc);
+}
+
 int lsw_execute_merge(lsw_plan *p, const lsw_run_opts *o, const lsw_comm *c)
 {
     const lsw_config *cfg = p->cfg;
+    double t0 = lsw_now(), phase[4] = {0};
+    rank_stats rs = {0};
     int rc = lsw_resolve_magnitude(p, o, c);
+    phase[0] = lsw_now() - t0;
     if (rc)
         return rc;
     lsw_outdir *od = NULL;
@@ -366,9 +430,13 @@ int lsw_execute_merge(lsw_plan *p, const lsw_run_opts *o, const lsw_comm *c)
     rc = lsw_agree(c, rc);
     lsw_progress pr;
     lsw_progress_start(&pr, "merge", c->rank == 0 ? o->progress : 0, p->total_bytes, p->n);
+    lsw_progress_set_scale(&pr, c->size);
     size_t reused = 0;
+    double t1 = lsw_now();
     for (size_t gi = 0; !rc && gi < as->ngroups; gi++)
-        rc = run_group(p, as, &as->groups[gi], od, st, c, &a, &pr, &reused);
+        rc = run_group(p, as, &as->groups[gi], od, st, c, &a, &pr, &reused, &rs);
+    phase[1] = lsw_now() - t1;
+    t1 = lsw_now();
     free(a.p);
     lsw_assignment_free(as);
     if (c->rank == 0) {
@@ -385,6 +453,10 @@ int lsw_execute_merge(lsw_plan *p, const lsw_run_opts *o, const lsw_comm *c)
     lsw_outdir_free(od);
     rc = lsw_agree(c, rc);
     if (rc)
+        return rc;
+    phase[2] = lsw_now() - t1;
+    phase[3] = lsw_now() - t0;
+    if (o->summary && (rc = write_summary(p, o, c, &rs, phase, reused)))
         return rc;
     if (c->rank == 0) {
         char detail[256];

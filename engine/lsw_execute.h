@@ -24,6 +24,7 @@ typedef struct lsw_run_opts {
     double progress;   /* seconds between progress lines; 0: none */
     int overwrite;
     int quiet;         /* no summary line */
+    const char *summary; /* write the run summary as JSON here (rank 0); NULL: none */
 } lsw_run_opts;
 
 #define LSW_DEFAULT_MEM (512ULL << 20)

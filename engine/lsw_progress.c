@@ -13,16 +13,25 @@ double lsw_now(void)
 
 void lsw_progress_start(lsw_progress *p, const char *what, double interval, uint64_t total_bytes, size_t total_items)
 {
+    *p = (lsw_progress){0};
     p->what = what;
     p->interval = interval;
     p->t0 = p->last = lsw_now();
     p->total_bytes = total_bytes;
     p->total_items = total_items;
-    p->done_bytes = 0;
-    p->done_items = 0;
+    p->scale = 1;
     p->tty = isatty(2);
     p->enabled = interval > 0;
-    p->drew = 0;
+}
+
+void lsw_progress_set_scale(lsw_progress *p, int ranks) { p->scale = ranks > 0 ? ranks : 1; }
+
+static void estimate(lsw_progress *p)
+{
+    uint64_t b = p->base_bytes + p->local_bytes * (uint64_t)p->scale;
+    size_t i = p->base_items + p->local_items * (size_t)p->scale;
+    p->done_bytes = b < p->total_bytes ? b : p->total_bytes;
+    p->done_items = i < p->total_items ? i : p->total_items;
 }
 
 static void line(lsw_progress *p, double now)
@@ -39,8 +48,9 @@ static void line(lsw_progress *p, double now)
 
 void lsw_progress_add(lsw_progress *p, uint64_t bytes, size_t items)
 {
-    p->done_bytes += bytes;
-    p->done_items += items;
+    p->local_bytes += bytes;
+    p->local_items += items;
+    estimate(p);
     if (!p->enabled)
         return;
     double now = lsw_now();
@@ -48,6 +58,21 @@ void lsw_progress_add(lsw_progress *p, uint64_t bytes, size_t items)
         p->last = now;
         line(p, now);
     }
+}
+
+void lsw_progress_local(const lsw_progress *p, uint64_t *bytes, size_t *items)
+{
+    *bytes = p->local_bytes;
+    *items = p->local_items;
+}
+
+void lsw_progress_sync(lsw_progress *p, uint64_t global_bytes, size_t global_items)
+{
+    p->base_bytes += global_bytes;
+    p->base_items += global_items;
+    p->local_bytes = 0;
+    p->local_items = 0;
+    estimate(p);
 }
 
 void lsw_progress_end(lsw_progress *p, const char *detail, int quiet)

@@ -38,12 +38,15 @@ static const char usage_main[] =
 
 static const char usage_merge[] =
     "Usage: layerswap merge CONFIG.json [-o DIR] [--format safetensors|hdf5] [--mem BYTES]\n"
-    "                       [--progress SECS] [--dry-run] [--overwrite] [--quiet]\n"
+    "                       [--progress SECS] [--summary FILE] [--dry-run] [--overwrite] [--quiet]\n"
     "Run the merge that CONFIG.json describes (see README.md and configs/).\n"
     "  -o, --output DIR    output folder (overrides output.path; relative to the current folder)\n"
     "  --format F          safetensors (default) or hdf5 (overrides output.format)\n"
     "  --mem BYTES         buffer budget, e.g. 64M, 2G (default 512M); peak memory stays near it\n"
-    "  --progress SECS     print a progress line every SECS seconds on stderr\n"
+    "  --progress SECS     rank 0 prints a progress line every SECS seconds on stderr (tensors and\n"
+    "                      bytes done, GB/s, ETA; redrawn in place on a terminal); under MPI the\n"
+    "                      totals are exact at commit-group boundaries, extrapolated in between\n"
+    "  --summary FILE      write per-phase times, bytes and per-rank min/max as JSON to FILE\n"
     "  --dry-run           print the expanded rules and one line per output tensor\n"
     "                      (name, rule, sources, weights); reads no tensor data\n"
     "  --overwrite         replace an output folder that holds another merge\n"
@@ -144,9 +147,9 @@ static int cmd_merge(int argc, char **argv)
                                          {"mem", required_argument, 0, 'm'},    {"progress", required_argument, 0, 'p'},
                                          {"dry-run", no_argument, 0, 'd'},      {"overwrite", no_argument, 0, 'w'},
                                          {"quiet", no_argument, 0, 'q'},        {"help", no_argument, 0, 'h'},
-                                         {0, 0, 0, 0}};
+                                         {"summary", required_argument, 0, 's'}, {0, 0, 0, 0}};
     const char *outdir = NULL, *format = NULL;
-    lsw_run_opts ro = {LSW_DEFAULT_MEM, 0, 0, 0};
+    lsw_run_opts ro = {LSW_DEFAULT_MEM, 0, 0, 0, NULL};
     int dry = 0, c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
@@ -167,6 +170,7 @@ static int cmd_merge(int argc, char **argv)
         case 'd': dry = 1; break;
         case 'w': ro.overwrite = 1; break;
         case 'q': ro.quiet = 1; break;
+        case 's': ro.summary = optarg; break;
         case 'h': if (rank == 0) fputs(usage_merge, stdout); return 0;
         default: return usage_error("merge", usage_merge, "%s", "bad option");
         }

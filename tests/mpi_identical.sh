@@ -38,6 +38,21 @@ for cfg in fixtures syn; do
   "$py" "$here/ref/lsw_ref.py" merge $cfg.json --compare $cfg-n1 >/dev/null || { echo "FAIL $cfg: differs from the oracle"; fail=1; }
   echo "ok $cfg: identical at 1-4 ranks and equal to the oracle"
 done
+# --progress prints flushed lines from rank 0 only; --summary writes JSON.
+"$mpiexec" -n 3 "$bin" merge syn.json -o prog --mem 1M --progress 0.000001 --summary prog-summary.json 2>prog.log
+lines=$(grep -c '^layerswap merge: .* tensors, .* GB (.*%), .* GB/s, ETA' prog.log || true)
+[ "$lines" -ge 1 ] || { echo "FAIL progress: no progress line"; cat prog.log; fail=1; }
+grep -q 'on 3 rank(s)' prog.log || { echo "FAIL progress: no summary line"; fail=1; }
+[ "$(grep -c 'on 3 rank' prog.log)" = 1 ] || { echo "FAIL progress: summary printed by more than one rank"; fail=1; }
+"$py" - prog-summary.json <<'PY' || fail=1
+import json, sys
+s = json.load(open(sys.argv[1]))
+assert s["ranks"] == 3 and s["tensors"] > 0, s
+assert set(s["phases_s"]) >= {"tensors", "commit", "total"}, s
+assert s["per_rank"]["bytes_written"]["min"] <= s["per_rank"]["bytes_written"]["max"], s
+assert s["bytes_written"] == s["output_bytes"], s
+print("ok summary json")
+PY
 # One rank fails, all ranks exit with the same code.
 check_fault() { # name var bytes rank n expected
   local name=$1 var=$2 bytes=$3 r=$4 n=$5 want=$6 got=0
