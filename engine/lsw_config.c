@@ -415,6 +415,17 @@ static int parse_output(const ctx *x, const lsw_json *o)
     return 0;
 }
 
+void lsw_rules_free(lsw_rule *r, size_t n)
+{
+    for (size_t i = 0; r && i < n; i++) {
+        free(r[i].match);
+        free(r[i].models);
+        free(r[i].weights);
+        free(r[i].origin);
+    }
+    free(r);
+}
+
 int lsw_config_model_index(const lsw_config *c, const char *name)
 {
     for (size_t i = 0; i < c->nmodels; i++)
@@ -565,13 +576,7 @@ void lsw_config_free(lsw_config *c)
     }
     free(c->model_names);
     free(c->model_paths);
-    for (size_t i = 0; i < c->nrules; i++) {
-        free(c->rules[i].match);
-        free(c->rules[i].models);
-        free(c->rules[i].weights);
-        free(c->rules[i].origin);
-    }
-    free(c->rules);
+    lsw_rules_free(c->rules, c->nrules);
     free(c->out.path);
     free(c->file);
     free(c->dir);

@@ -88,6 +88,8 @@ int lsw_config_load(const char *path, lsw_config **out);
 int lsw_config_parse(const char *text, size_t len, const char *name, const char *dir, lsw_config **out);
 void lsw_config_free(lsw_config *c);
 int lsw_config_model_index(const lsw_config *c, const char *name);
+/* Free an array of n rules and everything they own (accepts NULL). */
+void lsw_rules_free(lsw_rule *r, size_t n);
 /* Parse "5GB", "500MB", "2GiB", "1048576" (SI units are powers of 10, IEC of 2). -1 on error. */
 int lsw_parse_size(const char *s, uint64_t *out);
 

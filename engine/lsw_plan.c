@@ -437,13 +437,7 @@ void lsw_plan_free(lsw_plan *p)
 {
     if (!p)
         return;
-    for (size_t i = 0; i < p->nrules; i++) {
-        free(p->rules[i].match);
-        free(p->rules[i].models);
-        free(p->rules[i].weights);
-        free(p->rules[i].origin);
-    }
-    free(p->rules);
+    lsw_rules_free(p->rules, p->nrules);
     free(p->models_arena);
     free(p->src_arena);
     free(p->w_arena);

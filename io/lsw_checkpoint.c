@@ -261,20 +261,14 @@ const char *lsw_ckpt_file_path(const lsw_ckpt *c, unsigned f) { return lsw_st_pa
 uint64_t lsw_ckpt_data_bytes(const lsw_ckpt *c) { return c->data_bytes; }
 uint64_t lsw_ckpt_identity(const lsw_ckpt *c) { return c->identity; }
 
+static int cmp_key_desc(const void *key, const void *elem)
+{
+    return strcmp((const char *)key, ((const lsw_tensor_desc *)elem)->name);
+}
+
 const lsw_tensor_desc *lsw_ckpt_find(const lsw_ckpt *c, const char *name)
 {
-    size_t lo = 0, hi = c->n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int k = strcmp(c->t[mid].name, name);
-        if (k == 0)
-            return &c->t[mid];
-        if (k < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return NULL;
+    return c->n ? bsearch(name, c->t, c->n, sizeof *c->t, cmp_key_desc) : NULL;
 }
 
 int lsw_ckpt_read(const lsw_ckpt *c, const lsw_tensor_desc *t, uint64_t off, void *buf, size_t n)

@@ -616,6 +616,16 @@ static int lsw_jp_index(lsw_jp *p, size_t first, size_t n)
             kids[0].ord = 0;
         return 0;
     }
+    /* Keys in source order are often sorted already (safetensors writers
+     * sort them); then one pass over adjacent keys does it all. */
+    size_t j = 1;
+    while (j < n && lsw_jp_keycmp(kids[j - 1].key, kids[j - 1].keylen, kids[j].key, kids[j].keylen) < 0)
+        j++;
+    if (j == n) {
+        for (j = 0; j < n; j++)
+            kids[j].ord = (uint32_t)j;
+        return 0;
+    }
     lsw_jp_ent *a = lsw_jp_grow(p->tmp, &p->tcap, 2 * n, sizeof *a);
     if (!a)
         return lsw_jp_nomem(p);
@@ -632,7 +642,7 @@ static int lsw_jp_index(lsw_jp *p, size_t first, size_t n)
         lsw_jp_show_key(k, sizeof k, kids[dup].key, kids[dup].keylen);
         return lsw_jp_fail(p, lsw_jp_key_offset(p, kids[dup].off), "duplicate key \"%s\"", k);
     }
-    for (size_t j = 0; j < n; j++)
+    for (j = 0; j < n; j++)
         kids[j].ord = a[j].i;
     return 0;
 }

@@ -303,20 +303,14 @@ const char *lsw_st_header(const lsw_st_file *f, size_t *len)
     return f->header;
 }
 
+static int cmp_key_name(const void *key, const void *elem)
+{
+    return strcmp((const char *)key, ((const lsw_st_tensor *)elem)->name);
+}
+
 const lsw_st_tensor *lsw_st_find(const lsw_st_file *f, const char *name)
 {
-    size_t lo = 0, hi = f->n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int c = strcmp(f->t[mid].name, name);
-        if (c == 0)
-            return &f->t[mid];
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return NULL;
+    return f->n ? bsearch(name, f->t, f->n, sizeof *f->t, cmp_key_name) : NULL;
 }
 
 /* ---- header building ---------------------------------------------------- */
