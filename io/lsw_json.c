@@ -616,8 +616,9 @@ static int lsw_jp_index(lsw_jp *p, size_t first, size_t n)
             kids[0].ord = 0;
         return 0;
     }
-    /* Keys in source order are often sorted already (safetensors writers
-     * sort them); then one pass over adjacent keys does it all. */
+    /* Keys are often sorted in the source already (writers of safetensors
+     * and index files commonly sort them); then one pass over adjacent keys
+     * does it all, cache-friendly. */
     size_t j = 1;
     while (j < n && lsw_jp_keycmp(kids[j - 1].key, kids[j - 1].keylen, kids[j].key, kids[j].keylen) < 0)
         j++;

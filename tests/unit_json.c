@@ -497,6 +497,7 @@ static void test_objects(void)
     BAD("{\"a\":1,\"b\":2,\"c\":3,\"b\":4}", "duplicate key \"b\"");
     BAD("{\"a\":{\"b\":1,\"b\":1}}", "duplicate key \"b\"");
     BAD("[{\"a\":1},{\"b\":1,\"c\":1,\"b\":2}]", "duplicate key \"b\"");
+    BADMSG("{\"a\":1,\n \"a\" \t:\r\n [2]}", "line 2, column 2 (byte 9): duplicate key \"a\"");
     /* The earliest repeat is reported. */
     BADMSG("{\"z\":1,\"y\":1,\"y\":2,\"z\":2}", "line 1, column 14 (byte 13): duplicate key \"y\"");
 
@@ -577,6 +578,106 @@ static void test_large_object(void)
     n += (size_t)sprintf(s + n, ",\"key77\":0}");
     bad_at(__FILE__, __LINE__, s, n, "duplicate key \"key77\"");
     free(s);
+}
+
+/* Random objects whose keys share long prefixes, contain NULs, non-ASCII
+ * bytes and escapes: duplicates must be found exactly (the earliest repeat is
+ * reported at its key), and every NUL-free key must be found by
+ * lsw_json_get.  Keys of up to ten 8-byte blocks drive the member sort
+ * through all its levels. */
+struct tkey {
+    char dec[128]; /* decoded */
+    size_t dlen;
+    char enc[512]; /* as written in JSON, without quotes */
+};
+
+static int tkey_cmp(const void *x, const void *y)
+{
+    const struct tkey *a = x, *b = y;
+    size_t m = a->dlen < b->dlen ? a->dlen : b->dlen;
+    int c = memcmp(a->dec, b->dec, m);
+    return c ? c : (a->dlen > b->dlen) - (a->dlen < b->dlen);
+}
+
+static uint32_t rng(void);
+
+static void test_key_order(void)
+{
+    static const struct { const char *enc, *dec; size_t dlen; } tok[] = {
+        {"a", "a", 1}, {"b", "b", 1}, {"\\u0000", "\0", 1}, {"\xC3\xA9", "\xC3\xA9", 2},
+        {"\\u00e9", "\xC3\xA9", 2}, {"\\u0061", "a", 1}, {"AAAAAAAA", "AAAAAAAA", 8}, {"BBBBBBBB", "BBBBBBBB", 8},
+        {"\\uFFFF", "\xEF\xBF\xBF", 3}, {"z", "z", 1},
+    };
+    enum { ITER = 300, MAXM = 400 };
+    static struct tkey keys[MAXM];
+    static size_t keyoff[MAXM];
+    char *text = malloc(MAXM * 600 + 16);
+    int bad = 0;
+    for (int it = 0; it < ITER; it++) {
+        size_t m = 1 + rng() % (it % 3 == 0 ? MAXM : 40), n = 0;
+        int blocks = it % 2; /* half the objects use the 8-byte blocks only */
+        for (size_t j = 0; j < m; j++) {
+            struct tkey *k = &keys[j];
+            size_t ntok = rng() % (blocks ? 11 : 8), e = 0;
+            k->dlen = 0;
+            k->enc[0] = '\0';
+            for (size_t t = 0; t < ntok; t++) {
+                size_t w = blocks ? 6 + rng() % 2 : rng() % (sizeof tok / sizeof tok[0]);
+                memcpy(k->dec + k->dlen, tok[w].dec, tok[w].dlen);
+                k->dlen += tok[w].dlen;
+                e += (size_t)sprintf(k->enc + e, "%s", tok[w].enc);
+            }
+        }
+        if (it % 4 == 1) /* sorted input: the fast path */
+            qsort(keys, m, sizeof keys[0], tkey_cmp);
+        size_t want_dup = SIZE_MAX;
+        for (size_t j = 0; j < m && want_dup == SIZE_MAX; j++)
+            for (size_t i = 0; i < j; i++)
+                if (tkey_cmp(&keys[i], &keys[j]) == 0) {
+                    want_dup = j;
+                    break;
+                }
+        text[n++] = '{';
+        for (size_t j = 0; j < m; j++) {
+            if (j)
+                text[n++] = ',';
+            keyoff[j] = n;
+            n += (size_t)sprintf(text + n, "\"%s\":%zu", keys[j].enc, j);
+        }
+        text[n++] = '}';
+
+        lsw_json_doc *d;
+        char why[256];
+        int rc = parse_n(text, n, &d, why, sizeof why);
+        if (want_dup != SIZE_MAX) {
+            char at[64];
+            snprintf(at, sizeof at, "(byte %zu): duplicate key", keyoff[want_dup]);
+            if (rc != LSW_E_INPUT || !strstr(why, at)) {
+                bad++;
+                fprintf(stderr, "key order: iteration %d: want \"%s\", got rc %d \"%s\"\n", it, at, rc, why);
+            }
+            continue;
+        }
+        if (rc != 0) {
+            bad++;
+            fprintf(stderr, "key order: iteration %d: rc %d \"%s\"\n", it, rc, why);
+            continue;
+        }
+        const lsw_json *r = lsw_json_root(d);
+        for (size_t j = 0; j < m; j++) {
+            size_t kl;
+            const char *k = lsw_json_key(r, j, &kl);
+            uint64_t u;
+            if (!k || kl != keys[j].dlen || memcmp(k, keys[j].dec, kl) != 0 ||
+                lsw_json_key_has_nul(r, j) != (memchr(keys[j].dec, 0, keys[j].dlen) != NULL))
+                bad++;
+            if (!lsw_json_key_has_nul(r, j) && (lsw_json_u64(lsw_json_get(r, k), &u) != 0 || u != j))
+                bad++;
+        }
+        lsw_json_free(d);
+    }
+    CHECK(bad == 0);
+    free(text);
 }
 
 /* ---- whole-text rules ------------------------------------------------ */
@@ -854,8 +955,8 @@ static int walk(const lsw_json *v, size_t lo, size_t hi, int depth)
 static void test_fuzz(void)
 {
     static const char *seeds[] = {
-        "{\"__metadata__\":{\"format\":\"pt\"},\"model.layers.0.mlp.down_proj.weight\":{\"dtype\":\"BF16\","
-        "\"shape\":[4096,14336],\"data_offsets\":[0,117440512]},\"b\":{\"dtype\":\"F32\",\"shape\":[],\"data_offsets\":[117440512,117440516]}}",
+        ("{\"__metadata__\":{\"format\":\"pt\"},\"model.layers.0.mlp.down_proj.weight\":{\"dtype\":\"BF16\","
+         "\"shape\":[4096,14336],\"data_offsets\":[0,117440512]},\"b\":{\"dtype\":\"F32\",\"shape\":[],\"data_offsets\":[117440512,117440516]}}"),
         "[1,-2.5e+10,0.0001,true,false,null,\"\\u00e9\\uD83D\\uDE00\\n\\\"\",{\"a\":[[]],\"b\":{}},\"\xC3\xA9\xF0\x9F\x98\x80\"]",
         "{\"weight_map\":{\"a\":\"model-00001-of-00002.safetensors\",\"b\":\"model-00002-of-00002.safetensors\"},\"metadata\":{\"total_size\":123}}",
         " { \"x\" : [ 1 , 2 , { \"y\" : \"\\\\z\" } ] , \"A\":-0 } ",
@@ -936,6 +1037,7 @@ int main(void)
     test_integers();
     test_objects();
     test_large_object();
+    test_key_order();
     test_text_rules();
     test_depth();
     test_spans();
