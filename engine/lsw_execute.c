@@ -105,6 +105,24 @@ int lsw_resolve_magnitude(lsw_plan *p, const lsw_run_opts *o, const lsw_comm *c)
 
 typedef struct arena { char *p; size_t size; } arena;
 
+/* Writeback kicks: bytes written to the current file since the last one. */
+typedef struct wb { int fd; uint64_t from, pending; } wb;
+
+static void wrote(wb *w, int fd, uint64_t off, uint64_t n)
+{
+    if (w->fd != fd || off != w->from + w->pending) {
+        w->fd = fd;
+        w->from = off;
+        w->pending = 0;
+    }
+    w->pending += n;
+    if (w->pending >= LSW_WRITEBACK_BYTES) {
+        lsw_writeback(fd, w->from, w->pending);
+        w->from += w->pending;
+        w->pending = 0;
+    }
+}
+
 /* What one rank did, for --summary. */
 typedef struct rank_stats {
     double busy, wait;            /* seconds computing/reading/writing pieces; in agreement */
@@ -115,6 +133,7 @@ typedef struct rank_stats {
 static int run_piece(const lsw_plan *p, const lsw_plan_tensor *t, uint64_t e0, uint64_t e1, int fd,
                      const char *path, arena *a, uint32_t *crc, lsw_progress *pr, rank_stats *rs)
 {
+    static wb w = {-1, 0, 0};
     size_t out_es = lsw_dtype_size(t->out_dtype), in_es = 0;
     for (size_t j = 0; j < t->nsrc; j++)
         in_es += lsw_dtype_size(t->src[j]->dtype);
@@ -123,11 +142,13 @@ static int run_piece(const lsw_plan *p, const lsw_plan_tensor *t, uint64_t e0, u
     if (t->op == LSW_OP_COPY) {
         const lsw_ckpt *ck = p->models[t->models[0]];
         uint64_t b1 = e1 * out_es;
+        size_t blk = a->size < LSW_BLOCK_BYTES ? a->size : LSW_BLOCK_BYTES;
         for (uint64_t off = e0 * out_es; off < b1 && !rc;) {
-            size_t n = b1 - off < a->size ? (size_t)(b1 - off) : a->size;
+            size_t n = b1 - off < blk ? (size_t)(b1 - off) : blk;
             if ((rc = check_stop()) || (rc = lsw_ckpt_read(ck, t->src[0], off, a->p, n)) ||
                 (rc = lsw_pwrite_full(fd, a->p, n, t->offset + off, path)))
                 break;
+            wrote(&w, fd, t->offset + off, n);
             c = lsw_crc32c(c, a->p, n);
             lsw_progress_add(pr, n, 0);
             rs->bytes_read += n;
@@ -141,6 +162,8 @@ static int run_piece(const lsw_plan *p, const lsw_plan_tensor *t, uint64_t e0, u
         return lsw_err_set(LSW_E_CONFIG, "tensor '%s': more than 64 models in one average", t->name);
     /* weighted sum: k input buffers and one output buffer of B elements */
     size_t B = a->size / (in_es + out_es);
+    if (B > LSW_BLOCK_BYTES / 4)
+        B = LSW_BLOCK_BYTES / 4;
     if (B > 4096)
         B -= B % 4096;
     const void *in[64];
@@ -164,6 +187,7 @@ static int run_piece(const lsw_plan *p, const lsw_plan_tensor *t, uint64_t e0, u
         lsw_wsum(t->out_dtype, cur, n, t->nsrc, dts, in, t->w);
         if ((rc = lsw_pwrite_full(fd, cur, n * out_es, t->offset + i0 * out_es, path)))
             break;
+        wrote(&w, fd, t->offset + i0 * out_es, n * out_es);
         c = lsw_crc32c(c, cur, n * out_es);
         lsw_progress_add(pr, n * out_es, 0);
         i0 += n;
@@ -424,6 +448,9 @@ int lsw_execute_merge(lsw_plan *p, const lsw_run_opts *o, const lsw_comm *c)
         uint64_t w = per * (as->pieces[q].e1 - as->pieces[q].e0);
         need = w > need ? w : need;
     }
+    /* per-stream blocks are capped (LSW_BLOCK_BYTES), so the arena never needs more than k+1 of them */
+    uint64_t cap = 65 * LSW_BLOCK_BYTES;
+    need = need < cap ? need : cap;
     arena a = {NULL, (size_t)(need < o->mem ? need : o->mem)};
     if (!rc && !(a.p = malloc(a.size)))
         rc = lsw_err_set(LSW_E_NOMEM, "cannot allocate %zu bytes of buffers (--mem)", a.size);

@@ -28,6 +28,11 @@ typedef struct lsw_run_opts {
 } lsw_run_opts;
 
 #define LSW_DEFAULT_MEM (512ULL << 20)
+/* Each stream's block is at most this many bytes, whatever --mem allows, so
+ * that read, arithmetic, CRC and write of a block stay in the CPU caches. */
+#define LSW_BLOCK_BYTES (1ULL << 20)
+/* Writeback is started every this many bytes written per file. */
+#define LSW_WRITEBACK_BYTES (32ULL << 20)
 #define LSW_MIN_MEM (1ULL << 20)
 
 /* Set by the stop-signal handlers; polled between blocks. */

@@ -103,6 +103,8 @@ void lsw_plan_models_used(const lsw_config *cfg, int *used)
     }
     if (mag && cfg->base >= 0)
         used[cfg->base] = 1;
+    /* the reference model: its tensor list and config files define the output */
+    used[cfg->first_model] = 1;
 }
 
 /* ---- matching ------------------------------------------------------------ */

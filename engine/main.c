@@ -90,12 +90,14 @@ static int fail(const char *cmd, int rc)
     return lsw_err_exit_code(rc);
 }
 
-static int usage_error(const char *cmd, const char *usage, const char *fmt, const char *arg)
+/* One line, like every other error: "layerswap CMD: error: MSG [usage error, exit 1]". */
+static int usage_error(const char *cmd, const char *fmt, const char *arg)
 {
     if (rank == 0) {
-        fprintf(stderr, "layerswap %s: ", cmd);
-        fprintf(stderr, fmt, arg);
-        fprintf(stderr, "\n%s", usage);
+        char msg[512];
+        snprintf(msg, sizeof msg, fmt, arg);
+        fprintf(stderr, "layerswap %s: error: %s; see 'layerswap %s --help' [%s, exit %d]\n", cmd, msg, cmd,
+                lsw_err_message(LSW_E_USAGE), lsw_err_exit_code(LSW_E_USAGE));
     }
     return lsw_err_exit_code(LSW_E_USAGE);
 }
@@ -158,13 +160,13 @@ static int cmd_merge(int argc, char **argv)
         case 'f': format = optarg; break;
         case 'm':
             if (lsw_parse_size(optarg, &ro.mem) || ro.mem < LSW_MIN_MEM)
-                return usage_error("merge", usage_merge, "--mem needs a size of at least 1M, not '%s'", optarg);
+                return usage_error("merge", "--mem needs a size of at least 1M, not '%s'", optarg);
             break;
         case 'p': {
             char *end;
             ro.progress = strtod(optarg, &end);
             if (*end || !(ro.progress > 0))
-                return usage_error("merge", usage_merge, "--progress needs a positive number of seconds, not '%s'", optarg);
+                return usage_error("merge", "--progress needs a positive number of seconds, not '%s'", optarg);
             break;
         }
         case 'd': dry = 1; break;
@@ -172,11 +174,11 @@ static int cmd_merge(int argc, char **argv)
         case 'q': ro.quiet = 1; break;
         case 's': ro.summary = optarg; break;
         case 'h': if (rank == 0) fputs(usage_merge, stdout); return 0;
-        default: return usage_error("merge", usage_merge, "%s", "bad option");
+        default: return usage_error("merge", "%s", "bad option");
         }
     }
     if (optind != argc - 1)
-        return usage_error("merge", usage_merge, "%s", "needs exactly one CONFIG.json");
+        return usage_error("merge", "%s", "needs exactly one CONFIG.json");
     lsw_config *cfg = NULL;
     lsw_comm w0 = lsw_comm_world();
     int rc = lsw_agree(&w0, lsw_config_load(argv[optind], &cfg));
@@ -195,12 +197,12 @@ static int cmd_merge(int argc, char **argv)
             cfg->out.format = LSW_FMT_SAFETENSORS;
         else {
             lsw_config_free(cfg);
-            return usage_error("merge", usage_merge, "--format must be safetensors or hdf5, not '%s'", format);
+            return usage_error("merge", "--format must be safetensors or hdf5, not '%s'", format);
         }
     }
     if (!cfg->out.path && !dry) {
         lsw_config_free(cfg);
-        return usage_error("merge", usage_merge, "%s", "no output folder: give -o DIR or output.path in the config");
+        return usage_error("merge", "%s", "no output folder: give -o DIR or output.path in the config");
     }
     if (cfg->out.format == LSW_FMT_HDF5 && !dry) {
         lsw_config_free(cfg);
@@ -238,7 +240,7 @@ static int cmd_inspect(int argc, char **argv)
         return 0;
     }
     if (argc != 2)
-        return usage_error("inspect", usage_inspect, "%s", "needs exactly one PATH");
+        return usage_error("inspect", "%s", "needs exactly one PATH");
     lsw_ckpt *c;
     int rc = lsw_ckpt_open(argv[1], &c);
     if (rc)
@@ -337,7 +339,7 @@ static int cmd_verify(int argc, char **argv)
         return 0;
     }
     if (argc != 2)
-        return usage_error("verify", usage_verify, "%s", "needs exactly one DIR");
+        return usage_error("verify", "%s", "needs exactly one DIR");
     int rc = verify_dir(argv[1]);
     if (rc)
         return fail("verify", rc);
@@ -379,24 +381,24 @@ static int cmd_synth(int argc, char **argv)
         switch (c) {
         case 'L':
             if (parse_u64_arg(optarg, &v) || v > 100000)
-                return usage_error("synth", usage_synth, "--layers needs a positive integer, not '%s'", optarg);
+                return usage_error("synth", "--layers needs a positive integer, not '%s'", optarg);
             so.layers = (int)v;
             break;
-        case 'H': if (parse_u64_arg(optarg, &so.hidden)) return usage_error("synth", usage_synth, "bad --hidden '%s'", optarg); break;
-        case 'I': if (parse_u64_arg(optarg, &so.intermediate)) return usage_error("synth", usage_synth, "bad --intermediate '%s'", optarg); break;
-        case 'V': if (parse_u64_arg(optarg, &so.vocab)) return usage_error("synth", usage_synth, "bad --vocab '%s'", optarg); break;
+        case 'H': if (parse_u64_arg(optarg, &so.hidden)) return usage_error("synth", "bad --hidden '%s'", optarg); break;
+        case 'I': if (parse_u64_arg(optarg, &so.intermediate)) return usage_error("synth", "bad --intermediate '%s'", optarg); break;
+        case 'V': if (parse_u64_arg(optarg, &so.vocab)) return usage_error("synth", "bad --vocab '%s'", optarg); break;
         case 'd':
             so.dtype = !strcmp(optarg, "bf16") || !strcmp(optarg, "bfloat16") ? LSW_DT_BF16
                        : !strcmp(optarg, "f16") || !strcmp(optarg, "float16") ? LSW_DT_F16
                        : !strcmp(optarg, "f32") || !strcmp(optarg, "float32") ? LSW_DT_F32 : LSW_DT_INVALID;
             if (so.dtype == LSW_DT_INVALID)
-                return usage_error("synth", usage_synth, "--dtype must be bf16, f16 or f32, not '%s'", optarg);
+                return usage_error("synth", "--dtype must be bf16, f16 or f32, not '%s'", optarg);
             break;
         case 'k': {
             char *end;
             long k = strtol(optarg, &end, 10);
             if (*end || k < 0 || k > 64)
-                return usage_error("synth", usage_synth, "--experts must be 0..64, not '%s'", optarg);
+                return usage_error("synth", "--experts must be 0..64, not '%s'", optarg);
             so.experts = (int)k;
             break;
         }
@@ -404,25 +406,25 @@ static int cmd_synth(int argc, char **argv)
             char *end;
             so.seed = strtoull(optarg, &end, 10);
             if (*end)
-                return usage_error("synth", usage_synth, "--seed needs an integer, not '%s'", optarg);
+                return usage_error("synth", "--seed needs an integer, not '%s'", optarg);
             break;
         }
         case 'z':
             if (lsw_parse_size(optarg, &so.shard_size))
-                return usage_error("synth", usage_synth, "bad --shard-size '%s'", optarg);
+                return usage_error("synth", "bad --shard-size '%s'", optarg);
             break;
         case 'o': out = optarg; break;
         case 'p': so.progress = atof(optarg); break;
         case 'w': so.overwrite = 1; break;
         case 'q': so.quiet = 1; break;
         case 'h': if (rank == 0) fputs(usage_synth, stdout); return 0;
-        default: return usage_error("synth", usage_synth, "%s", "bad option");
+        default: return usage_error("synth", "%s", "bad option");
         }
     }
     if (optind != argc)
-        return usage_error("synth", usage_synth, "unexpected argument '%s'", argv[optind]);
+        return usage_error("synth", "unexpected argument '%s'", argv[optind]);
     if (!out || !so.layers || !so.hidden || !so.intermediate || !so.vocab)
-        return usage_error("synth", usage_synth, "%s", "needs --layers, --hidden, --intermediate, --vocab and -o");
+        return usage_error("synth", "%s", "needs --layers, --hidden, --intermediate, --vocab and -o");
     int rc = 0;
     if (rank == 0)
         rc = lsw_synth(out, &so);
@@ -440,7 +442,7 @@ static int cmd_demo(int argc, char **argv)
         return 0;
     }
     if (argc > 2)
-        return usage_error("demo", usage_demo, "%s", "takes at most one DIR");
+        return usage_error("demo", "%s", "takes at most one DIR");
     const char *dir = argc == 2 ? argv[1] : "layerswap-demo";
     lsw_synth_opts so = {8, 64, 176, 256, LSW_DT_BF16, 2, 2024, 2000000000ULL, 0, 0, 1};
     int rc = 0;
@@ -502,8 +504,27 @@ static int check_slurm_world(void)
     return 1;
 }
 
+/* Started by a launcher (mpirun, srun)?  Otherwise we are a singleton. */
+static int launched(void)
+{
+    static const char *const vars[] = {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK", "PMI_SIZE",
+                                       "MPI_LOCALNRANKS", "SLURM_STEP_NUM_TASKS", NULL};
+    for (const char *const *v = vars; *v; v++)
+        if (getenv(*v))
+            return 1;
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    /* An Open MPI singleton normally forks a helper daemon and initialises
+     * UCX (0.25-0.45 s, measured); a process started without a launcher talks
+     * to nobody, so it needs neither.  The user's own settings win. */
+    if (!launched()) {
+        setenv("OMPI_MCA_ess_singleton_isolated", "1", 0);
+        setenv("OMPI_MCA_pml", "ob1", 0);
+        setenv("OMPI_MCA_btl", "self", 0);
+    }
     MPI_Init(&argc, &argv);
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &nranks);
@@ -538,7 +559,8 @@ int main(int argc, char **argv)
         ex = cmd_demo(argc - 1, argv + 1);
     else {
         if (rank == 0)
-            fprintf(stderr, "layerswap: unknown command '%s'\n%s", argv[1], usage_main);
+            fprintf(stderr, "layerswap: error: unknown command '%s'; see 'layerswap --help' [usage error, exit 1]\n",
+                    argv[1]);
         ex = 1;
     }
     MPI_Finalize();

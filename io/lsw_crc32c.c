@@ -41,10 +41,12 @@ static uint32_t crc_sw(uint32_t c, const unsigned char *p, size_t n)
     return c;
 }
 
+static uint32_t multmodp(uint32_t a, uint32_t b);
+static uint32_t x8nmodp(uint64_t n);
+
 #if defined(__x86_64__) && defined(__GNUC__)
 /* SSE4.2 crc32 instruction, three independent streams to hide its 3-cycle
  * latency, joined with the combine operator below. */
-static uint32_t lsw_crc32c_combine_raw(uint32_t a, uint32_t b, uint64_t len_b);
 
 __attribute__((target("sse4.2"))) static uint32_t crc_hw1(uint32_t c, const unsigned char *p, size_t n)
 {
@@ -78,10 +80,14 @@ __attribute__((target("sse4.2"))) static uint32_t crc_hw(uint32_t c, const unsig
             c2 = __builtin_ia32_crc32di(c2, w2);
         }
         /* The streams 1 and 2 started from an all-ones register, i.e. they are
-         * conditioned CRCs of their blocks; combine them conditioned. */
+         * conditioned CRCs of their blocks; combine them conditioned, with the
+         * shift x^(8·block) mod P computed once. */
+        static uint32_t shift;
+        if (!shift)
+            shift = x8nmodp(block);
         uint32_t a = ~(uint32_t)c0;
-        a = lsw_crc32c_combine_raw(a, ~(uint32_t)c1, block);
-        a = lsw_crc32c_combine_raw(a, ~(uint32_t)c2, block);
+        a = multmodp(shift, a) ^ ~(uint32_t)c1;
+        a = multmodp(shift, a) ^ ~(uint32_t)c2;
         c = ~a;
         p += 3 * block;
         n -= 3 * block;
@@ -140,14 +146,9 @@ static uint32_t x8nmodp(uint64_t n)
     return xp;
 }
 
-static uint32_t lsw_crc32c_combine_raw(uint32_t a, uint32_t b, uint64_t len_b)
-{
-    return multmodp(x8nmodp(len_b), a) ^ b;
-}
-
 uint32_t lsw_crc32c_combine(uint32_t crc_a, uint32_t crc_b, uint64_t len_b)
 {
-    return lsw_crc32c_combine_raw(crc_a, crc_b, len_b);
+    return multmodp(x8nmodp(len_b), crc_a) ^ crc_b;
 }
 
 uint64_t lsw_fnv1a64(uint64_t h, const void *buf, size_t n)

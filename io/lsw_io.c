@@ -81,6 +81,15 @@ int lsw_pwrite_full(int fd, const void *buf, size_t n, uint64_t off, const char 
     return 0;
 }
 
+void lsw_writeback(int fd, uint64_t off, uint64_t n)
+{
+#ifdef SYNC_FILE_RANGE_WRITE
+    (void)sync_file_range(fd, (off_t)off, (off_t)n, SYNC_FILE_RANGE_WRITE);
+#else
+    (void)fd, (void)off, (void)n;
+#endif
+}
+
 int lsw_fsync_fd(int fd, const char *path)
 {
     while (fsync(fd) != 0) {

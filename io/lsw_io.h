@@ -18,6 +18,10 @@
 
 int lsw_pread_full(int fd, void *buf, size_t n, uint64_t off, const char *path);
 int lsw_pwrite_full(int fd, const void *buf, size_t n, uint64_t off, const char *path);
+/* Start writeback of [off, off + n) without waiting (sync_file_range), so
+ * disk writes overlap computation and the final fsync is short; a no-op
+ * where the file system does not support it. */
+void lsw_writeback(int fd, uint64_t off, uint64_t n);
 /* fsync a file descriptor / the folder holding `path` / a folder. */
 int lsw_fsync_fd(int fd, const char *path);
 int lsw_fsync_dir(const char *dir);
