@@ -1,5 +1,6 @@
 /* layerswap — command-line front end.  Parses arguments, runs one command,
  * maps the library's error codes to the exit codes of SPEC §1. */
+#include <dirent.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <mpi.h>
@@ -201,8 +202,9 @@ static int cmd_merge(int argc, char **argv)
         }
     }
     if (!cfg->out.path && !dry) {
+        lsw_err_set(LSW_E_CONFIG, "%s: no output folder: set \"output\": {\"path\": ...} or give -o DIR", argv[optind]);
         lsw_config_free(cfg);
-        return usage_error("merge", "%s", "no output folder: give -o DIR or output.path in the config");
+        return fail("merge", LSW_E_CONFIG);
     }
     if (cfg->out.format == LSW_FMT_HDF5 && !dry) {
         lsw_config_free(cfg);
@@ -283,6 +285,7 @@ static int verify_dir(const char *dir)
     else if (!(files = lsw_json_get(lsw_json_root(doc), "files")) || lsw_json_type_of(files) != LSW_JSON_ARRAY)
         rc = lsw_err_set(LSW_E_VERIFY, "%s: manifest has no \"files\" array", mp);
     size_t bad = 0;
+    char first[768] = "";
     for (size_t i = 0; !rc && i < lsw_json_count(files); i++) {
         const lsw_json *f = lsw_json_at(files, i);
         const char *name = lsw_json_str(lsw_json_get(f, "name"), NULL);
@@ -304,26 +307,46 @@ static int verify_dir(const char *dir)
         lsw_err_clear();
         if (rank == 0)
             printf("%s\t%s\n", name, problem ? problem : "ok");
-        if (problem) {
-            if (!bad)
-                lsw_err_set(LSW_E_VERIFY, "%s/%s: %s", dir, name, problem);
-            bad++;
-        }
+        if (problem && !bad++)
+            snprintf(first, sizeof first, "%s/%s: %s", dir, name, problem);
         free(data);
         free(p);
     }
+    /* A checkpoint file the manifest does not list (left by another run)
+     * would be loaded by transformers as if it belonged here. */
+    DIR *d = rc ? NULL : opendir(dir);
+    struct dirent *de;
+    while (d && (de = readdir(d))) {
+        size_t l = strlen(de->d_name);
+        int ckpt = (l > 12 && !strcmp(de->d_name + l - 12, ".safetensors")) ||
+                   !strcmp(de->d_name, "model.safetensors.index.json") || (l > 3 && !strcmp(de->d_name + l - 3, ".h5"));
+        if (!ckpt || de->d_name[0] == '.')
+            continue;
+        int listed = 0;
+        for (size_t i = 0; i < lsw_json_count(files) && !listed; i++) {
+            const char *name = lsw_json_str(lsw_json_get(lsw_json_at(files, i), "name"), NULL);
+            listed = name && !strcmp(name, de->d_name);
+        }
+        if (!listed) {
+            if (rank == 0)
+                printf("%s\tnot listed in the manifest\n", de->d_name);
+            if (!bad++)
+                snprintf(first, sizeof first, "%s/%s: checkpoint file not listed in the manifest (left by another run?)",
+                         dir, de->d_name);
+        }
+    }
+    if (d)
+        closedir(d);
+    if (!rc && bad)
+        lsw_err_set(LSW_E_VERIFY, "%s%s", first, bad > 1 ? " (and more, listed on stdout)" : "");
     if (!rc && bad)
         rc = LSW_E_VERIFY;
     if (!rc) {
         lsw_ckpt *c;
         rc = lsw_ckpt_open(dir, &c);
         lsw_ckpt_close(c);
-        if (rc) {
-            char d[1024];
-            snprintf(d, sizeof d, "%s", lsw_err_detail());
-            lsw_err_clear();
-            rc = lsw_err_set(LSW_E_VERIFY, "%s", d);
-        }
+        if (rc)
+            rc = lsw_err_recode(LSW_E_VERIFY);
     }
     lsw_json_free(doc);
     free(text);

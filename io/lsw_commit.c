@@ -108,6 +108,44 @@ static int remove_name(const char *dir, const char *name)
     return rc;
 }
 
+/* Remove the files the folder's manifest and journal list, then both. */
+static int remove_previous(const char *dir)
+{
+    int rc = 0;
+    char *p = pathf(dir, "", LSW_MANIFEST_NAME, ""), *text = NULL;
+    size_t len;
+    if (p && lsw_read_file(p, &text, &len) == 0) {
+        lsw_json_doc *doc;
+        if (lsw_json_parse(text, len, &doc, NULL, 0) == 0) {
+            const lsw_json *files = lsw_json_get(lsw_json_root(doc), "files");
+            for (size_t i = 0; i < lsw_json_count(files) && !rc; i++) {
+                const char *name = lsw_json_str(lsw_json_get(lsw_json_at(files, i), "name"), NULL);
+                if (name && !strchr(name, '/') && strcmp(name, "..") && strcmp(name, "."))
+                    rc = remove_name(dir, name);
+            }
+            lsw_json_free(doc);
+        }
+    }
+    lsw_err_clear();
+    free(text);
+    free(p);
+    /* the journal of an interrupted run */
+    lsw_outdir tmp = {0};
+    tmp.dir = (char *)dir;
+    read_journal(&tmp);
+    for (size_t i = 0; i < tmp.njournal; i++) {
+        if (!rc)
+            rc = remove_name(dir, tmp.journal[i].name);
+        free(tmp.journal[i].name);
+    }
+    free(tmp.journal);
+    if (!rc)
+        rc = remove_name(dir, LSW_MANIFEST_NAME);
+    if (!rc)
+        rc = remove_name(dir, LSW_STATE_NAME);
+    return rc;
+}
+
 static void remove_temporaries(const char *dir)
 {
     DIR *d = opendir(dir);
@@ -191,11 +229,11 @@ int lsw_outdir_open(const char *dir, uint64_t plan_hash, const char *const *name
             rc = lsw_err_set(LSW_E_EXISTS, "%s: output folder already holds \"%s\" from another merge; use --overwrite or another -o",
                              dir, conflict);
         } else if (conflict) {
-            rc = remove_name(dir, LSW_MANIFEST_NAME);
+            /* Remove everything of the previous run: its manifest's files,
+             * its journal's, and every name this run will write. */
+            rc = remove_previous(dir);
             for (size_t i = 0; i < n && !rc; i++)
                 rc = remove_name(dir, names[i]);
-            if (!rc)
-                rc = remove_name(dir, LSW_STATE_NAME);
         }
     }
     if (!rc)

@@ -48,6 +48,12 @@ int lsw_err_set(int code, const char *fmt, ...)
     return code;
 }
 
+int lsw_err_recode(int code)
+{
+    last_code = code;
+    return code;
+}
+
 const char *lsw_err_detail(void) { return detail; }
 int lsw_err_last(void) { return last_code; }
 void lsw_err_clear(void) { detail[0] = 0; last_code = 0; }

@@ -49,6 +49,9 @@ int lsw_err_set(int code, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)))
 #endif
     ;
+/* Keep the recorded detail but report it under another code (e.g. a bad
+ * checkpoint found by `verify` becomes LSW_E_VERIFY); returns `code`. */
+int lsw_err_recode(int code);
 /* Detail of the last recorded error ("" if none). Owned by the library. */
 const char *lsw_err_detail(void);
 /* Code of the last recorded error (0 if none). */

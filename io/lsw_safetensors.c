@@ -84,13 +84,19 @@ static int parse_entry(lsw_st_file *f, const char *name, const lsw_json *v, lsw_
         return bad(f, name, "\"shape\" is not an array");
     t->ndim = lsw_json_count(js);
     t->shape = *shape_cursor;
-    uint64_t numel = 1;
+    int has_zero = 0;
     for (size_t i = 0; i < t->ndim; i++) {
         uint64_t d;
         if (lsw_json_u64(lsw_json_at(js, i), &d) != 0)
             return bad(f, name, "shape[%zu] is not a non-negative 64-bit integer", i);
         (*shape_cursor)[i] = d;
-        if (numel != 0 && d != 0 && numel > UINT64_MAX / d)
+        has_zero |= d == 0;
+    }
+    /* The product only has to fit in 64 bits: a zero anywhere makes it 0. */
+    uint64_t numel = has_zero ? 0 : 1;
+    for (size_t i = 0; i < t->ndim && !has_zero; i++) {
+        uint64_t d = (*shape_cursor)[i];
+        if (numel > UINT64_MAX / d)
             return bad(f, name, "shape product overflows 64 bits");
         numel *= d;
     }
