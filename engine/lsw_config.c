@@ -540,6 +540,8 @@ int lsw_config_parse(const char *text, size_t len, const char *name, const char 
         rc = parse_root(&x, lsw_json_root(doc));
     lsw_json_free(doc);
     c->hash = lsw_fnv1a64(LSW_FNV1A64_INIT, text, len);
+    if (!rc && !(c->text = strndup(text, len)))
+        rc = lsw_err_set(LSW_E_NOMEM, "out of memory");
     if (rc) {
         lsw_config_free(c);
         return rc;
@@ -578,6 +580,7 @@ void lsw_config_free(lsw_config *c)
     free(c->model_paths);
     lsw_rules_free(c->rules, c->nrules);
     free(c->out.path);
+    free(c->text);
     free(c->file);
     free(c->dir);
     free(c);

@@ -78,6 +78,7 @@ typedef struct lsw_config {
     } ls;
     lsw_output_cfg out;
     uint64_t hash;          /* identity of the config text */
+    char *text;             /* the config text as read */
 } lsw_config;
 
 /* Parse the config at `path`.  On success *out is owned by the caller

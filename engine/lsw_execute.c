@@ -10,7 +10,12 @@
 
 #include "lsw_assign.h"
 #include "lsw_commit.h"
+#ifdef LSW_HAVE_HDF5
+#include "lsw_hdf5.h"
+#endif
 #include "lsw_crc32c.h"
+#include "lsw_h5layout.h"
+#include "lsw_zstd_filter.h"
 #include "lsw_error.h"
 #include "lsw_io.h"
 #include "lsw_kernels.h"
@@ -129,66 +134,83 @@ typedef struct rank_stats {
     uint64_t bytes_read, bytes_written;
 } rank_stats;
 
-/* Elements [e0, e1) of tensor t into `fd`; *crc is the CRC of those output bytes. */
+/* Elements [i0, i0 + n) of tensor t into `out` (n * out size bytes).  A
+ * weighted sum reads its sources into `scratch` (n * Σ source sizes bytes);
+ * a copy reads straight into `out`. */
+static int compute_block(const lsw_plan *p, const lsw_plan_tensor *t, uint64_t i0, size_t n, void *out,
+                         char *scratch, rank_stats *rs)
+{
+    int rc = check_stop();
+    if (rc)
+        return rc;
+    size_t out_es = lsw_dtype_size(t->out_dtype);
+    if (t->op == LSW_OP_COPY) {
+        rs->bytes_read += n * out_es;
+        return lsw_ckpt_read(p->models[t->models[0]], t->src[0], i0 * out_es, out, n * out_es);
+    }
+    if (t->nsrc > 64)
+        return lsw_err_set(LSW_E_CONFIG, "tensor '%s': more than 64 models in one average", t->name);
+    const void *in[64];
+    lsw_dtype dts[64];
+    char *cur = scratch;
+    for (size_t j = 0; j < t->nsrc && !rc; j++) {
+        size_t es = lsw_dtype_size(t->src[j]->dtype);
+        rc = lsw_ckpt_read(p->models[t->models[j]], t->src[j], i0 * es, cur, n * es);
+        in[j] = cur;
+        dts[j] = t->src[j]->dtype;
+        cur += n * es;
+    }
+    if (rc)
+        return rc;
+    rs->bytes_read += (uint64_t)(cur - scratch);
+    lsw_wsum(t->out_dtype, out, n, t->nsrc, dts, in, t->w);
+    return 0;
+}
+
+/* Bytes per element of t's sources (0 for a copy, which needs no scratch). */
+static size_t source_bytes(const lsw_plan_tensor *t)
+{
+    size_t in_es = 0;
+    if (t->op == LSW_OP_WSUM)
+        for (size_t j = 0; j < t->nsrc; j++)
+            in_es += lsw_dtype_size(t->src[j]->dtype);
+    return in_es;
+}
+
+/* Elements per block so that scratch and output fit `bytes`, each stream
+ * at most LSW_BLOCK_BYTES. */
+static size_t block_elems(const lsw_plan_tensor *t, size_t bytes)
+{
+    size_t in_es = source_bytes(t), out_es = lsw_dtype_size(t->out_dtype);
+    size_t B = bytes / (in_es + out_es);
+    size_t cap = LSW_BLOCK_BYTES / (out_es > 4 ? out_es : 4);
+    if (B > cap)
+        B = cap;
+    if (B > 4096)
+        B -= B % 4096;
+    return B ? B : 1;
+}
+
+/* Elements [e0, e1) of tensor t into `fd` at the planned offsets; *crc is
+ * the CRC of those output bytes. */
 static int run_piece(const lsw_plan *p, const lsw_plan_tensor *t, uint64_t e0, uint64_t e1, int fd,
                      const char *path, arena *a, uint32_t *crc, lsw_progress *pr, rank_stats *rs)
 {
     static wb w = {-1, 0, 0};
-    size_t out_es = lsw_dtype_size(t->out_dtype), in_es = 0;
-    for (size_t j = 0; j < t->nsrc; j++)
-        in_es += lsw_dtype_size(t->src[j]->dtype);
+    size_t out_es = lsw_dtype_size(t->out_dtype);
+    size_t B = block_elems(t, a->size);
+    char *scratch = a->p, *out = a->p + B * source_bytes(t);
     uint32_t c = 0;
     int rc = 0;
-    if (t->op == LSW_OP_COPY) {
-        const lsw_ckpt *ck = p->models[t->models[0]];
-        uint64_t b1 = e1 * out_es;
-        size_t blk = a->size < LSW_BLOCK_BYTES ? a->size : LSW_BLOCK_BYTES;
-        for (uint64_t off = e0 * out_es; off < b1 && !rc;) {
-            size_t n = b1 - off < blk ? (size_t)(b1 - off) : blk;
-            if ((rc = check_stop()) || (rc = lsw_ckpt_read(ck, t->src[0], off, a->p, n)) ||
-                (rc = lsw_pwrite_full(fd, a->p, n, t->offset + off, path)))
-                break;
-            wrote(&w, fd, t->offset + off, n);
-            c = lsw_crc32c(c, a->p, n);
-            lsw_progress_add(pr, n, 0);
-            rs->bytes_read += n;
-            rs->bytes_written += n;
-            off += n;
-        }
-        *crc = c;
-        return rc;
-    }
-    if (t->nsrc > 64)
-        return lsw_err_set(LSW_E_CONFIG, "tensor '%s': more than 64 models in one average", t->name);
-    /* weighted sum: k input buffers and one output buffer of B elements */
-    size_t B = a->size / (in_es + out_es);
-    if (B > LSW_BLOCK_BYTES / 4)
-        B = LSW_BLOCK_BYTES / 4;
-    if (B > 4096)
-        B -= B % 4096;
-    const void *in[64];
-    lsw_dtype dts[64];
     for (uint64_t i0 = e0; i0 < e1 && !rc;) {
         size_t n = e1 - i0 < B ? (size_t)(e1 - i0) : B;
-        char *cur = a->p;
-        if ((rc = check_stop()))
+        uint64_t off = t->offset + i0 * out_es;
+        if ((rc = compute_block(p, t, i0, n, out, scratch, rs)) ||
+            (rc = lsw_pwrite_full(fd, out, n * out_es, off, path)))
             break;
-        for (size_t j = 0; j < t->nsrc && !rc; j++) {
-            size_t es = lsw_dtype_size(t->src[j]->dtype);
-            rc = lsw_ckpt_read(p->models[t->models[j]], t->src[j], i0 * es, cur, n * es);
-            in[j] = cur;
-            dts[j] = t->src[j]->dtype;
-            cur += n * es;
-        }
-        if (rc)
-            break;
-        rs->bytes_read += (uint64_t)(cur - a->p);
+        wrote(&w, fd, off, n * out_es);
+        c = lsw_crc32c(c, out, n * out_es);
         rs->bytes_written += n * out_es;
-        lsw_wsum(t->out_dtype, cur, n, t->nsrc, dts, in, t->w);
-        if ((rc = lsw_pwrite_full(fd, cur, n * out_es, t->offset + i0 * out_es, path)))
-            break;
-        wrote(&w, fd, t->offset + i0 * out_es, n * out_es);
-        c = lsw_crc32c(c, cur, n * out_es);
         lsw_progress_add(pr, n * out_es, 0);
         i0 += n;
     }
@@ -242,16 +264,22 @@ static char *tmp_path(const char *dir, const char *name)
     return p;
 }
 
-/* Rank 0: prepare the output folder.  state: 0 fresh, 1 resume, 2 complete. */
+#define LSW_H5_FILE "model.h5"
+
+/* Rank 0: prepare the output folder (the names this merge writes). */
 static int open_outdir(const lsw_plan *p, const lsw_run_opts *o, lsw_outdir **od, lsw_out_state *st)
 {
     size_t nn = 0;
     const char **names = calloc(p->nshards + 16, sizeof *names);
     if (!names)
         return lsw_err_set(LSW_E_NOMEM, "out of memory");
-    for (size_t k = 0; k < p->nshards; k++)
-        names[nn++] = p->shards[k].name;
-    names[nn++] = "model.safetensors.index.json";
+    if (p->cfg->out.format == LSW_FMT_HDF5) {
+        names[nn++] = LSW_H5_FILE;
+    } else {
+        for (size_t k = 0; k < p->nshards; k++)
+            names[nn++] = p->shards[k].name;
+        names[nn++] = "model.safetensors.index.json";
+    }
     for (const char *const *m = lsw_model_file_names; *m; m++)
         names[nn++] = *m;
     int rc = lsw_outdir_open(p->cfg->out.path, p->hash, names, nn, o->overwrite, od, st);
@@ -368,10 +396,200 @@ static int run_group(const lsw_plan *p, const lsw_assignment *as, const lsw_grou
     return rc;
 }
 
+#ifdef LSW_HAVE_HDF5
+/* ---- HDF5 output ------------------------------------------------------------
+ * Every rank computes and encodes (shuffle + zstd) the chunks of its pieces;
+ * rank 0 alone writes model.h5, receiving the others' chunks and storing all
+ * chunks in plan order with direct chunk writes, so the file's bytes never
+ * depend on the number of ranks.  An owner that fails sends empty messages
+ * for its remaining chunks, so rank 0 never waits for a chunk that will not
+ * come; the ranks then agree on the error. */
+
+enum { H5_RING = 8, TAG_CHUNK = 1 };
+
+typedef struct h5_state {
+    lsw_h5_writer *w;        /* rank 0 */
+    char *raw, *scratch, *enc, *recv;
+    size_t chunk_cap, enc_cap;
+    char *ring[H5_RING];     /* non-root: send buffers */
+    MPI_Request req[H5_RING];
+    unsigned next;
+    uint64_t compressed;     /* rank 0: bytes of stored chunks */
+    int remote_failed;       /* rank 0: an owner sent an empty chunk */
+} h5_state;
+
+static char *plan_text(const lsw_plan *p)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (!f)
+        return NULL;
+    lsw_plan_print(p, f);
+    fclose(f);
+    return buf;
+}
+
+/* Encode chunk [ce0, ce1) of tensor t (elements) into st->enc; returns its size or 0 with rc set. */
+static size_t encode_chunk(const lsw_plan *p, const lsw_plan_tensor *t, uint64_t ce0, uint64_t ce1, size_t chunk_bytes,
+                           h5_state *st, arena *a, rank_stats *rs, int *rc)
+{
+    size_t out_es = lsw_dtype_size(t->out_dtype), B = block_elems(t, a->size);
+    for (uint64_t i0 = ce0; i0 < ce1 && !*rc;) {
+        size_t n = ce1 - i0 < B ? (size_t)(ce1 - i0) : B;
+        *rc = compute_block(p, t, i0, n, st->raw + (i0 - ce0) * out_es, a->p, rs);
+        i0 += n;
+    }
+    if (*rc)
+        return 0;
+    size_t valid = (size_t)(ce1 - ce0) * out_es;
+    size_t n = lsw_chunk_encode_padded(st->raw, valid, chunk_bytes, out_es, p->cfg->out.shuffle, p->cfg->out.zstd_level,
+                                       st->enc, st->enc_cap, st->scratch);
+    if (!n)
+        *rc = lsw_err_set(LSW_E_INTERNAL, "tensor '%s': zstd compression of a %zu-byte chunk failed", t->name, chunk_bytes);
+    rs->bytes_written += valid;
+    return n;
+}
+
+static int run_hdf5(const lsw_plan *p, const lsw_run_opts *o, const lsw_comm *c, lsw_outdir *od, arena *a,
+                    lsw_progress *pr, rank_stats *rs, uint64_t *compressed)
+{
+    const lsw_config *cfg = p->cfg;
+    h5_state st;
+    memset(&st, 0, sizeof st);
+    for (int k = 0; k < H5_RING; k++)
+        st.req[k] = MPI_REQUEST_NULL;
+    uint64_t *granule = calloc(p->n ? p->n : 1, sizeof *granule);
+    lsw_assignment *as = NULL;
+    int rc = granule ? 0 : lsw_err_set(LSW_E_NOMEM, "out of memory");
+    for (size_t i = 0; i < p->n && !rc; i++) {
+        const lsw_plan_tensor *t = &p->t[i];
+        uint64_t rpc = lsw_h5_rows_per_chunk(t->out_dtype, t->ndim, t->shape);
+        uint64_t rows = lsw_h5_rows(t->ndim, t->shape), cb = lsw_h5_chunk_bytes(t->out_dtype, t->ndim, t->shape);
+        if (!rpc)
+            rc = lsw_err_set(LSW_E_INPUT, "tensor '%s': cannot be stored in HDF5 (a row of 4 GiB or more)", t->name);
+        granule[i] = t->numel && rows ? rpc * (t->numel / rows) : 1;
+        st.chunk_cap = cb > st.chunk_cap ? (size_t)cb : st.chunk_cap;
+    }
+    if (!rc)
+        rc = lsw_assign(p, c->size, granule, 1, &as);
+    st.enc_cap = lsw_chunk_bound(st.chunk_cap ? st.chunk_cap : 1);
+    if (!rc && (!(st.raw = malloc(st.chunk_cap + 1)) || !(st.scratch = malloc(st.chunk_cap + 1)) ||
+                !(st.enc = malloc(st.enc_cap)) || (c->rank == 0 && !(st.recv = malloc(st.enc_cap)))))
+        rc = lsw_err_set(LSW_E_NOMEM, "out of memory for %zu-byte chunk buffers", st.chunk_cap);
+    for (int k = 0; k < H5_RING && !rc && c->rank != 0; k++)
+        if (!(st.ring[k] = malloc(st.enc_cap)))
+            rc = lsw_err_set(LSW_E_NOMEM, "out of memory for send buffers");
+    /* rank 0: the file and every dataset, in plan order */
+    int fd = -1;
+    char *tp = tmp_path(cfg->out.path, LSW_H5_FILE);
+    if (!tp && !rc)
+        rc = lsw_err_set(LSW_E_NOMEM, "out of memory");
+    if (c->rank == 0 && !rc) {
+        char *pt = plan_text(p);
+        rc = lsw_outdir_tmp_open(od, LSW_H5_FILE, &fd);
+        if (!rc)
+            rc = lsw_h5_create(tp, cfg->text, pt ? pt : "", cfg->out.zstd_level, cfg->out.shuffle, &st.w);
+        for (size_t i = 0; i < p->n && !rc; i++)
+            rc = lsw_h5_define(st.w, p->t[i].name, p->t[i].out_dtype, p->t[i].ndim, p->t[i].shape, NULL);
+        free(pt);
+    }
+    rc = lsw_agree(c, rc);
+    /* every chunk, in plan order */
+    int failed = rc != 0; /* after an error: no more work, only empty messages */
+    for (size_t q = 0; !rc && q < as->npieces; q++) {
+        const lsw_piece *pc = &as->pieces[q];
+        const lsw_plan_tensor *t = &p->t[pc->tensor];
+        uint64_t g = granule[pc->tensor], rpc = lsw_h5_rows_per_chunk(t->out_dtype, t->ndim, t->shape);
+        size_t cb = (size_t)lsw_h5_chunk_bytes(t->out_dtype, t->ndim, t->shape);
+        for (uint64_t ce0 = pc->e0; ce0 < pc->e1; ce0 += g) {
+            uint64_t ce1 = pc->e1 - ce0 < g ? pc->e1 : ce0 + g, row0 = (ce0 / g) * rpc;
+            if (pc->rank == c->rank) {
+                int lrc = failed ? 1 : 0;
+                size_t n = failed ? 0 : encode_chunk(p, t, ce0, ce1, cb, &st, a, rs, &lrc);
+                if (lrc)
+                    failed = 1; /* the error stays recorded in lsw_err_* */
+                if (c->rank == 0) {
+                    if (!failed && !st.remote_failed) {
+                        int wrc = lsw_h5_write_chunk(st.w, pc->tensor, row0, st.enc, n);
+                        if (wrc)
+                            failed = 1;
+                        st.compressed += n;
+                    }
+                } else {
+                    unsigned k = st.next++ % H5_RING;
+                    MPI_Wait(&st.req[k], MPI_STATUS_IGNORE);
+                    if (n)
+                        memcpy(st.ring[k], st.enc, n);
+                    MPI_Isend(st.ring[k], (int)n, MPI_BYTE, 0, TAG_CHUNK, c->comm, &st.req[k]);
+                }
+                lsw_progress_add(pr, (ce1 - ce0) * lsw_dtype_size(t->out_dtype), ce1 == t->numel ? 1 : 0);
+            } else if (c->rank == 0) {
+                MPI_Status ms;
+                int n = 0;
+                MPI_Probe(pc->rank, TAG_CHUNK, c->comm, &ms);
+                MPI_Get_count(&ms, MPI_BYTE, &n);
+                MPI_Recv(st.recv, n, MPI_BYTE, pc->rank, TAG_CHUNK, c->comm, MPI_STATUS_IGNORE);
+                if (n == 0)
+                    st.remote_failed = 1;
+                else if (!failed && !st.remote_failed) {
+                    if (lsw_h5_write_chunk(st.w, pc->tensor, row0, st.recv, (size_t)n))
+                        failed = 1;
+                    st.compressed += (uint64_t)n;
+                }
+            }
+        }
+    }
+    if (c->rank != 0)
+        MPI_Waitall(H5_RING, st.req, MPI_STATUSES_IGNORE);
+    if (!rc && failed)
+        rc = lsw_err_last() ? lsw_err_last() : LSW_E_INTERNAL;
+    rc = lsw_agree(c, rc);
+    /* rank 0: close, checksum, make durable, rename */
+    if (c->rank == 0 && st.w) {
+        if (rc) {
+            lsw_h5_abort(st.w);
+        } else {
+            rc = lsw_h5_close(st.w);
+            uint64_t size = 0;
+            uint32_t crc = 0;
+            for (uint64_t off = 0; !rc;) {
+                ssize_t r = pread(fd, a->p, a->size, (off_t)off);
+                if (r < 0)
+                    rc = lsw_err_set(LSW_E_IO, "%s: cannot read back: %s", tp, strerror(errno));
+                if (r <= 0)
+                    break;
+                crc = lsw_crc32c(crc, a->p, (size_t)r);
+                off += (uint64_t)r;
+                size = off;
+            }
+            if (!rc) {
+                rc = lsw_outdir_tmp_commit(od, LSW_H5_FILE, fd, size, crc);
+                fd = -1;
+            }
+        }
+    }
+    if (c->rank == 0 && rc && fd >= 0)
+        lsw_outdir_tmp_abort(od, LSW_H5_FILE, fd);
+    rc = lsw_agree(c, rc);
+    *compressed = st.compressed;
+    for (int k = 0; k < H5_RING; k++)
+        free(st.ring[k]);
+    free(st.raw);
+    free(st.scratch);
+    free(st.enc);
+    free(st.recv);
+    free(tp);
+    free(granule);
+    lsw_assignment_free(as);
+    return rc;
+}
+#endif
+
 /* Rank 0 writes the run summary (per-phase times, bytes, per-rank spread).
  * Collective over c->comm (gathers the ranks' counters). */
 static int write_summary(const lsw_plan *p, const lsw_run_opts *o, const lsw_comm *c, const rank_stats *rs,
-                         const double *phase, size_t reused)
+                         const double *phase, size_t reused, uint64_t compressed)
 {
     double mine[4] = {rs->busy, rs->wait, (double)rs->bytes_read, (double)rs->bytes_written};
     double mn[4], mx[4], sum[4];
@@ -389,6 +607,9 @@ static int write_summary(const lsw_plan *p, const lsw_run_opts *o, const lsw_com
                       p->total_bytes);
         lsw_sb_printf(&b, "  \"phases_s\": {\"magnitude_weights\": %.6f, \"tensors\": %.6f, \"commit\": %.6f, \"total\": %.6f},\n",
                       phase[0], phase[1], phase[2], phase[3]);
+        if (p->cfg->out.format == LSW_FMT_HDF5)
+            lsw_sb_printf(&b, "  \"compressed_bytes\": %" PRIu64 ",\n  \"compression_ratio\": %.6f,\n", compressed,
+                          p->total_bytes ? (double)compressed / (double)p->total_bytes : 0.0);
         lsw_sb_printf(&b, "  \"bytes_read\": %.0f,\n  \"bytes_written\": %.0f,\n  \"gb_per_s\": %.6f,\n", sum[2], sum[3],
                       phase[3] > 0 ? (double)p->total_bytes / phase[3] / 1e9 : 0.0);
         static const char *const names[4] = {"busy_s", "wait_s", "bytes_read", "bytes_written"};
@@ -433,22 +654,18 @@ int lsw_execute_merge(lsw_plan *p, const lsw_run_opts *o, const lsw_comm *c)
         lsw_outdir_free(od);
         return 0;
     }
+    int h5 = cfg->out.format == LSW_FMT_HDF5;
     lsw_assignment *as = NULL;
-    rc = lsw_assign(p, c->size, &as);
-    /* buffers: the budget, or less if this rank's largest piece needs less */
+    if (!h5)
+        rc = lsw_assign(p, c->size, NULL, 0, &as);
+    /* buffers: the budget, or less if this rank's largest piece needs less;
+     * per-stream blocks are capped (LSW_BLOCK_BYTES), so k + 1 of them at most */
     uint64_t need = 64;
-    for (size_t q = 0; !rc && q < as->npieces; q++) {
-        const lsw_plan_tensor *t = &p->t[as->pieces[q].tensor];
-        if (as->pieces[q].rank != c->rank)
-            continue;
-        uint64_t per = lsw_dtype_size(t->out_dtype);
-        if (t->op == LSW_OP_WSUM)
-            for (size_t j = 0; j < t->nsrc; j++)
-                per += lsw_dtype_size(t->src[j]->dtype);
-        uint64_t w = per * (as->pieces[q].e1 - as->pieces[q].e0);
+    for (size_t i = 0; !rc && i < p->n; i++) {
+        const lsw_plan_tensor *t = &p->t[i];
+        uint64_t w = (source_bytes(t) + lsw_dtype_size(t->out_dtype)) * t->numel;
         need = w > need ? w : need;
     }
-    /* per-stream blocks are capped (LSW_BLOCK_BYTES), so the arena never needs more than k+1 of them */
     uint64_t cap = 65 * LSW_BLOCK_BYTES;
     need = need < cap ? need : cap;
     arena a = {NULL, (size_t)(need < o->mem ? need : o->mem)};
@@ -459,8 +676,16 @@ int lsw_execute_merge(lsw_plan *p, const lsw_run_opts *o, const lsw_comm *c)
     lsw_progress_start(&pr, "merge", c->rank == 0 ? o->progress : 0, p->total_bytes, p->n);
     lsw_progress_set_scale(&pr, c->size);
     size_t reused = 0;
+    uint64_t compressed = 0;
     double t1 = lsw_now();
-    for (size_t gi = 0; !rc && gi < as->ngroups; gi++)
+    if (h5 && !rc) {
+#ifdef LSW_HAVE_HDF5
+        rc = run_hdf5(p, o, c, od, &a, &pr, &rs, &compressed);
+#else
+        rc = lsw_err_set(LSW_E_CONFIG, "%s: HDF5 output needs a build with LSW_WITH_HDF5=ON", cfg->file);
+#endif
+    }
+    for (size_t gi = 0; !h5 && !rc && gi < as->ngroups; gi++)
         rc = run_group(p, as, &as->groups[gi], od, st, c, &a, &pr, &reused, &rs);
     phase[1] = lsw_now() - t1;
     t1 = lsw_now();
@@ -469,7 +694,7 @@ int lsw_execute_merge(lsw_plan *p, const lsw_run_opts *o, const lsw_comm *c)
     if (c->rank == 0) {
         if (!rc)
             rc = lsw_copy_model_files(lsw_ckpt_folder(p->models[cfg->first_model]), od, cfg->out.dtype);
-        if (!rc && p->nshards > 1)
+        if (!rc && !h5 && p->nshards > 1)
             rc = write_index(p, od);
         if (!rc) {
             char *extra = manifest_extra(p);
@@ -483,12 +708,17 @@ int lsw_execute_merge(lsw_plan *p, const lsw_run_opts *o, const lsw_comm *c)
         return rc;
     phase[2] = lsw_now() - t1;
     phase[3] = lsw_now() - t0;
-    if (o->summary && (rc = write_summary(p, o, c, &rs, phase, reused)))
+    if (o->summary && (rc = write_summary(p, o, c, &rs, phase, reused, compressed)))
         return rc;
     if (c->rank == 0) {
-        char detail[256];
-        snprintf(detail, sizeof detail, "%zu tensors, %.3f GB in %zu shard(s) on %d rank(s)%s -> %s", p->n,
-                 (double)p->total_bytes / 1e9, p->nshards, c->size, reused ? " (resumed)" : "", cfg->out.path);
+        char detail[256], where[64];
+        if (h5)
+            snprintf(where, sizeof where, "model.h5 (compressed to %.3f)",
+                     p->total_bytes ? (double)compressed / (double)p->total_bytes : 0.0);
+        else
+            snprintf(where, sizeof where, "%zu shard(s)", p->nshards);
+        snprintf(detail, sizeof detail, "%zu tensors, %.3f GB in %s on %d rank(s)%s -> %s", p->n,
+                 (double)p->total_bytes / 1e9, where, c->size, reused ? " (resumed)" : "", cfg->out.path);
         lsw_progress_end(&pr, detail, o->quiet);
     }
     return 0;

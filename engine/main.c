@@ -206,11 +206,6 @@ static int cmd_merge(int argc, char **argv)
         lsw_config_free(cfg);
         return fail("merge", LSW_E_CONFIG);
     }
-    if (cfg->out.format == LSW_FMT_HDF5 && !dry) {
-        lsw_config_free(cfg);
-        lsw_err_set(LSW_E_CONFIG, "%s: HDF5 output is not available in this version; use safetensors", argv[optind]);
-        return fail("merge", LSW_E_CONFIG);
-    }
     lsw_ckpt **models = NULL;
     lsw_plan *plan = NULL;
     lsw_comm world = lsw_comm_world();

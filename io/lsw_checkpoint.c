@@ -4,9 +4,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "lsw_crc32c.h"
 #include "lsw_error.h"
+#include "lsw_h5layout.h"
+#ifdef LSW_HAVE_HDF5
+#include "lsw_hdf5.h"
+#endif
 #include "lsw_io.h"
 #include "lsw_json.h"
 #include "lsw_safetensors.h"
@@ -21,6 +26,8 @@ struct lsw_ckpt {
     int layers;
     uint64_t data_bytes;
     uint64_t identity;
+    void *h5;          /* lsw_h5_input of a model.h5 checkpoint; NULL for safetensors */
+    char *h5_path;
 };
 
 int lsw_layer_of(const char *name)
@@ -187,6 +194,45 @@ static int build_table(lsw_ckpt *c)
     return 0;
 }
 
+/* A layerswap model.h5 as input: tensors from lsw_hdf5's reader; `offset`
+ * holds the reader's tensor index. */
+static int open_h5(lsw_ckpt *c, const char *path)
+{
+#ifdef LSW_HAVE_HDF5
+    lsw_h5_input *h;
+    int rc = lsw_h5_open_input(path, &h);
+    if (rc)
+        return rc;
+    c->h5 = h;
+    if (!(c->h5_path = strdup(path)))
+        return lsw_err_set(LSW_E_NOMEM, "out of memory");
+    size_t n = lsw_h5_input_count(h);
+    c->t = calloc(n ? n : 1, sizeof *c->t);
+    if (!c->t)
+        return lsw_err_set(LSW_E_NOMEM, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        const lsw_h5_tensor *ht = lsw_h5_input_at(h, i);
+        lsw_tensor_desc *d = &c->t[c->n++];
+        *d = (lsw_tensor_desc){ht->name, ht->dtype, ht->ndim, ht->shape, ht->numel, ht->nbytes,
+                               lsw_layer_of(ht->name), 0, (uint64_t)i};
+        if (d->layer + 1 > c->layers)
+            c->layers = d->layer + 1;
+        c->data_bytes += d->nbytes;
+    }
+    struct stat st;
+    uint64_t id[2] = {0, 0};
+    if (stat(path, &st) == 0) {
+        id[0] = (uint64_t)st.st_size;
+        id[1] = (uint64_t)st.st_mtim.tv_sec * 1000000000ULL + (uint64_t)st.st_mtim.tv_nsec;
+    }
+    c->identity = lsw_fnv1a64(LSW_FNV1A64_INIT, id, sizeof id);
+    return 0;
+#else
+    return lsw_err_set(LSW_E_INPUT, "%s: an HDF5 checkpoint; this build has no HDF5 (configure with LSW_WITH_HDF5=ON)",
+                       path);
+#endif
+}
+
 int lsw_ckpt_open(const char *path, lsw_ckpt **out)
 {
     *out = NULL;
@@ -202,21 +248,27 @@ int lsw_ckpt_open(const char *path, lsw_ckpt **out)
         p1 = lsw_path_join(path, "model.safetensors");
         p2 = lsw_path_join(path, "model.safetensors.index.json");
         p3 = lsw_path_join(path, "pytorch_model.bin");
-        if (!c->folder || !p1 || !p2 || !p3)
+        char *p4 = lsw_path_join(path, "model.h5");
+        if (!c->folder || !p1 || !p2 || !p3 || !p4)
             rc = lsw_err_set(LSW_E_NOMEM, "out of memory");
         else if (lsw_is_file(p1))
             rc = add_file(c, p1);
         else if (lsw_is_file(p2))
             rc = open_index(c, p2);
+        else if (lsw_is_file(p4))
+            rc = open_h5(c, p4);
         else if (lsw_is_file(p3))
             rc = lsw_err_set(LSW_E_INPUT, "%s: holds only a pickle checkpoint (pytorch_model.bin); pickle checkpoints are refused, convert to safetensors",
                              path);
         else
-            rc = lsw_err_set(LSW_E_INPUT, "%s: folder has neither model.safetensors nor model.safetensors.index.json",
+            rc = lsw_err_set(LSW_E_INPUT, "%s: folder has neither model.safetensors, model.safetensors.index.json nor model.h5",
                              path);
+        free(p4);
     } else if (lsw_is_file(path)) {
         if (is_pickle(path))
             rc = lsw_err_set(LSW_E_INPUT, "%s: pickle checkpoints are refused (they can run code); convert to safetensors", path);
+        else if (lsw_h5_sniff(path) == 1)
+            rc = open_h5(c, path);
         else if (ends_with(path, ".json")) {
             c->folder = lsw_dirname(path);
             rc = c->folder ? open_index(c, path) : lsw_err_set(LSW_E_NOMEM, "out of memory");
@@ -225,7 +277,7 @@ int lsw_ckpt_open(const char *path, lsw_ckpt **out)
     } else {
         rc = lsw_err_set(LSW_E_NOTFOUND, "%s: no such file or folder", path);
     }
-    if (!rc)
+    if (!rc && !c->h5)
         rc = build_table(c);
     free(p1);
     free(p2);
@@ -242,6 +294,10 @@ void lsw_ckpt_close(lsw_ckpt *c)
 {
     if (!c)
         return;
+#ifdef LSW_HAVE_HDF5
+    lsw_h5_input_close(c->h5);
+#endif
+    free(c->h5_path);
     for (size_t f = 0; f < c->nfiles; f++)
         lsw_st_close(c->files[f]);
     free(c->files);
@@ -256,8 +312,8 @@ const char *lsw_ckpt_folder(const lsw_ckpt *c) { return c->folder; }
 size_t lsw_ckpt_count(const lsw_ckpt *c) { return c->n; }
 const lsw_tensor_desc *lsw_ckpt_at(const lsw_ckpt *c, size_t i) { return i < c->n ? &c->t[i] : NULL; }
 int lsw_ckpt_layers(const lsw_ckpt *c) { return c->layers; }
-size_t lsw_ckpt_file_count(const lsw_ckpt *c) { return c->nfiles; }
-const char *lsw_ckpt_file_path(const lsw_ckpt *c, unsigned f) { return lsw_st_path(c->files[f]); }
+size_t lsw_ckpt_file_count(const lsw_ckpt *c) { return c->h5 ? 1 : c->nfiles; }
+const char *lsw_ckpt_file_path(const lsw_ckpt *c, unsigned f) { return c->h5 ? c->h5_path : lsw_st_path(c->files[f]); }
 uint64_t lsw_ckpt_data_bytes(const lsw_ckpt *c) { return c->data_bytes; }
 uint64_t lsw_ckpt_identity(const lsw_ckpt *c) { return c->identity; }
 
@@ -276,8 +332,13 @@ int lsw_ckpt_read(const lsw_ckpt *c, const lsw_tensor_desc *t, uint64_t off, voi
     if (off > t->nbytes || n > t->nbytes - off)
         return lsw_err_set(LSW_E_INTERNAL, "%s: tensor '%s': read of [%llu, +%zu) outside the tensor", c->path,
                            t->name, (unsigned long long)off, n);
+    int rc;
+#ifdef LSW_HAVE_HDF5
+    if (c->h5)
+        return lsw_h5_input_read((lsw_h5_input *)c->h5, (size_t)t->offset, off, buf, n);
+#endif
     lsw_st_file *f = c->files[t->file];
-    int rc = lsw_pread_full(lsw_st_fd(f), buf, n, t->offset + off, lsw_st_path(f));
+    rc = lsw_pread_full(lsw_st_fd(f), buf, n, t->offset + off, lsw_st_path(f));
     if (rc) {
         /* Add the tensor to the detail the low-level read recorded. */
         char d[1024];

@@ -1,8 +1,9 @@
 /* lsw_checkpoint — one input model, whatever its files.
  *
  * A checkpoint is a single `.safetensors` file, a folder holding
- * `model.safetensors`, or a folder holding `model.safetensors.index.json`
- * plus the shards it names:
+ * `model.safetensors`, a layerswap `model.h5` (the file, or a folder holding
+ * it; read through lsw_hdf5), or a folder holding
+ * `model.safetensors.index.json` plus the shards it names:
  *   {"metadata": {...}, "weight_map": {"<tensor>": "<shard file name>", ...}}
  * Shard names must be plain file names of the same folder; every listed
  * tensor must be in its shard and no tensor may be in two shards.  Pickle
@@ -27,7 +28,7 @@ typedef struct lsw_tensor_desc {
     uint64_t nbytes;
     int layer;       /* i of "layers.<i>." in the name, or -1 */
     unsigned file;   /* which file of the checkpoint holds it */
-    uint64_t offset; /* absolute offset of its first byte in that file */
+    uint64_t offset; /* absolute offset of its first byte in that file (HDF5: the reader's tensor index) */
 } lsw_tensor_desc;
 
 typedef struct lsw_ckpt lsw_ckpt; /* opaque */

@@ -23,7 +23,7 @@ static uint64_t row_elems(const lsw_plan_tensor *t)
     return r ? r : 1;
 }
 
-int lsw_assign(const lsw_plan *p, int nranks, lsw_assignment **out)
+int lsw_assign(const lsw_plan *p, int nranks, const uint64_t *granule, int one_group, lsw_assignment **out)
 {
     *out = NULL;
     lsw_assignment *a = calloc(1, sizeof *a);
@@ -33,6 +33,8 @@ int lsw_assign(const lsw_plan *p, int nranks, lsw_assignment **out)
     uint64_t target = p->total_bytes / 8;
     if (target < (64u << 20))
         target = 64u << 20;
+    if (one_group)
+        target = UINT64_MAX;
     a->groups = calloc(p->nshards ? p->nshards : 1, sizeof *a->groups);
     if (!a->groups)
         goto oom;
@@ -64,7 +66,9 @@ int lsw_assign(const lsw_plan *p, int nranks, lsw_assignment **out)
         size_t t1 = p->shards[g->shard1 - 1].first + p->shards[g->shard1 - 1].count;
         for (size_t i = t0; i < t1; i++) {
             const lsw_plan_tensor *t = &p->t[i];
-            uint64_t es = t->numel ? t->nbytes / t->numel : 1, re = row_elems(t);
+            uint64_t es = t->numel ? t->nbytes / t->numel : 1, re = granule ? granule[i] : row_elems(t);
+            if (re == 0)
+                re = 1;
             uint64_t step = t->numel; /* elements per piece */
             if (t->layer < 0 && t->nbytes > block) {
                 uint64_t rows_per = block / (re * es);

@@ -8,7 +8,7 @@
  * keeps whole groups.  Within a group the work items are whole layers (all
  * tensors of one layer) and, for non-layer tensors, blocks of whole rows of
  * at most group_bytes / (2·ranks) bytes, so an embedding matrix is spread
- * over ranks.  Items go, largest first (ties by position), to the rank with
+ * over ranks (cut at multiples of a granule: a row, or an HDF5 chunk).  Items go, largest first (ties by position), to the rank with
  * the fewest bytes so far (ties: lowest rank).
  */
 #ifndef LSW_ASSIGN_H
@@ -38,7 +38,10 @@ typedef struct lsw_assignment {
     lsw_group *groups;
 } lsw_assignment;
 
-int lsw_assign(const lsw_plan *p, int nranks, lsw_assignment **out);
+/* `granule[i]` (optional) is the number of elements of tensor i that must
+ * stay together (HDF5: a chunk of rows); NULL means one row.  `one_group`
+ * puts everything in a single commit group (one output file). */
+int lsw_assign(const lsw_plan *p, int nranks, const uint64_t *granule, int one_group, lsw_assignment **out);
 void lsw_assignment_free(lsw_assignment *a);
 
 #endif

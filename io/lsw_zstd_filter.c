@@ -1,0 +1,255 @@
+#include "lsw_zstd_filter.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <zstd.h>
+
+/* One compression and one decompression context per thread, kept for the
+ * life of the thread: creating a context per 1 MiB chunk costs a few percent
+ * at level 1.  libzstd and libc only (this file is also the plugin's). */
+static _Thread_local ZSTD_CCtx *tl_cctx;
+static _Thread_local ZSTD_DCtx *tl_dctx;
+
+static ZSTD_CCtx *cctx_get(void)
+{
+    if (!tl_cctx)
+        tl_cctx = ZSTD_createCCtx();
+    return tl_cctx;
+}
+
+static ZSTD_DCtx *dctx_get(void)
+{
+    if (!tl_dctx)
+        tl_dctx = ZSTD_createDCtx();
+    return tl_dctx;
+}
+
+void lsw_byte_shuffle(void *dst, const void *src, size_t nbytes, size_t elem_size)
+{
+    unsigned char *d = dst;
+    const unsigned char *s = src;
+    size_t n = elem_size > 1 ? nbytes / elem_size : 0;
+    if (n <= 1) { /* HDF5 leaves such a buffer as it is; the transform is the identity anyway */
+        memcpy(d, s, nbytes);
+        return;
+    }
+    if (elem_size == 2) {
+        for (size_t i = 0; i < n; i++) {
+            d[i] = s[2 * i];
+            d[n + i] = s[2 * i + 1];
+        }
+    } else if (elem_size == 4) {
+        for (size_t i = 0; i < n; i++) {
+            d[i] = s[4 * i];
+            d[n + i] = s[4 * i + 1];
+            d[2 * n + i] = s[4 * i + 2];
+            d[3 * n + i] = s[4 * i + 3];
+        }
+    } else {
+        for (size_t j = 0; j < elem_size; j++)
+            for (size_t i = 0; i < n; i++)
+                d[j * n + i] = s[i * elem_size + j];
+    }
+    size_t done = n * elem_size;
+    memcpy(d + done, s + done, nbytes - done);
+}
+
+void lsw_byte_unshuffle(void *dst, const void *src, size_t nbytes, size_t elem_size)
+{
+    unsigned char *d = dst;
+    const unsigned char *s = src;
+    size_t n = elem_size > 1 ? nbytes / elem_size : 0;
+    if (n <= 1) {
+        memcpy(d, s, nbytes);
+        return;
+    }
+    if (elem_size == 2) {
+        for (size_t i = 0; i < n; i++) {
+            d[2 * i] = s[i];
+            d[2 * i + 1] = s[n + i];
+        }
+    } else if (elem_size == 4) {
+        for (size_t i = 0; i < n; i++) {
+            d[4 * i] = s[i];
+            d[4 * i + 1] = s[n + i];
+            d[4 * i + 2] = s[2 * n + i];
+            d[4 * i + 3] = s[3 * n + i];
+        }
+    } else {
+        for (size_t j = 0; j < elem_size; j++)
+            for (size_t i = 0; i < n; i++)
+                d[i * elem_size + j] = s[j * n + i];
+    }
+    size_t done = n * elem_size;
+    memcpy(d + done, s + done, nbytes - done);
+}
+
+/* One frame, content size stored (a one-shot ZSTD_compress2 pledges the
+ * source size), content checksum on so that a damaged chunk is an error
+ * rather than wrong numbers.  0 on failure. */
+static size_t compress_frame(void *dst, size_t cap, const void *src, size_t n, int level)
+{
+    ZSTD_CCtx *c = cctx_get();
+    if (!c)
+        return 0;
+    ZSTD_CCtx_reset(c, ZSTD_reset_session_and_parameters);
+    if (ZSTD_isError(ZSTD_CCtx_setParameter(c, ZSTD_c_compressionLevel, level)) ||
+        ZSTD_isError(ZSTD_CCtx_setParameter(c, ZSTD_c_checksumFlag, 1)) ||
+        ZSTD_isError(ZSTD_CCtx_setParameter(c, ZSTD_c_contentSizeFlag, 1)))
+        return 0;
+    size_t r = ZSTD_compress2(c, dst, cap, src, n);
+    return ZSTD_isError(r) ? 0 : r;
+}
+
+size_t lsw_chunk_bound(size_t nbytes)
+{
+    return ZSTD_compressBound(nbytes);
+}
+
+size_t lsw_chunk_encode_padded(const void *raw, size_t valid, size_t nbytes, size_t elem_size, int shuffle,
+                               int level, void *dst, size_t dst_cap, void *scratch)
+{
+    if (valid > nbytes || (valid && !raw) || !dst)
+        return 0;
+    int do_shuffle = shuffle && elem_size > 1;
+    const void *src = raw;
+    if (valid < nbytes || do_shuffle) {
+        if (!scratch)
+            return 0;
+        if (valid < nbytes && do_shuffle) {
+            /* shuffle of raw followed by zeros, without building that copy */
+            size_t n = nbytes / elem_size, nv = valid / elem_size, part = valid % elem_size;
+            unsigned char *d = scratch;
+            const unsigned char *s = raw;
+            if (n <= 1) {
+                memcpy(d, s, valid);
+                memset(d + valid, 0, nbytes - valid);
+            } else {
+                for (size_t j = 0; j < elem_size; j++) {
+                    unsigned char *dj = d + j * n;
+                    size_t i = 0;
+                    for (; i < nv && i < n; i++)
+                        dj[i] = s[i * elem_size + j];
+                    if (i < n) { /* element nv: its first `part` bytes are valid */
+                        dj[i] = j < part ? s[i * elem_size + j] : 0;
+                        i++;
+                    }
+                    memset(dj + i, 0, n - i);
+                }
+                size_t done = n * elem_size, left = valid > done ? valid - done : 0;
+                memcpy(d + done, s + done, left);
+                memset(d + done + left, 0, nbytes - done - left);
+            }
+        } else if (valid < nbytes) {
+            memcpy(scratch, raw, valid);
+            memset((unsigned char *)scratch + valid, 0, nbytes - valid);
+        } else {
+            lsw_byte_shuffle(scratch, raw, nbytes, elem_size);
+        }
+        src = scratch;
+    }
+    return compress_frame(dst, dst_cap, src, nbytes, level);
+}
+
+size_t lsw_chunk_encode(const void *raw, size_t nbytes, size_t elem_size, int shuffle, int level, void *dst,
+                        size_t dst_cap, void *scratch)
+{
+    return lsw_chunk_encode_padded(raw, nbytes, nbytes, elem_size, shuffle, level, dst, dst_cap, scratch);
+}
+
+/* Size a frame of `n` bytes decodes to, after checking that `src` is exactly
+ * one frame with a known content size no larger than `cap`; 0 on failure
+ * (an empty chunk is never valid either). */
+static size_t frame_size(const void *src, size_t n, unsigned long long cap)
+{
+    unsigned long long size = ZSTD_getFrameContentSize(src, n);
+    if (size == ZSTD_CONTENTSIZE_UNKNOWN || size == ZSTD_CONTENTSIZE_ERROR || size == 0 || size > cap)
+        return 0;
+#if SIZE_MAX < 0xFFFFFFFFFFFFFFFFULL
+    if (size > SIZE_MAX)
+        return 0;
+#endif
+    size_t fsz = ZSTD_findFrameCompressedSize(src, n);
+    if (ZSTD_isError(fsz) || fsz != n)
+        return 0; /* truncated, or trailing bytes after the frame */
+    return (size_t)size;
+}
+
+static size_t decompress_exact(void *dst, size_t size, const void *src, size_t n)
+{
+    ZSTD_DCtx *d = dctx_get();
+    if (!d)
+        return 0;
+    size_t r = ZSTD_decompressDCtx(d, dst, size, src, n);
+    if (ZSTD_isError(r) || r != size) {
+        ZSTD_DCtx_reset(d, ZSTD_reset_session_and_parameters);
+        return 0;
+    }
+    return r;
+}
+
+int lsw_chunk_decode(const void *src, size_t n, size_t elem_size, int shuffle, void *dst, size_t nbytes,
+                     void *scratch)
+{
+    if (!src || !dst || frame_size(src, n, nbytes) != nbytes)
+        return -1;
+    int do_shuffle = shuffle && elem_size > 1;
+    if (do_shuffle && !scratch)
+        return -1;
+    if (decompress_exact(do_shuffle ? scratch : dst, nbytes, src, n) != nbytes)
+        return -1;
+    if (do_shuffle)
+        lsw_byte_unshuffle(dst, scratch, nbytes, elem_size);
+    return 0;
+}
+
+size_t lsw_h5z_zstd(unsigned flags, size_t cd_nelmts, const unsigned cd_values[], size_t nbytes,
+                    size_t *buf_size, void **buf)
+{
+    if (!buf || !*buf || !buf_size || (cd_nelmts && !cd_values))
+        return 0;
+    int have_cap = cd_nelmts >= 2;
+    unsigned long long cap = have_cap ? cd_values[1] : LSW_H5Z_ZSTD_MAX_OUT;
+
+    if (flags & LSW_H5Z_FLAG_REVERSE) {
+        size_t size = frame_size(*buf, nbytes, cap);
+        /* With the size known, a frame must decode to exactly a whole chunk:
+         * HDF5 copies a full chunk out of the filter's buffer. */
+        if (!size || (have_cap && size != cap))
+            return 0;
+        void *out = malloc(size);
+        if (!out)
+            return 0;
+        if (decompress_exact(out, size, *buf, nbytes) != size) {
+            free(out);
+            return 0;
+        }
+        free(*buf);
+        *buf = out;
+        *buf_size = size;
+        return size;
+    }
+
+    /* encode: a chunk the decoder would refuse is not encoded (HDF5 then
+     * stores an optional filter's chunk unfiltered) */
+    if (nbytes == 0 || nbytes > cap)
+        return 0;
+    int level = cd_nelmts >= 1 ? (int)cd_values[0] : 3;
+    size_t bound = ZSTD_compressBound(nbytes);
+    if (ZSTD_isError(bound))
+        return 0;
+    void *out = malloc(bound);
+    if (!out)
+        return 0;
+    size_t n = compress_frame(out, bound, *buf, nbytes, level);
+    if (!n) {
+        free(out);
+        return 0;
+    }
+    free(*buf);
+    *buf = out;
+    *buf_size = bound;
+    return n;
+}
