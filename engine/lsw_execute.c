@@ -682,7 +682,7 @@ int lsw_execute_merge(lsw_plan *p, const lsw_run_opts *o, const lsw_comm *c)
 #ifdef LSW_HAVE_HDF5
         rc = run_hdf5(p, o, c, od, &a, &pr, &rs, &compressed);
 #else
-        rc = lsw_err_set(LSW_E_CONFIG, "%s: HDF5 output needs a build with LSW_WITH_HDF5=ON", cfg->file);
+        rc = lsw_err_set(LSW_E_INTERNAL, "HDF5 output requested from a build without HDF5");
 #endif
     }
     for (size_t gi = 0; !h5 && !rc && gi < as->ngroups; gi++)

@@ -206,6 +206,13 @@ static int cmd_merge(int argc, char **argv)
         lsw_config_free(cfg);
         return fail("merge", LSW_E_CONFIG);
     }
+#ifndef LSW_HAVE_HDF5
+    if (cfg->out.format == LSW_FMT_HDF5 && !dry) {
+        lsw_err_set(LSW_E_CONFIG, "%s: HDF5 output needs a build with LSW_WITH_HDF5=ON", argv[optind]);
+        lsw_config_free(cfg);
+        return fail("merge", LSW_E_CONFIG);
+    }
+#endif
     lsw_ckpt **models = NULL;
     lsw_plan *plan = NULL;
     lsw_comm world = lsw_comm_world();
