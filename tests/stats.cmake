@@ -1,0 +1,57 @@
+# `layerswap stats` (engine/lsw_stats*.c, engine/STATS.md).
+
+# Multi-expert row MAVs equal lsw_mav_tensor_rows bit for bit; header checks,
+# rank assignment, percentiles, grouping and the proposal's layer rule.
+lsw_unit_test(unit_stats stats_unit.c)
+
+set(LSW_STATS_CLI ${CMAKE_CURRENT_SOURCE_DIR}/stats_cli.py)
+set(LSW_STATS_DRIVER ${LSW_BIN})
+set(LSW_STATS_OUT ${CMAKE_CURRENT_BINARY_DIR}/stats-out)
+set(LSW_STATS_FIXTURE ${LSW_TEST_DATA}/llama-bf16-sharded)
+set(LSW_STATS_ENV
+    OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+    OMPI_MCA_rmaps_base_oversubscribe=1 OMPI_MCA_btl_vader_single_copy_mechanism=none)
+
+# stats.h5 row MAVs, model MAVs and every summary.json cell against the numpy
+# oracle (relative 1e-9), at 1 and 3 ranks.
+if(LSW_WITH_HDF5)
+  set(LSW_STATS_H5 h5)
+else()
+  set(LSW_STATS_H5 noh5)
+endif()
+foreach(np 1 3)
+  add_test(NAME stats_oracle_np${np}
+           COMMAND ${LSW_PYTHON} ${LSW_STATS_CLI} oracle ${LSW_STATS_DRIVER} ${MPIEXEC_EXECUTABLE} ${np}
+                   ${LSW_STATS_FIXTURE} ${LSW_STATS_OUT}/np${np} ${LSW_STATS_H5})
+  set_tests_properties(stats_oracle_np${np} PROPERTIES LABELS "cli;mpi" ENVIRONMENT "${LSW_STATS_ENV}"
+                       TIMEOUT 300 FIXTURES_SETUP stats_np${np} PROCESSORS ${np})
+endforeach()
+
+# Every output file byte-identical between 1 and 3 ranks.
+add_test(NAME stats_ranks_identical
+         COMMAND ${LSW_PYTHON} ${LSW_STATS_CLI} identical ${LSW_STATS_OUT}/np1 ${LSW_STATS_OUT}/np3)
+set_tests_properties(stats_ranks_identical PROPERTIES LABELS cli FIXTURES_REQUIRED "stats_np1;stats_np3")
+
+# Heatmaps parse as XML with L x types cells; report.html is self-contained.
+add_test(NAME stats_svg COMMAND ${LSW_PYTHON} ${LSW_STATS_CLI} svg ${LSW_STATS_OUT}/np3)
+set_tests_properties(stats_svg PROPERTIES LABELS cli FIXTURES_REQUIRED stats_np3)
+
+# Planted synth patterns give the expected groups and proposal; the proposal merges (--dry-run).
+add_test(NAME stats_proposal
+         COMMAND ${LSW_PYTHON} ${LSW_STATS_CLI} proposal ${LSW_BIN} ${LSW_STATS_DRIVER} ${MPIEXEC_EXECUTABLE}
+                 ${LSW_STATS_OUT}/proposal)
+set_tests_properties(stats_proposal PROPERTIES LABELS "cli;mpi" ENVIRONMENT "${LSW_STATS_ENV}" TIMEOUT 300
+                     PROCESSORS 2)
+
+# Shape, dtype, missing and extra tensors: exit 2 on every rank (1 and 3), no hang.
+add_test(NAME stats_mismatch
+         COMMAND ${LSW_PYTHON} ${LSW_STATS_CLI} mismatch ${LSW_STATS_DRIVER} ${MPIEXEC_EXECUTABLE}
+                 ${LSW_STATS_FIXTURE} ${LSW_STATS_OUT}/mismatch)
+set_tests_properties(stats_mismatch PROPERTIES LABELS "cli;mpi" ENVIRONMENT "${LSW_STATS_ENV}" TIMEOUT 600
+                     PROCESSORS 3)
+
+# --help, usage errors, reruns into an existing folder, --overwrite (MPI singleton).
+add_test(NAME stats_usage
+         COMMAND ${LSW_PYTHON} ${LSW_STATS_CLI} usage ${LSW_STATS_DRIVER} ${LSW_STATS_FIXTURE}
+                 ${LSW_STATS_OUT}/usage)
+set_tests_properties(stats_usage PROPERTIES LABELS cli ENVIRONMENT "${LSW_STATS_ENV}" TIMEOUT 300)

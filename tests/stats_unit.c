@@ -1,0 +1,425 @@
+/* unit_stats — engine/lsw_stats_rows and lsw_stats_summary.
+ *
+ *  - lsw_stats_tensor_rows (all experts against one base block) equals
+ *    lsw_mav_tensor_rows (one expert at a time) bit for bit, for BF16, F16
+ *    and F32, rows shorter and longer than LSW_MAV_CHUNK, every buffer size
+ *    from the minimum up and any split of a tensor's rows;
+ *  - header checks, rank assignment, percentiles, grouping, tensor types and
+ *    the layer rule of the proposal (engine/STATS.md).
+ * Checkpoints come from lsw_synth in a temporary folder.
+ */
+#define _XOPEN_SOURCE 700
+#include <ftw.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "lsw_checkpoint.h"
+#include "lsw_error.h"
+#include "lsw_io.h"
+#include "lsw_mav.h"
+#include "lsw_stats_rows.h"
+#include "lsw_stats_summary.h"
+#include "lsw_synth.h"
+
+static long n_pass, n_fail;
+
+#define CHECK(cond, ...)                                                        \
+    do {                                                                        \
+        if (cond) {                                                             \
+            n_pass++;                                                           \
+        } else {                                                                \
+            n_fail++;                                                           \
+            if (n_fail <= 50) {                                                 \
+                fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond); \
+                fprintf(stderr, __VA_ARGS__);                                   \
+                fputc('\n', stderr);                                            \
+            }                                                                   \
+        }                                                                       \
+    } while (0)
+
+static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *f)
+{
+    (void)sb; (void)flag; (void)f;
+    return remove(p);
+}
+
+#define NEXP 3
+
+typedef struct models {
+    lsw_ckpt *base, *x[NEXP];
+} models;
+
+static int open_models(const char *dir, models *m)
+{
+    char p[8192];
+    snprintf(p, sizeof p, "%s/base", dir);
+    if (lsw_ckpt_open(p, &m->base))
+        return -1;
+    for (int e = 0; e < NEXP; e++) {
+        char nm[32];
+        lsw_synth_expert_name(e + 1, nm, sizeof nm);
+        snprintf(p, sizeof p, "%s/%s", dir, nm);
+        if (lsw_ckpt_open(p, &m->x[e]))
+            return -1;
+    }
+    return 0;
+}
+
+static void close_models(models *m)
+{
+    lsw_ckpt_close(m->base);
+    for (int e = 0; e < NEXP; e++)
+        lsw_ckpt_close(m->x[e]);
+}
+
+static int make(const char *dir, int layers, uint64_t hidden, uint64_t inter, uint64_t vocab, lsw_dtype dt, int experts)
+{
+    lsw_synth_opts o;
+    memset(&o, 0, sizeof o); /* lsw_synth hashes the whole struct, padding included */
+    o.layers = layers;
+    o.hidden = hidden;
+    o.intermediate = inter;
+    o.vocab = vocab;
+    o.dtype = dt;
+    o.experts = experts;
+    o.seed = 7;
+    o.shard_size = 2000000000ULL;
+    o.overwrite = 1;
+    o.quiet = 1;
+    int rc = lsw_synth(dir, &o);
+    if (rc)
+        fprintf(stderr, "synth %s: %s\n", dir, lsw_err_detail());
+    return rc;
+}
+
+/* Compare the multi-expert rows with lsw_mav_tensor_rows for every eligible tensor. */
+static void compare_rows(models *m, const char *what)
+{
+    const lsw_tensor_desc *any = lsw_ckpt_at(m->base, 0);
+    size_t es = lsw_dtype_size(any->dtype);
+    /* the smallest buffer for this dtype (one chunk per model: rows longer than
+     * a chunk are streamed), odd sizes, and one that holds whole tensors */
+    size_t bufs[] = {(NEXP + 1) * (size_t)LSW_MAV_CHUNK * es, lsw_stats_buf_min(NEXP) + 12345,
+                     3 * lsw_stats_buf_min(NEXP) + 7, 64u << 20};
+    size_t refbufs[] = {2 * (size_t)LSW_MAV_CHUNK * es, 16u << 20};
+    char *buf = malloc(64u << 20), *rbuf = malloc(16u << 20);
+    long mismatches = 0, compared = 0;
+    for (size_t i = 0; i < lsw_ckpt_count(m->base); i++) {
+        const lsw_tensor_desc *t = lsw_ckpt_at(m->base, i);
+        if (!lsw_mav_eligible(t))
+            continue;
+        uint64_t rows, rl;
+        lsw_mav_rows(t, &rows, &rl);
+        double *ref[NEXP], *got[NEXP];
+        for (int e = 0; e < NEXP; e++) {
+            ref[e] = malloc(rows * sizeof(double));
+            got[e] = malloc(rows * sizeof(double));
+            const lsw_tensor_desc *xt = lsw_ckpt_find(m->x[e], t->name);
+            int rc = lsw_mav_tensor_rows(m->base, m->x[e], xt, 0, rows, rbuf, refbufs[0], ref[e]);
+            CHECK(rc == 0, "%s: lsw_mav_tensor_rows %s: %s", what, t->name, lsw_err_detail());
+            /* the reference itself does not depend on its buffer */
+            double *ref2 = malloc(rows * sizeof(double));
+            rc = lsw_mav_tensor_rows(m->base, m->x[e], xt, 0, rows, rbuf, refbufs[1], ref2);
+            CHECK(rc == 0 && !memcmp(ref2, ref[e], rows * sizeof(double)), "%s: reference differs by buffer for %s",
+                  what, t->name);
+            free(ref2);
+        }
+        for (size_t bi = 0; bi < sizeof bufs / sizeof *bufs; bi++) {
+            /* whole tensor, then split into uneven row ranges */
+            uint64_t splits[][3] = {{0, rows, 0}, {0, rows / 3, 1}};
+            for (int sp = 0; sp < 2; sp++) {
+                for (int e = 0; e < NEXP; e++)
+                    memset(got[e], 0xA5, rows * sizeof(double));
+                int rc = 0;
+                if (!splits[sp][2])
+                    rc = lsw_stats_tensor_rows(m->base, t, m->x, NEXP, 0, rows, buf, bufs[bi], got, NULL, NULL);
+                else {
+                    uint64_t r0 = 0, step = rows / 3 ? rows / 3 : 1;
+                    while (!rc && r0 < rows) {
+                        uint64_t k = rows - r0 < step ? rows - r0 : step;
+                        double *o[NEXP];
+                        for (int e = 0; e < NEXP; e++)
+                            o[e] = got[e] + r0;
+                        rc = lsw_stats_tensor_rows(m->base, t, m->x, NEXP, r0, k, buf, bufs[bi], o, NULL, NULL);
+                        r0 += k;
+                        step = step * 2 + 1;
+                    }
+                }
+                CHECK(rc == 0, "%s: lsw_stats_tensor_rows %s: %s", what, t->name, lsw_err_detail());
+                for (int e = 0; e < NEXP; e++) {
+                    compared++;
+                    if (memcmp(got[e], ref[e], rows * sizeof(double))) {
+                        if (mismatches++ < 5)
+                            fprintf(stderr, "  %s: %s expert %d buf %zu split %d differs\n", what, t->name, e,
+                                    bufs[bi], sp);
+                    }
+                }
+            }
+        }
+        for (int e = 0; e < NEXP; e++) {
+            free(ref[e]);
+            free(got[e]);
+        }
+    }
+    /* all tensors as one job list, overlapped reading (two slots, a reader thread) and not */
+    {
+        size_t nt = lsw_ckpt_count(m->base), nj = 0;
+        lsw_stats_job *jobs = calloc(nt, sizeof *jobs);
+        double **outs = calloc(nt * NEXP, sizeof *outs), **refs = calloc(nt * NEXP, sizeof *refs);
+        for (size_t i = 0; i < nt; i++) {
+            const lsw_tensor_desc *t = lsw_ckpt_at(m->base, i);
+            if (!lsw_mav_eligible(t))
+                continue;
+            uint64_t rows, rl;
+            lsw_mav_rows(t, &rows, &rl);
+            /* every other job covers a middle range of rows only */
+            uint64_t r0 = (nj % 2 && rows > 2) ? 1 : 0, nr = (nj % 2 && rows > 2) ? rows - 2 : rows;
+            for (int e = 0; e < NEXP; e++) {
+                refs[nj * NEXP + e] = malloc(nr * sizeof(double));
+                outs[nj * NEXP + e] = malloc(nr * sizeof(double));
+                lsw_mav_tensor_rows(m->base, m->x[e], lsw_ckpt_find(m->x[e], t->name), r0, nr, rbuf, 16u << 20,
+                                    refs[nj * NEXP + e]);
+            }
+            jobs[nj] = (lsw_stats_job){t, r0, nr, outs + nj * NEXP};
+            nj++;
+        }
+        size_t obufs[] = {2 * (NEXP + 1) * (size_t)LSW_MAV_CHUNK * es, 2 * lsw_stats_buf_min(NEXP) + 4099,
+                          5 * lsw_stats_buf_min(NEXP), 64u << 20};
+        for (size_t bi = 0; bi < sizeof obufs / sizeof *obufs; bi++)
+            for (int ov = 0; ov < 2; ov++) {
+                lsw_stats_timing tm = {0, 0, 0, 0, 0};
+                int rc = lsw_stats_rows_run(m->base, m->x, NEXP, jobs, nj, buf, obufs[bi], ov, NULL, &tm);
+                CHECK(rc == 0, "%s: lsw_stats_rows_run: %s", what, lsw_err_detail());
+                long bad = 0;
+                for (size_t j = 0; j < nj; j++)
+                    for (int e = 0; e < NEXP; e++)
+                        bad += memcmp(outs[j * NEXP + e], refs[j * NEXP + e], jobs[j].nrows * sizeof(double)) != 0;
+                CHECK(bad == 0, "%s: lsw_stats_rows_run buf %zu overlap %d: %ld row vectors differ", what, obufs[bi], ov,
+                      bad);
+                CHECK(tm.bytes > 0, "%s: timing counts bytes", what);
+                /* two slots need twice the minimum of the widest type */
+                int want = ov && obufs[bi] >= 2 * lsw_stats_buf_min(NEXP);
+                CHECK(tm.overlapped == want, "%s: overlapped %d, want %d (buf %zu)", what, tm.overlapped, want, obufs[bi]);
+            }
+        for (size_t k = 0; k < nj * NEXP; k++) {
+            free(outs[k]);
+            free(refs[k]);
+        }
+        free(outs);
+        free(refs);
+        free(jobs);
+    }
+    CHECK(mismatches == 0, "%s: %ld of %ld row vectors differ from lsw_mav_tensor_rows", what, mismatches, compared);
+    CHECK(compared > 0, "%s: nothing compared", what);
+    /* a buffer below the minimum is refused, not overrun */
+    const lsw_tensor_desc *t0 = NULL;
+    for (size_t i = 0; i < lsw_ckpt_count(m->base) && !t0; i++)
+        if (lsw_mav_eligible(lsw_ckpt_at(m->base, i)))
+            t0 = lsw_ckpt_at(m->base, i);
+    double one[NEXP], *o1[NEXP];
+    for (int e = 0; e < NEXP; e++)
+        o1[e] = &one[e];
+    lsw_err_clear();
+    int rc = lsw_stats_tensor_rows(m->base, t0, m->x, NEXP, 0, 1, buf, (NEXP + 1) * LSW_MAV_CHUNK - 1, o1, NULL, NULL);
+    CHECK(rc == LSW_E_INTERNAL, "%s: tiny buffer gives %d", what, rc);
+    lsw_err_clear();
+    free(buf);
+    free(rbuf);
+}
+
+static void test_rows(const char *tmp)
+{
+    static const struct { lsw_dtype dt; const char *name; uint64_t h, i, v; } cases[] = {
+        {LSW_DT_BF16, "bf16", 64, 176, 256},
+        {LSW_DT_F16, "f16", 64, 96, 100},
+        {LSW_DT_F32, "f32", 48, 80, 64},
+        /* down_proj rows of 70000 elements: longer than one chunk */
+        {LSW_DT_BF16, "bf16-long", 16, 70000, 32},
+        {LSW_DT_F32, "f32-long", 16, 70000, 32},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+        char dir[4096];
+        snprintf(dir, sizeof dir, "%s/%s", tmp, cases[c].name);
+        int layers = cases[c].i > 10000 ? 1 : 3;
+        if (make(dir, layers, cases[c].h, cases[c].i, cases[c].v, cases[c].dt, NEXP)) {
+            CHECK(0, "synth %s", cases[c].name);
+            continue;
+        }
+        models m = {0};
+        CHECK(open_models(dir, &m) == 0, "open %s: %s", cases[c].name, lsw_err_detail());
+        if (m.base && m.x[NEXP - 1]) {
+            CHECK(lsw_stats_check_experts(m.base, m.x, NEXP) == 0, "%s: experts match: %s", cases[c].name,
+                  lsw_err_detail());
+            compare_rows(&m, cases[c].name);
+        }
+        close_models(&m);
+    }
+}
+
+static void test_check(const char *tmp)
+{
+    char a[4096], b[4096];
+    snprintf(a, sizeof a, "%s/chk3", tmp);
+    snprintf(b, sizeof b, "%s/chk2", tmp);
+    if (make(a, 3, 32, 48, 32, LSW_DT_BF16, 1) || make(b, 2, 32, 48, 32, LSW_DT_BF16, 0)) {
+        CHECK(0, "synth for the header checks");
+        return;
+    }
+    char p[4200];
+    lsw_ckpt *base3 = NULL, *base2 = NULL, *x3 = NULL;
+    snprintf(p, sizeof p, "%s/base", a);
+    lsw_ckpt_open(p, &base3);
+    snprintf(p, sizeof p, "%s/task1", a);
+    lsw_ckpt_open(p, &x3);
+    snprintf(p, sizeof p, "%s/base", b);
+    lsw_ckpt_open(p, &base2);
+    if (!base3 || !base2 || !x3) {
+        CHECK(0, "open: %s", lsw_err_detail());
+        return;
+    }
+    lsw_ckpt *xs[2] = {x3, base2};
+    lsw_err_clear();
+    int rc = lsw_stats_check_experts(base3, xs, 2);
+    CHECK(rc == LSW_E_MISMATCH, "2-layer expert vs 3-layer base: %d", rc);
+    CHECK(strstr(lsw_err_detail(), "model.layers.2.") && strstr(lsw_err_detail(), "missing"),
+          "message names the missing tensor: %s", lsw_err_detail());
+    lsw_err_clear();
+    lsw_ckpt *ys[1] = {x3};
+    rc = lsw_stats_check_experts(base2, ys, 1);
+    CHECK(rc == LSW_E_MISMATCH && strstr(lsw_err_detail(), "extra"), "3-layer expert vs 2-layer base: %d %s", rc,
+          lsw_err_detail());
+    lsw_err_clear();
+    lsw_ckpt_close(base3);
+    lsw_ckpt_close(base2);
+    lsw_ckpt_close(x3);
+}
+
+static void test_assign(void)
+{
+    uint64_t bytes[] = {10, 50, 50, 7, 100, 3, 3, 3, 60, 0, 25};
+    size_t n = sizeof bytes / sizeof *bytes;
+    for (int nr = 1; nr <= 5; nr++) {
+        int o1[16], o2[16];
+        CHECK(lsw_stats_assign(bytes, n, nr, o1) == 0, "assign");
+        lsw_stats_assign(bytes, n, nr, o2);
+        CHECK(!memcmp(o1, o2, n * sizeof *o1), "assignment is deterministic");
+        uint64_t load[8] = {0}, mx = 0, mn = UINT64_MAX;
+        int ok = 1;
+        for (size_t i = 0; i < n; i++) {
+            ok &= o1[i] >= 0 && o1[i] < nr;
+            if (o1[i] >= 0 && o1[i] < nr)
+                load[o1[i]] += bytes[i];
+        }
+        CHECK(ok, "owners in range for %d ranks", nr);
+        for (int r = 0; r < nr; r++) {
+            mx = load[r] > mx ? load[r] : mx;
+            mn = load[r] < mn ? load[r] : mn;
+        }
+        /* greedy LPT: the spread is at most the largest item */
+        CHECK(mx - mn <= 100, "balanced for %d ranks: max %llu min %llu", nr, (unsigned long long)mx,
+              (unsigned long long)mn);
+    }
+    int o[16];
+    lsw_stats_assign(bytes, n, 2, o);
+    CHECK(o[4] == 0 && o[8] == 1 && o[1] == 1 && o[2] == 0, "greedy order: %d %d %d %d", o[4], o[8], o[1], o[2]);
+}
+
+static void test_small(void)
+{
+    double s[10] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9};
+    CHECK(lsw_stats_percentile(s, 10, 50) == 4, "p50 of 10");
+    CHECK(lsw_stats_percentile(s, 10, 90) == 8, "p90 of 10");
+    CHECK(lsw_stats_percentile(s, 10, 99) == 9, "p99 of 10");
+    CHECK(lsw_stats_percentile(s, 1, 50) == 0, "p50 of 1");
+    CHECK(lsw_stats_percentile(s, 3, 50) == 1, "p50 of 3");
+    CHECK(lsw_stats_percentile(s, 4, 50) == 1, "p50 of 4 (nearest rank 2)");
+
+    char t[64];
+    lsw_stats_tensor_type("model.layers.3.self_attn.q_proj.weight", t, sizeof t);
+    CHECK(!strcmp(t, "q_proj"), "%s", t);
+    lsw_stats_tensor_type("model.layers.3.self_attn.q_proj.bias", t, sizeof t);
+    CHECK(!strcmp(t, "q_proj.bias"), "%s", t);
+    lsw_stats_tensor_type("model.layers.0.input_layernorm.weight", t, sizeof t);
+    CHECK(!strcmp(t, "input_layernorm"), "%s", t);
+    lsw_stats_tensor_type("lm_head.weight", t, sizeof t);
+    CHECK(!strcmp(t, "lm_head"), "%s", t);
+    lsw_stats_tensor_type("model.embed_tokens.weight", t, sizeof t);
+    CHECK(!strcmp(t, "embed_tokens"), "%s", t);
+    lsw_stats_tensor_type("scale", t, sizeof t);
+    CHECK(!strcmp(t, "scale"), "%s", t);
+
+    double x[] = {1, 2, 3, 4}, y[] = {2, 4, 6, 8}, z[] = {4, 3, 2, 1}, c[] = {5, 5, 5, 5};
+    CHECK(fabs(lsw_stats_pearson(x, y, 4) - 1) < 1e-15, "r = 1");
+    CHECK(fabs(lsw_stats_pearson(x, z, 4) + 1) < 1e-15, "r = -1");
+    CHECK(lsw_stats_pearson(x, c, 4) == 0, "constant profile: r = 0");
+
+    /* two blocks of similar items, one loner */
+    double sim[25] = {1, .9, .1, .8, 0,   .9, 1, .2, .7, 0,   .1, .2, 1, .1, .6,
+                      .8, .7, .1, 1, 0,   0, 0, .6, 0, 1};
+    size_t g[5];
+    size_t ng = lsw_stats_group(sim, 5, 0.5, g);
+    CHECK(ng == 2 && g[0] == 0 && g[1] == 0 && g[3] == 0 && g[2] == 1 && g[4] == 1, "groups: %zu [%zu %zu %zu %zu %zu]",
+          ng, g[0], g[1], g[2], g[3], g[4]);
+    ng = lsw_stats_group(sim, 5, 0.95, g);
+    CHECK(ng == 5, "no merge above 0.95: %zu", ng);
+}
+
+static void rule(const double *r, int L, int eb, int et, int el, int eu)
+{
+    int b, t, lo, up;
+    lsw_stats_propose_layers(r, L, &b, &t, &lo, &up);
+    CHECK(b == eb && t == et && lo == el && up == eu, "L=%d: got bottom %d top %d lower %d upper %d, want %d %d %d %d",
+          L, b, t, lo, up, eb, et, el, eu);
+    CHECK(L < 2 || b + t + lo + up <= L - 1, "a middle layer is left");
+}
+
+static void test_rule(void)
+{
+    double a[] = {40, 40, 3, 3, 3, 3, 0.1, 0.1, 0.1, 0.1, 1.4, 1.4}; /* the synth pattern */
+    rule(a, 12, 6, 2, 0, 0);
+    double b[] = {5, 5, 0.7, 0.2, 0.2, 0.2, 0.9, 3};
+    rule(b, 8, 2, 1, 1, 1);
+    double c[] = {0.1, 0.2, 0.3, 0.1}; /* nothing language-dominated */
+    rule(c, 4, 0, 0, 0, 0);
+    double d[] = {0.6, 0.2, 0.3, 1.0}; /* transitions only: bottom 0, top 0 */
+    rule(d, 4, 0, 0, 1, 1);
+    double e[] = {9, 9, 9, 9, 9}; /* all dominated: one middle layer stays with the task expert */
+    rule(e, 5, 2, 2, 0, 0);
+    double f[] = {9, 9, 9, 0.1, 9}; /* bottom 3, top 1, no room for transitions */
+    rule(f, 5, 3, 1, 0, 0);
+    double g[] = {9, 0.8, 0.9, 9}; /* room for one transition only: the lower one */
+    rule(g, 4, 1, 1, 1, 0);
+    double h[] = {9};
+    rule(h, 1, 0, 0, 0, 0);
+    double k[] = {9, 9};
+    rule(k, 2, 1, 0, 0, 0);
+    double n[] = {INFINITY, NAN, 1.0, 0.5};
+    rule(n, 4, 1, 0, 0, 1);
+}
+
+int main(void)
+{
+    char tmp[] = "/tmp/unit_stats.XXXXXX";
+    const char *td = getenv("TMPDIR");
+    char tmpl[4096];
+    snprintf(tmpl, sizeof tmpl, "%s/unit_stats.XXXXXX", td && *td ? td : "/tmp");
+    char *dir = mkdtemp(tmpl);
+    if (!dir)
+        dir = mkdtemp(tmp);
+    if (!dir) {
+        perror("mkdtemp");
+        return 1;
+    }
+    test_small();
+    test_rule();
+    test_assign();
+    test_check(dir);
+    test_rows(dir);
+    nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    printf("unit_stats: %ld passed, %ld failed\n", n_pass, n_fail);
+    return n_fail ? 1 : 0;
+}
