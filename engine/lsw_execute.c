@@ -49,22 +49,20 @@ static int check_stop(void)
 
 /* ---- magnitude weights ----------------------------------------------------- */
 
-int lsw_resolve_magnitude(lsw_plan *p, const lsw_run_opts *o, const lsw_comm *c)
+int lsw_model_mavs(const lsw_config *cfg, lsw_ckpt *const *models, const int *needed, const lsw_run_opts *o,
+                   const lsw_comm *c, double *mav)
 {
-    if (p->ready)
-        return 0;
-    const lsw_config *cfg = p->cfg;
-    const lsw_ckpt *base = p->models[cfg->base];
+    const lsw_ckpt *base = models[cfg->base];
     size_t nt = lsw_ckpt_count(base);
-    double *mav = calloc(cfg->nmodels, sizeof *mav), *sums = calloc(nt ? nt : 1, sizeof *sums);
+    double *sums = calloc(nt ? nt : 1, sizeof *sums);
     size_t bytes = lsw_mav_buffer_bytes(o->mem);
     void *buf = malloc(bytes);
-    int rc = (!mav || !sums || !buf) ? lsw_err_set(LSW_E_NOMEM, "out of memory for MAV buffers") : 0;
+    int rc = (!sums || !buf) ? lsw_err_set(LSW_E_NOMEM, "out of memory for MAV buffers") : 0;
     for (size_t m = 0; m < cfg->nmodels; m++) {
-        if (!p->mav_needed[m])
+        if (!needed[m])
             continue;
         double t0 = lsw_now();
-        const lsw_ckpt *e = p->models[m];
+        const lsw_ckpt *e = models[m];
         size_t ne = lsw_ckpt_count(e);
         if (!rc && ne > nt)
             rc = lsw_err_set(LSW_E_MISMATCH, "%s: model '%s' has %zu tensors, the base %s only %zu", lsw_ckpt_path(e),
@@ -97,16 +95,24 @@ int lsw_resolve_magnitude(lsw_plan *p, const lsw_run_opts *o, const lsw_comm *c)
             fprintf(stderr, "layerswap: model MAV of '%s' against '%s' = %.9g (%.2f s)\n", cfg->model_names[m],
                     cfg->model_names[cfg->base], mav[m], lsw_now() - t0);
     }
-    rc = lsw_agree(c, rc);
-    if (!rc)
-        rc = lsw_plan_set_mav(p, mav);
     free(buf);
     free(sums);
+    return lsw_agree(c, rc);
+}
+
+int lsw_resolve_magnitude(lsw_plan *p, const lsw_run_opts *o, const lsw_comm *c)
+{
+    if (p->ready)
+        return 0;
+    double *mav = calloc(p->cfg->nmodels, sizeof *mav);
+    if (!mav)
+        return lsw_err_set(LSW_E_NOMEM, "out of memory");
+    int rc = lsw_model_mavs(p->cfg, p->models, p->mav_needed, o, c, mav);
+    if (!rc)
+        rc = lsw_plan_set_mav(p, mav);
     free(mav);
     return rc;
 }
-
-/* ---- one piece ------------------------------------------------------------- */
 
 typedef struct arena { char *p; size_t size; } arena;
 
@@ -220,7 +226,7 @@ static int run_piece(const lsw_plan *p, const lsw_plan_tensor *t, uint64_t e0, u
 
 /* ---- the merge ------------------------------------------------------------- */
 
-static int write_index(const lsw_plan *p, lsw_outdir *o)
+int lsw_write_index(const lsw_plan *p, lsw_outdir *o)
 {
     lsw_strbuf b = {0};
     lsw_layout_index_json(p->items, p->n, p->shards, &b);
@@ -230,7 +236,7 @@ static int write_index(const lsw_plan *p, lsw_outdir *o)
     return rc;
 }
 
-static char *manifest_extra(const lsw_plan *p)
+char *lsw_manifest_extra(const lsw_plan *p)
 {
     const lsw_config *c = p->cfg;
     lsw_strbuf b = {0};
@@ -695,9 +701,9 @@ int lsw_execute_merge(lsw_plan *p, const lsw_run_opts *o, const lsw_comm *c)
         if (!rc)
             rc = lsw_copy_model_files(lsw_ckpt_folder(p->models[cfg->first_model]), od, cfg->out.dtype);
         if (!rc && !h5 && p->nshards > 1)
-            rc = write_index(p, od);
+            rc = lsw_write_index(p, od);
         if (!rc) {
-            char *extra = manifest_extra(p);
+            char *extra = lsw_manifest_extra(p);
             rc = extra ? lsw_outdir_finish(od, extra) : lsw_err_set(LSW_E_NOMEM, "out of memory");
             free(extra);
         }

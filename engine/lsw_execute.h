@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "lsw_agree.h"
+#include "lsw_commit.h"
 #include "lsw_plan.h"
 
 typedef struct lsw_run_opts {
@@ -39,6 +40,12 @@ typedef struct lsw_run_opts {
 extern volatile sig_atomic_t lsw_stop_signal;
 void lsw_install_stop_handlers(void);
 
+/* Model MAV (SPEC §4) against cfg->base of every model m with needed[m],
+ * into mav[m]; tensors spread over the ranks, summed in name order.
+ * Collective over c->comm. */
+int lsw_model_mavs(const lsw_config *cfg, lsw_ckpt *const *models, const int *needed, const lsw_run_opts *o,
+                   const lsw_comm *c, double *mav);
+
 /* Compute the model MAVs that magnitude weights need (tensors spread over
  * the ranks) and resolve them.  Collective over c->comm. */
 int lsw_resolve_magnitude(lsw_plan *p, const lsw_run_opts *o, const lsw_comm *c);
@@ -48,5 +55,11 @@ int lsw_resolve_magnitude(lsw_plan *p, const lsw_run_opts *o, const lsw_comm *c)
  * creates temporaries, combines the pieces' CRCs and renames.  Returns the
  * same code on every rank.  Collective over c->comm. */
 int lsw_execute_merge(lsw_plan *p, const lsw_run_opts *o, const lsw_comm *c);
+
+/* model.safetensors.index.json of a sharded plan, written into `o`. */
+int lsw_write_index(const lsw_plan *p, lsw_outdir *o);
+/* The manifest's members describing the run (tool, config hash, inputs);
+ * malloc'd JSON text, NULL on OOM. */
+char *lsw_manifest_extra(const lsw_plan *p);
 
 #endif

@@ -7,7 +7,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <linux/fs.h>
 #include <unistd.h>
 
 #include "lsw_crc32c.h"
@@ -313,6 +315,17 @@ int lsw_outdir_reuse(lsw_outdir *o, const char *name)
     return 0;
 }
 
+int lsw_outdir_recorded(const lsw_outdir *o, const char *name, uint64_t *bytes, uint32_t *crc)
+{
+    for (size_t i = 0; i < o->nfiles; i++)
+        if (!strcmp(o->files[i].name, name)) {
+            *bytes = o->files[i].bytes;
+            *crc = o->files[i].crc;
+            return 0;
+        }
+    return -1;
+}
+
 int lsw_outdir_tmp_open(lsw_outdir *o, const char *name, int *fd)
 {
     char *p = pathf(o->dir, ".", name, ".lsw-tmp");
@@ -365,6 +378,89 @@ int lsw_outdir_tmp_commit(lsw_outdir *o, const char *name, int fd, uint64_t byte
     free(tmp);
     free(fin);
     return rc;
+}
+
+/* Copy `src` into `fd` in the kernel (copy_file_range), falling back to read/write. */
+static int copy_into(int fd, const char *src, const char *dst, uint64_t bytes)
+{
+    int in = open(src, O_RDONLY | O_CLOEXEC);
+    if (in < 0)
+        return lsw_err_set(LSW_E_IO, "%s: cannot open: %s", src, strerror(errno));
+    int rc = 0;
+    uint64_t done = 0;
+    while (done < bytes) {
+        ssize_t r = copy_file_range(in, NULL, fd, NULL, bytes - done > (1u << 30) ? (1u << 30) : bytes - done, 0);
+        if (r <= 0) {
+            if (r < 0 && (errno == ENOSYS || errno == EXDEV || errno == EINVAL || errno == EOPNOTSUPP) && done == 0) {
+                /* plain copy */
+                char *buf = malloc(1 << 20);
+                if (!buf) {
+                    rc = lsw_err_set(LSW_E_NOMEM, "out of memory");
+                    break;
+                }
+                for (uint64_t off = 0; off < bytes && !rc; off += 1 << 20) {
+                    size_t n = bytes - off < (1 << 20) ? (size_t)(bytes - off) : (1 << 20);
+                    rc = lsw_pread_full(in, buf, n, off, src);
+                    if (!rc)
+                        rc = lsw_pwrite_full(fd, buf, n, off, dst);
+                }
+                free(buf);
+                done = bytes;
+                break;
+            }
+            rc = lsw_err_set(errno == ENOSPC ? LSW_E_NOSPACE : LSW_E_IO, "%s: copy from %s failed: %s", dst, src,
+                             r < 0 ? strerror(errno) : "source ended early");
+            break;
+        }
+        done += (uint64_t)r;
+    }
+    close(in);
+    return rc;
+}
+
+int lsw_outdir_adopt(lsw_outdir *o, const char *name, const char *src, lsw_dedup mode, uint64_t bytes, uint32_t crc,
+                     lsw_dedup *how)
+{
+    char *tmp = pathf(o->dir, ".", name, ".lsw-tmp");
+    if (!tmp)
+        return lsw_err_set(LSW_E_NOMEM, "out of memory");
+    unlink(tmp);
+    int rc = 0;
+    if (mode == LSW_DEDUP_HARDLINK) {
+        *how = LSW_DEDUP_HARDLINK;
+        if (link(src, tmp) != 0)
+            rc = lsw_err_set(LSW_E_IO, "%s: cannot hard-link %s: %s", tmp, src, strerror(errno));
+        else {
+            int fd = open(tmp, O_RDONLY | O_CLOEXEC);
+            rc = fd < 0 ? lsw_err_set(LSW_E_IO, "%s: cannot open: %s", tmp, strerror(errno))
+                        : lsw_outdir_tmp_commit(o, name, fd, bytes, crc);
+        }
+        free(tmp);
+        return rc;
+    }
+    int fd;
+    free(tmp);
+    if ((rc = lsw_outdir_tmp_open(o, name, &fd)))
+        return rc;
+    tmp = pathf(o->dir, ".", name, ".lsw-tmp");
+    *how = LSW_DEDUP_COPY;
+#ifdef FICLONE
+    if (mode == LSW_DEDUP_REFLINK) {
+        int in = open(src, O_RDONLY | O_CLOEXEC);
+        if (in >= 0 && ioctl(fd, FICLONE, in) == 0)
+            *how = LSW_DEDUP_REFLINK;
+        if (in >= 0)
+            close(in);
+    }
+#endif
+    if (*how == LSW_DEDUP_COPY)
+        rc = tmp ? copy_into(fd, src, tmp, bytes) : lsw_err_set(LSW_E_NOMEM, "out of memory");
+    free(tmp);
+    if (rc) {
+        lsw_outdir_tmp_abort(o, name, fd);
+        return rc;
+    }
+    return lsw_outdir_tmp_commit(o, name, fd, bytes, crc);
 }
 
 int lsw_outdir_put(lsw_outdir *o, const char *name, const void *buf, size_t n)

@@ -39,6 +39,8 @@ const char *lsw_outdir_path(const lsw_outdir *o);
 /* 1 if a previous run of this plan finished `name` and the file still has
  * the journal's size and CRC (re-read); records it for the manifest. */
 int lsw_outdir_reuse(lsw_outdir *o, const char *name);
+/* Size and CRC of a file finished (or reused) in this run; -1 if none. */
+int lsw_outdir_recorded(const lsw_outdir *o, const char *name, uint64_t *bytes, uint32_t *crc);
 /* Open `DIR/.NAME.lsw-tmp` for writing (truncated). */
 int lsw_outdir_tmp_open(lsw_outdir *o, const char *name, int *fd);
 /* fsync and close `fd`, rename the temporary to `name`, journal it with
@@ -46,6 +48,15 @@ int lsw_outdir_tmp_open(lsw_outdir *o, const char *name, int *fd);
 int lsw_outdir_tmp_commit(lsw_outdir *o, const char *name, int fd, uint64_t bytes, uint32_t crc);
 /* Close `fd` and remove the temporary of `name`. */
 void lsw_outdir_tmp_abort(lsw_outdir *o, const char *name, int fd);
+typedef enum lsw_dedup { LSW_DEDUP_REFLINK, LSW_DEDUP_HARDLINK, LSW_DEDUP_COPY } lsw_dedup;
+
+/* Put a finished file with identical bytes (`src`, another output's final
+ * file of `bytes` bytes and CRC `crc`) under `name`: a reflink (FICLONE),
+ * falling back to a copy where the file system cannot clone; a hard link;
+ * or a copy.  Atomic like every other file (temporary, rename) and journaled.
+ * *how gets the mode actually used. */
+int lsw_outdir_adopt(lsw_outdir *o, const char *name, const char *src, lsw_dedup mode, uint64_t bytes, uint32_t crc,
+                     lsw_dedup *how);
 /* Write a whole small file atomically and journal it. */
 int lsw_outdir_put(lsw_outdir *o, const char *name, const void *buf, size_t n);
 /* Write the manifest (files in the order recorded, plus `extra_json`: the

@@ -1,0 +1,6 @@
+# layerswap sweep and merge --sweep --index (SPEC §6).
+add_test(NAME sweep_grid
+         COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/sweep.sh ${LSW_BIN} ${MPIEXEC_EXECUTABLE} ${LSW_PYTHON}
+                 ${CMAKE_CURRENT_BINARY_DIR}/sweep)
+set_tests_properties(sweep_grid PROPERTIES LABELS "cli;mpi" TIMEOUT 600
+                     ENVIRONMENT "OMPI_ALLOW_RUN_AS_ROOT=1;OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1;OMPI_MCA_rmaps_base_oversubscribe=1;OMPI_MCA_btl_vader_single_copy_mechanism=none")
