@@ -138,8 +138,10 @@ static int write_model(const char *dir, int expert, const lsw_synth_opts *o, ste
         all[nshards + k] = names[k];
     lsw_outdir *od;
     lsw_out_state state;
-    uint64_t hash = lsw_fnv1a64(LSW_FNV1A64_INIT, o, sizeof *o);
-    hash = lsw_fnv1a64(hash, &expert, sizeof expert);
+    /* identity of this model: the options that shape its bytes (not the struct: padding) */
+    uint64_t id[9] = {(uint64_t)o->layers, o->hidden, o->intermediate, o->vocab, (uint64_t)o->dtype,
+                      (uint64_t)o->experts, o->seed, o->shard_size, (uint64_t)expert};
+    uint64_t hash = lsw_fnv1a64(LSW_FNV1A64_INIT, id, sizeof id);
     int rc = lsw_outdir_open(dir, hash, all, nshards + 3, o->overwrite, &od, &state);
     free(all);
     if (rc)

@@ -18,6 +18,8 @@
 #include "lsw_io.h"
 #include "lsw_json.h"
 #include "lsw_plan.h"
+#include "lsw_stats.h"
+#include "lsw_sweep.h"
 #include "lsw_synth.h"
 
 static int rank = 0, nranks = 1;
@@ -28,6 +30,8 @@ static const char usage_main[] =
     "\n"
     "Commands:\n"
     "  merge CONFIG.json   run one merge (layer_swap, linear, rules)\n"
+    "  sweep SWEEP.json    run every merge of a grid of expert combinations in one pass\n"
+    "  stats --base B E... per-row MAV of experts against a base: heatmaps, similarity, proposal\n"
     "  inspect PATH        validate a checkpoint and list its tensors\n"
     "  verify DIR          check an output folder against its manifest\n"
     "  synth ...           write a synthetic base and experts\n"
@@ -39,6 +43,7 @@ static const char usage_main[] =
 
 static const char usage_merge[] =
     "Usage: layerswap merge CONFIG.json [-o DIR] [--format safetensors|hdf5] [--mem BYTES]\n"
+    "       layerswap merge --sweep SWEEP.json --index K [-o DIR] [...]\n"
     "                       [--progress SECS] [--summary FILE] [--dry-run] [--overwrite] [--quiet]\n"
     "Run the merge that CONFIG.json describes (see README.md and configs/).\n"
     "  -o, --output DIR    output folder (overrides output.path; relative to the current folder)\n"
@@ -52,6 +57,9 @@ static const char usage_merge[] =
     "                      (name, rule, sources, weights); reads no tensor data\n"
     "  --overwrite         replace an output folder that holds another merge\n"
     "  --quiet             no summary line\n"
+    "  --sweep S --index K run merge K of sweep S alone (job arrays: K = $SLURM_ARRAY_TASK_ID), into\n"
+    "                      the same folder and with the same bytes as 'layerswap sweep S' gives it;\n"
+    "                      -o replaces the sweep's output.path\n"
     "All headers and the config are validated before any data is read. Outputs are\n"
     "written under temporary names and renamed when complete; layerswap-manifest.json\n"
     "is written last. An interrupted merge (exit 3) resumes when rerun.\n";
@@ -79,7 +87,8 @@ static const char usage_demo[] =
     "Usage: layerswap demo [DIR]\n"
     "Synthesise a tiny base and two experts in DIR (default ./layerswap-demo), write\n"
     "DIR/merge.json (layer swap: bottom 2, top 1, one uniform transition layer each side),\n"
-    "merge into DIR/merged and verify it. Takes a second or two.\n";
+    "merge into DIR/merged, verify it, and write per-row MAV statistics of both experts\n"
+    "(heatmaps, report.html, a proposed config) into DIR/stats. Takes a second or two.\n";
 
 static int fail(const char *cmd, int rc)
 {
@@ -150,7 +159,10 @@ static int cmd_merge(int argc, char **argv)
                                          {"mem", required_argument, 0, 'm'},    {"progress", required_argument, 0, 'p'},
                                          {"dry-run", no_argument, 0, 'd'},      {"overwrite", no_argument, 0, 'w'},
                                          {"quiet", no_argument, 0, 'q'},        {"help", no_argument, 0, 'h'},
-                                         {"summary", required_argument, 0, 's'}, {0, 0, 0, 0}};
+                                         {"summary", required_argument, 0, 's'}, {"sweep", required_argument, 0, 'S'},
+                                         {"index", required_argument, 0, 'K'},   {0, 0, 0, 0}};
+    const char *sweep = NULL;
+    long index = -1;
     const char *outdir = NULL, *format = NULL;
     lsw_run_opts ro = {LSW_DEFAULT_MEM, 0, 0, 0, NULL};
     int dry = 0, c;
@@ -174,15 +186,37 @@ static int cmd_merge(int argc, char **argv)
         case 'w': ro.overwrite = 1; break;
         case 'q': ro.quiet = 1; break;
         case 's': ro.summary = optarg; break;
+        case 'S': sweep = optarg; break;
+        case 'K': {
+            char *end;
+            index = strtol(optarg, &end, 10);
+            if (*end || index < 0)
+                return usage_error("merge", "--index needs a merge number (0, 1, ...), not '%s'", optarg);
+            break;
+        }
         case 'h': if (rank == 0) fputs(usage_merge, stdout); return 0;
         default: return usage_error("merge", "%s", "bad option");
         }
     }
-    if (optind != argc - 1)
-        return usage_error("merge", "%s", "needs exactly one CONFIG.json");
+    if ((sweep != NULL) != (index >= 0))
+        return usage_error("merge", "%s", "--sweep SWEEP.json and --index K go together");
+    if (optind != argc - (sweep ? 0 : 1))
+        return usage_error("merge", "%s", sweep ? "takes no CONFIG.json with --sweep" : "needs exactly one CONFIG.json");
     lsw_config *cfg = NULL;
+    lsw_sweep *sw = NULL;
     lsw_comm w0 = lsw_comm_world();
-    int rc = lsw_agree(&w0, lsw_config_load(argv[optind], &cfg));
+    const char *cfgname = sweep ? sweep : argv[optind];
+    int rc = sweep ? lsw_sweep_load(sweep, outdir, &sw) : lsw_config_load(argv[optind], &cfg);
+    if (!rc && sweep && (size_t)index >= lsw_sweep_count(sw))
+        rc = lsw_err_set(LSW_E_CONFIG, "%s: --index %ld but the sweep has %zu merges (0..%zu)", sweep, index,
+                         lsw_sweep_count(sw), lsw_sweep_count(sw) - 1);
+    if (!rc && sweep) {
+        /* merge K alone: the sweep's own config of it, into the same folder */
+        rc = lsw_sweep_take_config(sw, (size_t)index, &cfg);
+        outdir = NULL;
+    }
+    lsw_sweep_free(sw);
+    rc = lsw_agree(&w0, rc);
     if (rc) {
         lsw_config_free(cfg);
         return fail("merge", rc);
@@ -202,13 +236,13 @@ static int cmd_merge(int argc, char **argv)
         }
     }
     if (!cfg->out.path && !dry) {
-        lsw_err_set(LSW_E_CONFIG, "%s: no output folder: set \"output\": {\"path\": ...} or give -o DIR", argv[optind]);
+        lsw_err_set(LSW_E_CONFIG, "%s: no output folder: set \"output\": {\"path\": ...} or give -o DIR", cfgname);
         lsw_config_free(cfg);
         return fail("merge", LSW_E_CONFIG);
     }
 #ifndef LSW_HAVE_HDF5
     if (cfg->out.format == LSW_FMT_HDF5 && !dry) {
-        lsw_err_set(LSW_E_CONFIG, "%s: HDF5 output needs a build with LSW_WITH_HDF5=ON", argv[optind]);
+        lsw_err_set(LSW_E_CONFIG, "%s: HDF5 output needs a build with LSW_WITH_HDF5=ON", cfgname);
         lsw_config_free(cfg);
         return fail("merge", LSW_E_CONFIG);
     }
@@ -232,6 +266,71 @@ static int cmd_merge(int argc, char **argv)
         close_models(models, cfg->nmodels);
     lsw_config_free(cfg);
     return rc ? fail("merge", rc) : 0;
+}
+
+/* ---- sweep --------------------------------------------------------------- */
+
+static const char usage_sweep[] =
+    "Usage: layerswap sweep SWEEP.json [-o DIR] [--emit-array] [--mem BYTES] [--progress SECS] [--overwrite] [--quiet]\n"
+    "Run every layer-swap merge of a grid of expert combinations (SPEC §6) in one pass:\n"
+    "each input tensor block is read once for all merges that need it, each distinct\n"
+    "output shard is written once and the identical ones become reflinks, hard links\n"
+    "or copies (output.dedup; with \"shard_by\": \"layer\" most layers are shared).\n"
+    "Merge K goes to <output.path>/<K>-<short name>/; <output.path>/sweep.json lists them.\n"
+    "  -o DIR           replaces output.path (relative to the current folder)\n"
+    "  --emit-array     print one line per merge, 'K<TAB>NAME<TAB>FOLDER', and write sweep.json,\n"
+    "                   without running anything (for Slurm job arrays: --array=0-(lines-1),\n"
+    "                   each element running 'layerswap merge --sweep SWEEP.json --index K')\n"
+    "  --mem, --progress, --overwrite, --quiet   as for merge\n";
+
+static int cmd_sweep(int argc, char **argv)
+{
+    static const struct option opts[] = {{"output", required_argument, 0, 'o'}, {"emit-array", no_argument, 0, 'e'},
+                                         {"mem", required_argument, 0, 'm'},    {"progress", required_argument, 0, 'p'},
+                                         {"overwrite", no_argument, 0, 'w'},    {"quiet", no_argument, 0, 'q'},
+                                         {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
+    const char *outdir = NULL;
+    lsw_run_opts ro = {LSW_DEFAULT_MEM, 0, 0, 0, NULL};
+    int emit = 0, c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'o': outdir = optarg; break;
+        case 'e': emit = 1; break;
+        case 'm':
+            if (lsw_parse_size(optarg, &ro.mem) || ro.mem < LSW_MIN_MEM)
+                return usage_error("sweep", "--mem needs a size of at least 1M, not '%s'", optarg);
+            break;
+        case 'p': {
+            char *end;
+            ro.progress = strtod(optarg, &end);
+            if (*end || !(ro.progress > 0))
+                return usage_error("sweep", "--progress needs a positive number of seconds, not '%s'", optarg);
+            break;
+        }
+        case 'w': ro.overwrite = 1; break;
+        case 'q': ro.quiet = 1; break;
+        case 'h': if (rank == 0) fputs(usage_sweep, stdout); return 0;
+        default: return usage_error("sweep", "%s", "bad option");
+        }
+    }
+    if (optind != argc - 1)
+        return usage_error("sweep", "%s", "needs exactly one SWEEP.json");
+    lsw_sweep *sw = NULL;
+    lsw_comm world = lsw_comm_world();
+    int rc = lsw_agree(&world, lsw_sweep_load(argv[optind], outdir, &sw));
+    if (!rc && emit) {
+        if (rank == 0) {
+            for (size_t k = 0; k < lsw_sweep_count(sw); k++)
+                printf("%zu\t%s\t%s\n", k, lsw_sweep_name(sw, k), lsw_sweep_output(sw, k));
+            rc = lsw_sweep_write_list(sw);
+        }
+        rc = lsw_agree(&world, rc);
+    } else if (!rc) {
+        rc = lsw_sweep_run(sw, &ro, &world);
+    }
+    lsw_sweep_free(sw);
+    return rc ? fail("sweep", rc) : 0;
 }
 
 /* ---- inspect ------------------------------------------------------------- */
@@ -501,10 +600,33 @@ static int cmd_demo(int argc, char **argv)
     char *merged = lsw_path_join(dir, "merged");
     rc = verify_dir(merged);
     if (!rc && rank == 0)
-        printf("layerswap demo: %s verified against its manifest.\nNext: layerswap merge %s/merge.json --dry-run\n",
-               merged, dir);
+        printf("layerswap demo: %s verified against its manifest.\n", merged);
     free(merged);
-    return rc ? fail("demo", rc) : 0;
+    if (rc)
+        return fail("demo", rc);
+    /* where fine-tuning changed the model: the paper's Figure 2 */
+    char *b = lsw_path_join(dir, "base"), *t = lsw_path_join(dir, "task1"), *l = lsw_path_join(dir, "lang1"),
+         *sdir = lsw_path_join(dir, "stats");
+    char *te = malloc(strlen(t) + 8), *le = malloc(strlen(l) + 8);
+    sprintf(te, "math=%s", t);
+    sprintf(le, "swahili=%s", l);
+    char *sargs[] = {"stats", "--base", b, te, le, "-o", sdir, "--task", "math", "--language", "swahili",
+                     "--overwrite", "--quiet", NULL};
+    if (rank == 0)
+        printf("layerswap demo: per-row MAV statistics of both experts against the base\n");
+    fflush(stdout);
+    ex = lsw_stats_main(13, sargs);
+    if (!ex && rank == 0)
+        printf("layerswap demo: heatmaps and report in %s (open report.html in a browser)\n"
+               "Next: layerswap merge %s/merge.json --dry-run\n",
+               sdir, dir);
+    free(b);
+    free(t);
+    free(l);
+    free(sdir);
+    free(te);
+    free(le);
+    return ex;
 }
 
 /* `srun` without PMIx starts N singletons that would each write everything:
@@ -574,6 +696,10 @@ int main(int argc, char **argv)
         ex = 0;
     } else if (!strcmp(argv[1], "merge"))
         ex = cmd_merge(argc - 1, argv + 1);
+    else if (!strcmp(argv[1], "sweep"))
+        ex = cmd_sweep(argc - 1, argv + 1);
+    else if (!strcmp(argv[1], "stats"))
+        ex = lsw_stats_main(argc - 1, argv + 1);
     else if (!strcmp(argv[1], "inspect"))
         ex = cmd_inspect(argc - 1, argv + 1);
     else if (!strcmp(argv[1], "verify"))
@@ -588,6 +714,9 @@ int main(int argc, char **argv)
                     argv[1]);
         ex = 1;
     }
+    /* Tests check that every rank ends with the same code. */
+    if (getenv("LSW_REPORT_EXIT"))
+        fprintf(stderr, "rank %d exit %d\n", rank, ex);
     MPI_Finalize();
     return ex;
 }

@@ -166,14 +166,16 @@ int lsw_read_file(const char *path, char **out, size_t *len)
 
 int lsw_write_file_atomic(const char *dir, const char *name, const void *buf, size_t n)
 {
-    size_t need = strlen(dir) + strlen(name) + 16;
+    size_t need = strlen(dir) + strlen(name) + 32;
     char *tmp = malloc(need), *fin = malloc(need);
     if (!tmp || !fin) {
         free(tmp);
         free(fin);
         return lsw_err_set(LSW_E_NOMEM, "out of memory");
     }
-    snprintf(tmp, need, "%s/.%s.lsw-tmp", dir, name);
+    /* the pid keeps concurrent writers of the same name (e.g. two
+     * `sweep --emit-array` of one sweep) off each other's temporary */
+    snprintf(tmp, need, "%s/.%s.%ld.lsw-tmp", dir, name, (long)getpid());
     snprintf(fin, need, "%s/%s", dir, name);
     int rc = 0;
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);

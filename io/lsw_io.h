@@ -29,7 +29,7 @@ int lsw_fsync_dir(const char *dir);
 int lsw_mkdir_p(const char *dir);
 /* Read a whole (small) file into a malloc'd, NUL-terminated buffer. */
 int lsw_read_file(const char *path, char **out, size_t *len);
-/* Write `n` bytes to `dir/name` atomically: `dir/.name.lsw-tmp`, fsync,
+/* Write `n` bytes to `dir/name` atomically: `dir/.name.PID.lsw-tmp`, fsync,
  * rename, fsync of the folder. */
 int lsw_write_file_atomic(const char *dir, const char *name, const void *buf, size_t n);
 /* malloc'd "a/b" (b unchanged when absolute); NULL on OOM. */
