@@ -623,11 +623,8 @@ static int write_summary(const lsw_plan *p, const lsw_run_opts *o, const lsw_com
         for (int i = 0; i < 4; i++)
             lsw_sb_printf(&b, "%s\"%s\": {\"min\": %.6f, \"max\": %.6f}", i ? ", " : "", names[i], mn[i], mx[i]);
         lsw_sb_str(&b, "}\n}\n");
-        char *dir = lsw_dirname(o->summary);
-        const char *base = strrchr(o->summary, '/') ? strrchr(o->summary, '/') + 1 : o->summary;
-        rc = (lsw_sb_failed(&b) || !dir) ? lsw_err_set(LSW_E_NOMEM, "out of memory")
-                                         : lsw_write_file_atomic(dir, base, b.p, b.len);
-        free(dir);
+        rc = lsw_sb_failed(&b) ? lsw_err_set(LSW_E_NOMEM, "out of memory")
+                               : lsw_write_path_atomic(o->summary, b.p, b.len);
         lsw_sb_free(&b);
     }
     return lsw_agree(c, rc);

@@ -646,8 +646,21 @@ int lsw_sweep_run(const lsw_sweep *s, const lsw_run_opts *o, const lsw_comm *c)
         }
     }
     rc = lsw_agree(c, rc);
+    static const char *const mode[] = {"reflinks", "hard links", "copies"};
+    if (!rc && c->rank == 0 && o->summary) {
+        lsw_strbuf b = {0};
+        lsw_sb_printf(&b,
+                      "{\n  \"command\": \"sweep\",\n  \"merges\": %zu,\n  \"already_complete\": %zu,\n"
+                      "  \"seconds\": %.6f,\n  \"bytes_read\": %" PRIu64 ",\n  \"bytes_read_separately\": %" PRIu64 ",\n"
+                      "  \"distinct_bytes\": %" PRIu64 ",\n  \"bytes_written\": %" PRIu64 ",\n  \"shards_shared\": %zu,\n"
+                      "  \"shared_as\": \"%s\"\n}\n",
+                      E, complete, lsw_now() - t0, bytes_read, separate, distinct, bytes_written, linked, mode[how]);
+        rc = lsw_sb_failed(&b) ? lsw_err_set(LSW_E_NOMEM, "out of memory")
+                               : lsw_write_path_atomic(o->summary, b.p, b.len);
+        lsw_sb_free(&b);
+    }
+    rc = lsw_agree(c, rc);
     if (!rc && c->rank == 0 && !o->quiet) {
-        static const char *const mode[] = {"reflinks", "hard links", "copies"};
         fprintf(stderr,
                 "layerswap sweep: %zu merges (%zu already complete) in %.2f s -> %s\n"
                 "layerswap sweep: read %.3f GB (separate merges would read %.3f GB); distinct content %.3f GB, "

@@ -271,7 +271,8 @@ static int cmd_merge(int argc, char **argv)
 /* ---- sweep --------------------------------------------------------------- */
 
 static const char usage_sweep[] =
-    "Usage: layerswap sweep SWEEP.json [-o DIR] [--emit-array] [--mem BYTES] [--progress SECS] [--overwrite] [--quiet]\n"
+    "Usage: layerswap sweep SWEEP.json [-o DIR] [--emit-array] [--summary FILE] [--mem BYTES] [--progress SECS]\n"
+    "                       [--overwrite] [--quiet]\n"
     "Run every layer-swap merge of a grid of expert combinations (SPEC §6) in one pass:\n"
     "each input tensor block is read once for all merges that need it, each distinct\n"
     "output shard is written once and the identical ones become reflinks, hard links\n"
@@ -281,6 +282,8 @@ static const char usage_sweep[] =
     "  --emit-array     print one line per merge, 'K<TAB>NAME<TAB>FOLDER', and write sweep.json,\n"
     "                   without running anything (for Slurm job arrays: --array=0-(lines-1),\n"
     "                   each element running 'layerswap merge --sweep SWEEP.json --index K')\n"
+    "  --summary FILE   bytes read (and what separate merges would read), distinct content,\n"
+    "                   bytes written and shards shared, as JSON\n"
     "  --mem, --progress, --overwrite, --quiet   as for merge\n";
 
 static int cmd_sweep(int argc, char **argv)
@@ -288,7 +291,8 @@ static int cmd_sweep(int argc, char **argv)
     static const struct option opts[] = {{"output", required_argument, 0, 'o'}, {"emit-array", no_argument, 0, 'e'},
                                          {"mem", required_argument, 0, 'm'},    {"progress", required_argument, 0, 'p'},
                                          {"overwrite", no_argument, 0, 'w'},    {"quiet", no_argument, 0, 'q'},
-                                         {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
+                                         {"help", no_argument, 0, 'h'},         {"summary", required_argument, 0, 's'},
+                                         {0, 0, 0, 0}};
     const char *outdir = NULL;
     lsw_run_opts ro = {LSW_DEFAULT_MEM, 0, 0, 0, NULL};
     int emit = 0, c;
@@ -310,6 +314,7 @@ static int cmd_sweep(int argc, char **argv)
         }
         case 'w': ro.overwrite = 1; break;
         case 'q': ro.quiet = 1; break;
+        case 's': ro.summary = optarg; break;
         case 'h': if (rank == 0) fputs(usage_sweep, stdout); return 0;
         default: return usage_error("sweep", "%s", "bad option");
         }

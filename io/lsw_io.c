@@ -199,6 +199,15 @@ out:
     return rc;
 }
 
+int lsw_write_path_atomic(const char *path, const void *buf, size_t n)
+{
+    char *dir = lsw_dirname(path);
+    const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+    int rc = dir ? lsw_write_file_atomic(dir, base, buf, n) : lsw_err_set(LSW_E_NOMEM, "out of memory");
+    free(dir);
+    return rc;
+}
+
 char *lsw_path_join(const char *a, const char *b)
 {
     if (b[0] == '/' || a[0] == 0)

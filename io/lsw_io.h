@@ -32,6 +32,8 @@ int lsw_read_file(const char *path, char **out, size_t *len);
 /* Write `n` bytes to `dir/name` atomically: `dir/.name.PID.lsw-tmp`, fsync,
  * rename, fsync of the folder. */
 int lsw_write_file_atomic(const char *dir, const char *name, const void *buf, size_t n);
+/* The same for a whole path ("dir/name"; "name" is in the current folder). */
+int lsw_write_path_atomic(const char *path, const void *buf, size_t n);
 /* malloc'd "a/b" (b unchanged when absolute); NULL on OOM. */
 char *lsw_path_join(const char *a, const char *b);
 /* malloc'd folder part of a path ("." when none). */

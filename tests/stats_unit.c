@@ -25,21 +25,7 @@
 #include "lsw_stats_summary.h"
 #include "lsw_synth.h"
 
-static long n_pass, n_fail;
-
-#define CHECK(cond, ...)                                                        \
-    do {                                                                        \
-        if (cond) {                                                             \
-            n_pass++;                                                           \
-        } else {                                                                \
-            n_fail++;                                                           \
-            if (n_fail <= 50) {                                                 \
-                fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond); \
-                fprintf(stderr, __VA_ARGS__);                                   \
-                fputc('\n', stderr);                                            \
-            }                                                                   \
-        }                                                                       \
-    } while (0)
+#include "lsw_test.h"
 
 static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *f)
 {
@@ -284,9 +270,8 @@ static void test_check(const char *tmp)
     lsw_ckpt *xs[2] = {x3, base2};
     lsw_err_clear();
     int rc = lsw_stats_check_experts(base3, xs, 2);
-    CHECK(rc == LSW_E_MISMATCH, "2-layer expert vs 3-layer base: %d", rc);
-    CHECK(strstr(lsw_err_detail(), "model.layers.2.") && strstr(lsw_err_detail(), "missing"),
-          "message names the missing tensor: %s", lsw_err_detail());
+    CHECK(rc == LSW_E_MISMATCH && strstr(lsw_err_detail(), "model.layers.2.") && strstr(lsw_err_detail(), "missing"),
+          "2-layer expert vs 3-layer base: %d, message names the missing tensor: %s", rc, lsw_err_detail());
     lsw_err_clear();
     lsw_ckpt *ys[1] = {x3};
     rc = lsw_stats_check_experts(base2, ys, 1);

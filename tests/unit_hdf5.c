@@ -27,22 +27,7 @@
 #include "lsw_error.h"
 #include "lsw_hdf5.h"
 
-static long n_pass, n_fail;
-
-#define CHECK(cond, ...)                                                           \
-    do {                                                                           \
-        if (cond) {                                                                \
-            n_pass++;                                                              \
-        } else {                                                                   \
-            n_fail++;                                                              \
-            if (n_fail <= 50) {                                                    \
-                fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);    \
-                fprintf(stderr, __VA_ARGS__);                                      \
-                fprintf(stderr, " [%s]\n", lsw_err_detail());                      \
-            }                                                                      \
-        }                                                                          \
-        lsw_err_clear();                                                           \
-    } while (0)
+#include "lsw_test.h"
 
 static uint64_t rng_state = 0x9E3779B97F4A7C15ULL;
 static uint64_t rnd(void)

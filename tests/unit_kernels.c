@@ -15,21 +15,7 @@
 
 #include "lsw_kernels.h"
 
-static long n_pass, n_fail;
-
-#define CHECK(cond, ...)                                                  \
-    do {                                                                  \
-        if (cond) {                                                       \
-            n_pass++;                                                     \
-        } else {                                                          \
-            n_fail++;                                                     \
-            if (n_fail <= 50) {                                           \
-                fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond); \
-                fprintf(stderr, __VA_ARGS__);                             \
-                fputc('\n', stderr);                                      \
-            }                                                             \
-        }                                                                 \
-    } while (0)
+#include "lsw_test.h"
 
 /* Aggregate a loop of many comparisons into one CHECK, reporting the first
  * few mismatches individually. */
