@@ -31,5 +31,5 @@ for _ in range(3):
 print("%.2f" % (a.nbytes / best / 1e9))
 PY
 }
-# "label | value | note" rows -> an aligned table
-table() { column -t -s '|' -o ' | '; }
+# "label | value | note" rows -> an aligned table (tab-separated without util-linux's column)
+table() { if command -v column >/dev/null; then column -t -s '|' -o ' | '; else tr '|' '\t'; fi; }

@@ -314,6 +314,7 @@ typedef struct shard_job {
     uint64_t key;
     int fd;                /* SH_OWNER: open temporary */
     uint32_t crc;
+    uint64_t pending;      /* bytes written since the last writeback kick */
     char *path;            /* temporary (owner) */
 } shard_job;
 
@@ -510,6 +511,12 @@ static int run_rank0(const lsw_sweep *s, lsw_plan **plans, lsw_outdir **od, cons
                     uint64_t off = plans[k]->t[i].offset + e0 * out_es;
                     rc = lsw_pwrite_full(j->fd, out, n * out_es, off, j->path);
                     j->crc = lsw_crc32c(j->crc, out, n * out_es);
+                    /* start writeback every LSW_WRITEBACK_BYTES, so the shard's fsync is short */
+                    j->pending += n * out_es;
+                    if (j->pending >= LSW_WRITEBACK_BYTES) {
+                        lsw_writeback(j->fd, off + n * out_es - j->pending, j->pending);
+                        j->pending = 0;
+                    }
                     *bytes_written += n * out_es;
                     lsw_progress_add(&pr, n * out_es, 0);
                 }

@@ -1,7 +1,7 @@
 /* lsw_commit — the output folder protocol: nothing incomplete under a final name.
  *
- * Files are written as `DIR/.NAME.lsw-tmp`, fsync'd, renamed to `DIR/NAME`,
- * and the folder fsync'd.  A journal `DIR/.layerswap-state` records the run's
+ * Files are written as `DIR/.NAME.lsw-tmp`, fsync'd and renamed to
+ * `DIR/NAME`; the folder is fsync'd once before the manifest.  A journal `DIR/.layerswap-state` records the run's
  * plan hash and each file finished:
  *     layerswap-state 1 <plan hash, 16 hex>
  *     done <name> <bytes> <crc32c, 8 hex>
