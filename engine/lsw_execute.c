@@ -404,24 +404,20 @@ static int run_group(const lsw_plan *p, const lsw_assignment *as, const lsw_grou
 
 #ifdef LSW_HAVE_HDF5
 /* ---- HDF5 output ------------------------------------------------------------
- * Every rank computes and encodes (shuffle + zstd) the chunks of its pieces;
- * rank 0 alone writes model.h5, receiving the others' chunks and storing all
- * chunks in plan order with direct chunk writes, so the file's bytes never
- * depend on the number of ranks.  An owner that fails sends empty messages
- * for its remaining chunks, so rank 0 never waits for a chunk that will not
- * come; the ranks then agree on the error. */
-
-enum { H5_RING = 8, TAG_CHUNK = 1 };
+ * Phase 1, all ranks in parallel: every rank computes and encodes (shuffle +
+ * zstd) the chunks of its own pieces, appending them to its spill file
+ * `.model.h5.rank<R>.lsw-tmp` in the output folder.  Phase 2: the ranks agree
+ * and rank 0 gathers every chunk's size.  Phase 3, rank 0 alone: it stores
+ * every chunk with a direct chunk write, in plan order, reading them from the
+ * spill files, so the file's bytes never depend on the number of ranks and
+ * compression never waits for the writer.  (Streaming chunks to rank 0 in
+ * plan order instead serialised the ranks: measured 1.06x at 2 ranks.) */
 
 typedef struct h5_state {
     lsw_h5_writer *w;        /* rank 0 */
-    char *raw, *scratch, *enc, *recv;
+    char *raw, *scratch, *enc;
     size_t chunk_cap, enc_cap;
-    char *ring[H5_RING];     /* non-root: send buffers */
-    MPI_Request req[H5_RING];
-    unsigned next;
     uint64_t compressed;     /* rank 0: bytes of stored chunks */
-    int remote_failed;       /* rank 0: an owner sent an empty chunk */
 } h5_state;
 
 static char *plan_text(const lsw_plan *p)
@@ -463,8 +459,6 @@ static int run_hdf5(const lsw_plan *p, const lsw_run_opts *o, const lsw_comm *c,
     const lsw_config *cfg = p->cfg;
     h5_state st;
     memset(&st, 0, sizeof st);
-    for (int k = 0; k < H5_RING; k++)
-        st.req[k] = MPI_REQUEST_NULL;
     uint64_t *granule = calloc(p->n ? p->n : 1, sizeof *granule);
     lsw_assignment *as = NULL;
     int rc = granule ? 0 : lsw_err_set(LSW_E_NOMEM, "out of memory");
@@ -481,11 +475,8 @@ static int run_hdf5(const lsw_plan *p, const lsw_run_opts *o, const lsw_comm *c,
         rc = lsw_assign(p, c->size, granule, 1, &as);
     st.enc_cap = lsw_chunk_bound(st.chunk_cap ? st.chunk_cap : 1);
     if (!rc && (!(st.raw = malloc(st.chunk_cap + 1)) || !(st.scratch = malloc(st.chunk_cap + 1)) ||
-                !(st.enc = malloc(st.enc_cap)) || (c->rank == 0 && !(st.recv = malloc(st.enc_cap)))))
+                !(st.enc = malloc(st.enc_cap))))
         rc = lsw_err_set(LSW_E_NOMEM, "out of memory for %zu-byte chunk buffers", st.chunk_cap);
-    for (int k = 0; k < H5_RING && !rc && c->rank != 0; k++)
-        if (!(st.ring[k] = malloc(st.enc_cap)))
-            rc = lsw_err_set(LSW_E_NOMEM, "out of memory for send buffers");
     /* rank 0: the file and every dataset, in plan order */
     int fd = -1;
     char *tp = tmp_path(cfg->out.path, LSW_H5_FILE);
@@ -501,56 +492,117 @@ static int run_hdf5(const lsw_plan *p, const lsw_run_opts *o, const lsw_comm *c,
         free(pt);
     }
     rc = lsw_agree(c, rc);
-    /* every chunk, in plan order */
-    int failed = rc != 0; /* after an error: no more work, only empty messages */
+    /* phase 1: own chunks, encoded, into this rank's spill file */
+    char spill[4096];
+    snprintf(spill, sizeof spill, "%s/.%s.rank%d.lsw-tmp", cfg->out.path, LSW_H5_FILE, c->rank);
+    int sfd = -1;
+    size_t nmine = 0, cap = 0;
+    uint64_t *sizes = NULL, soff = 0;
+    if (!rc && (sfd = open(spill, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) < 0)
+        rc = lsw_err_set(errno == ENOSPC ? LSW_E_NOSPACE : LSW_E_IO, "%s: cannot create: %s", spill, strerror(errno));
     for (size_t q = 0; !rc && q < as->npieces; q++) {
         const lsw_piece *pc = &as->pieces[q];
         const lsw_plan_tensor *t = &p->t[pc->tensor];
-        uint64_t g = granule[pc->tensor], rpc = lsw_h5_rows_per_chunk(t->out_dtype, t->ndim, t->shape);
+        if (pc->rank != c->rank)
+            continue;
+        uint64_t g = granule[pc->tensor];
         size_t cb = (size_t)lsw_h5_chunk_bytes(t->out_dtype, t->ndim, t->shape);
-        for (uint64_t ce0 = pc->e0; ce0 < pc->e1; ce0 += g) {
-            uint64_t ce1 = pc->e1 - ce0 < g ? pc->e1 : ce0 + g, row0 = (ce0 / g) * rpc;
-            if (pc->rank == c->rank) {
-                int lrc = failed ? 1 : 0;
-                size_t n = failed ? 0 : encode_chunk(p, t, ce0, ce1, cb, &st, a, rs, &lrc);
-                if (lrc)
-                    failed = 1; /* the error stays recorded in lsw_err_* */
-                if (c->rank == 0) {
-                    if (!failed && !st.remote_failed) {
-                        int wrc = lsw_h5_write_chunk(st.w, pc->tensor, row0, st.enc, n);
-                        if (wrc)
-                            failed = 1;
-                        st.compressed += n;
-                    }
-                } else {
-                    unsigned k = st.next++ % H5_RING;
-                    MPI_Wait(&st.req[k], MPI_STATUS_IGNORE);
-                    if (n)
-                        memcpy(st.ring[k], st.enc, n);
-                    MPI_Isend(st.ring[k], (int)n, MPI_BYTE, 0, TAG_CHUNK, c->comm, &st.req[k]);
-                }
-                lsw_progress_add(pr, (ce1 - ce0) * lsw_dtype_size(t->out_dtype), ce1 == t->numel ? 1 : 0);
-            } else if (c->rank == 0) {
-                MPI_Status ms;
-                int n = 0;
-                MPI_Probe(pc->rank, TAG_CHUNK, c->comm, &ms);
-                MPI_Get_count(&ms, MPI_BYTE, &n);
-                MPI_Recv(st.recv, n, MPI_BYTE, pc->rank, TAG_CHUNK, c->comm, MPI_STATUS_IGNORE);
-                if (n == 0)
-                    st.remote_failed = 1;
-                else if (!failed && !st.remote_failed) {
-                    if (lsw_h5_write_chunk(st.w, pc->tensor, row0, st.recv, (size_t)n))
-                        failed = 1;
-                    st.compressed += (uint64_t)n;
-                }
+        for (uint64_t ce0 = pc->e0; !rc && ce0 < pc->e1; ce0 += g) {
+            uint64_t ce1 = pc->e1 - ce0 < g ? pc->e1 : ce0 + g;
+            size_t n = encode_chunk(p, t, ce0, ce1, cb, &st, a, rs, &rc);
+            if (!rc && nmine == cap) {
+                uint64_t *ns = realloc(sizes, (cap = cap ? 2 * cap : 1024) * sizeof *sizes);
+                if (!ns)
+                    rc = lsw_err_set(LSW_E_NOMEM, "out of memory");
+                else
+                    sizes = ns;
             }
+            if (!rc)
+                rc = lsw_pwrite_full(sfd, st.enc, n, soff, spill);
+            if (!rc) {
+                sizes[nmine++] = n;
+                soff += n;
+            }
+            lsw_progress_add(pr, (ce1 - ce0) * lsw_dtype_size(t->out_dtype), ce1 == t->numel ? 1 : 0);
         }
     }
-    if (c->rank != 0)
-        MPI_Waitall(H5_RING, st.req, MPI_STATUSES_IGNORE);
-    if (!rc && failed)
-        rc = lsw_err_last() ? lsw_err_last() : LSW_E_INTERNAL;
+    if (sfd >= 0 && close(sfd) != 0 && !rc)
+        rc = lsw_err_set(LSW_E_IO, "%s: close failed: %s", spill, strerror(errno));
     rc = lsw_agree(c, rc);
+    /* phase 2: every chunk's size at rank 0 */
+    int *counts = NULL, *displs = NULL;
+    uint64_t *all = NULL;
+    int mine = (int)nmine, total = 0;
+    if (!rc) {
+        if (c->rank == 0 && (!(counts = calloc((size_t)c->size, sizeof *counts)) ||
+                             !(displs = calloc((size_t)c->size, sizeof *displs))))
+            rc = LSW_E_NOMEM;
+        rc = lsw_agree(c, rc ? lsw_err_set(LSW_E_NOMEM, "out of memory") : 0);
+    }
+    if (!rc) {
+        MPI_Gather(&mine, 1, MPI_INT, counts, 1, MPI_INT, 0, c->comm);
+        for (int r = 0; c->rank == 0 && r < c->size; r++) {
+            displs[r] = total;
+            total += counts[r];
+        }
+        if (c->rank == 0 && !(all = malloc(((size_t)total + 1) * sizeof *all)))
+            rc = lsw_err_set(LSW_E_NOMEM, "out of memory");
+        rc = lsw_agree(c, rc);
+    }
+    if (!rc)
+        MPI_Gatherv(sizes, mine, MPI_UINT64_T, all, counts, displs, MPI_UINT64_T, 0, c->comm);
+    /* phase 3: rank 0 stores every chunk in plan order */
+    if (!rc && c->rank == 0) {
+        int *fds = calloc((size_t)c->size, sizeof *fds);
+        uint64_t *off = calloc((size_t)c->size, sizeof *off);
+        size_t *next = calloc((size_t)c->size, sizeof *next);
+        char *buf = malloc(st.enc_cap);
+        if (!fds || !off || !next || !buf)
+            rc = lsw_err_set(LSW_E_NOMEM, "out of memory");
+        for (int r = 0; fds && r < c->size; r++)
+            fds[r] = -1;
+        for (int r = 0; !rc && r < c->size; r++) {
+            char sp[4096];
+            snprintf(sp, sizeof sp, "%s/.%s.rank%d.lsw-tmp", cfg->out.path, LSW_H5_FILE, r);
+            if ((fds[r] = open(sp, O_RDONLY | O_CLOEXEC)) < 0)
+                rc = lsw_err_set(LSW_E_IO, "%s: cannot open: %s", sp, strerror(errno));
+        }
+        for (size_t q = 0; !rc && q < as->npieces; q++) {
+            const lsw_piece *pc = &as->pieces[q];
+            const lsw_plan_tensor *t = &p->t[pc->tensor];
+            uint64_t g = granule[pc->tensor], rpc = lsw_h5_rows_per_chunk(t->out_dtype, t->ndim, t->shape);
+            int r = pc->rank;
+            for (uint64_t ce0 = pc->e0; !rc && ce0 < pc->e1; ce0 += g) {
+                if (next[r] >= (size_t)counts[r]) {
+                    rc = lsw_err_set(LSW_E_INTERNAL, "rank %d encoded fewer chunks than its pieces hold", r);
+                    break;
+                }
+                uint64_t n = all[displs[r] + (int)next[r]++];
+                if (n > st.enc_cap) {
+                    rc = lsw_err_set(LSW_E_INTERNAL, "chunk of %llu bytes from rank %d exceeds the bound", (unsigned long long)n, r);
+                    break;
+                }
+                rc = lsw_pread_full(fds[r], buf, (size_t)n, off[r], "spill file");
+                if (!rc)
+                    rc = lsw_h5_write_chunk(st.w, pc->tensor, (ce0 / g) * rpc, buf, (size_t)n);
+                off[r] += n;
+                st.compressed += n;
+            }
+        }
+        for (int r = 0; fds && r < c->size; r++)
+            if (fds[r] >= 0)
+                close(fds[r]);
+        free(fds);
+        free(off);
+        free(next);
+        free(buf);
+    }
+    free(counts);
+    free(displs);
+    free(all);
+    free(sizes);
+    rc = lsw_agree(c, rc);
+    unlink(spill);
     /* rank 0: close, checksum, make durable, rename */
     if (c->rank == 0 && st.w) {
         if (rc) {
@@ -579,12 +631,9 @@ static int run_hdf5(const lsw_plan *p, const lsw_run_opts *o, const lsw_comm *c,
         lsw_outdir_tmp_abort(od, LSW_H5_FILE, fd);
     rc = lsw_agree(c, rc);
     *compressed = st.compressed;
-    for (int k = 0; k < H5_RING; k++)
-        free(st.ring[k]);
     free(st.raw);
     free(st.scratch);
     free(st.enc);
-    free(st.recv);
     free(tp);
     free(granule);
     lsw_assignment_free(as);
