@@ -184,8 +184,9 @@ static int parse(lsw_sweep *s, const char *text, size_t len, const char *out_ove
         }
         lsw_sb_str(&b, "}, \"output\": {\"path\": ");
         char *sub = NULL;
-        if (nm.p && (sub = malloc(strlen(raw_path) + strlen(nm.p) + 32)))
-            sprintf(sub, "%s/%zu-%s", raw_path, k, nm.p);
+        size_t subn = nm.p ? strlen(raw_path) + strlen(nm.p) + 32 : 0;
+        if (nm.p && (sub = malloc(subn)))
+            snprintf(sub, subn, "%s/%zu-%s", raw_path, k, nm.p);
         lsw_sb_json_string(&b, sub ? sub : "");
         free(sub);
         for (size_t i = 0; i < lsw_json_count(out); i++) {
@@ -416,11 +417,12 @@ static int run_rank0(const lsw_sweep *s, lsw_plan **plans, lsw_outdir **od, cons
                 if (j->status != SH_OWNER)
                     continue;
                 const lsw_plan_shard *ps = &plans[k]->shards[sh];
-                char *tmp = malloc(strlen(s->cfgs[k]->out.path) + strlen(ps->name) + 16);
+                size_t tn = strlen(s->cfgs[k]->out.path) + strlen(ps->name) + 16;
+                char *tmp = malloc(tn);
                 if (!tmp)
                     rc = lsw_err_set(LSW_E_NOMEM, "out of memory");
                 else
-                    sprintf(tmp, "%s/.%s.lsw-tmp", s->cfgs[k]->out.path, ps->name);
+                    snprintf(tmp, tn, "%s/.%s.lsw-tmp", s->cfgs[k]->out.path, ps->name);
                 j->path = tmp;
                 if (!rc)
                     rc = lsw_outdir_tmp_open(od[k], ps->name, &j->fd);

@@ -612,9 +612,20 @@ static int cmd_demo(int argc, char **argv)
     /* where fine-tuning changed the model: the paper's Figure 2 */
     char *b = lsw_path_join(dir, "base"), *t = lsw_path_join(dir, "task1"), *l = lsw_path_join(dir, "lang1"),
          *sdir = lsw_path_join(dir, "stats");
-    char *te = malloc(strlen(t) + 8), *le = malloc(strlen(l) + 8);
-    sprintf(te, "math=%s", t);
-    sprintf(le, "swahili=%s", l);
+    size_t tn = strlen(t) + sizeof "math=", ln = strlen(l) + sizeof "swahili=";
+    char *te = malloc(tn), *le = malloc(ln);
+    if (!b || !t || !l || !sdir || !te || !le) {
+        free(b);
+        free(t);
+        free(l);
+        free(sdir);
+        free(te);
+        free(le);
+        lsw_err_set(LSW_E_NOMEM, "out of memory");
+        return fail("demo", LSW_E_NOMEM);
+    }
+    snprintf(te, tn, "math=%s", t);
+    snprintf(le, ln, "swahili=%s", l);
     char *sargs[] = {"stats", "--base", b, te, le, "-o", sdir, "--task", "math", "--language", "swahili",
                      "--overwrite", "--quiet", NULL};
     if (rank == 0)
