@@ -112,11 +112,33 @@ static int usage_error(const char *cmd, const char *fmt, const char *arg)
     return lsw_err_exit_code(LSW_E_USAGE);
 }
 
-static int wants_help(int argc, char **argv)
+/* --help or -h anywhere: print `usage` (rank 0) and return 1. */
+static int show_help(int argc, char **argv, const char *usage)
 {
     for (int i = 1; i < argc; i++)
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            if (rank == 0)
+                fputs(usage, stdout);
             return 1;
+        }
+    return 0;
+}
+
+/* --mem SIZE: at least LSW_MIN_MEM.  0 or the exit code of a usage error. */
+static int parse_mem(const char *cmd, const char *arg, uint64_t *mem)
+{
+    if (lsw_parse_size(arg, mem) || *mem < LSW_MIN_MEM)
+        return usage_error(cmd, "--mem needs a size of at least 1M, not '%s'", arg);
+    return 0;
+}
+
+/* --progress SECS: a positive number.  0 or the exit code of a usage error. */
+static int parse_progress(const char *cmd, const char *arg, double *secs)
+{
+    char *end;
+    *secs = strtod(arg, &end);
+    if (*end || !(*secs > 0))
+        return usage_error(cmd, "--progress needs a positive number of seconds, not '%s'", arg);
     return 0;
 }
 
@@ -171,15 +193,16 @@ static int cmd_merge(int argc, char **argv)
         switch (c) {
         case 'o': outdir = optarg; break;
         case 'f': format = optarg; break;
-        case 'm':
-            if (lsw_parse_size(optarg, &ro.mem) || ro.mem < LSW_MIN_MEM)
-                return usage_error("merge", "--mem needs a size of at least 1M, not '%s'", optarg);
+        case 'm': {
+            int e = parse_mem("merge", optarg, &ro.mem);
+            if (e)
+                return e;
             break;
+        }
         case 'p': {
-            char *end;
-            ro.progress = strtod(optarg, &end);
-            if (*end || !(ro.progress > 0))
-                return usage_error("merge", "--progress needs a positive number of seconds, not '%s'", optarg);
+            int e = parse_progress("merge", optarg, &ro.progress);
+            if (e)
+                return e;
             break;
         }
         case 'd': dry = 1; break;
@@ -301,15 +324,16 @@ static int cmd_sweep(int argc, char **argv)
         switch (c) {
         case 'o': outdir = optarg; break;
         case 'e': emit = 1; break;
-        case 'm':
-            if (lsw_parse_size(optarg, &ro.mem) || ro.mem < LSW_MIN_MEM)
-                return usage_error("sweep", "--mem needs a size of at least 1M, not '%s'", optarg);
+        case 'm': {
+            int e = parse_mem("sweep", optarg, &ro.mem);
+            if (e)
+                return e;
             break;
+        }
         case 'p': {
-            char *end;
-            ro.progress = strtod(optarg, &end);
-            if (*end || !(ro.progress > 0))
-                return usage_error("sweep", "--progress needs a positive number of seconds, not '%s'", optarg);
+            int e = parse_progress("sweep", optarg, &ro.progress);
+            if (e)
+                return e;
             break;
         }
         case 'w': ro.overwrite = 1; break;
@@ -342,11 +366,8 @@ static int cmd_sweep(int argc, char **argv)
 
 static int cmd_inspect(int argc, char **argv)
 {
-    if (wants_help(argc, argv)) {
-        if (rank == 0)
-            fputs(usage_inspect, stdout);
+    if (show_help(argc, argv, usage_inspect))
         return 0;
-    }
     if (argc != 2)
         return usage_error("inspect", "%s", "needs exactly one PATH");
     lsw_ckpt *c;
@@ -462,11 +483,8 @@ static int verify_dir(const char *dir)
 
 static int cmd_verify(int argc, char **argv)
 {
-    if (wants_help(argc, argv)) {
-        if (rank == 0)
-            fputs(usage_verify, stdout);
+    if (show_help(argc, argv, usage_verify))
         return 0;
-    }
     if (argc != 2)
         return usage_error("verify", "%s", "needs exactly one DIR");
     int rc = verify_dir(argv[1]);
@@ -565,11 +583,8 @@ static int cmd_synth(int argc, char **argv)
 
 static int cmd_demo(int argc, char **argv)
 {
-    if (wants_help(argc, argv)) {
-        if (rank == 0)
-            fputs(usage_demo, stdout);
+    if (show_help(argc, argv, usage_demo))
         return 0;
-    }
     if (argc > 2)
         return usage_error("demo", "%s", "takes at most one DIR");
     const char *dir = argc == 2 ? argv[1] : "layerswap-demo";
