@@ -31,6 +31,17 @@
 
 #if defined(__GNUC__)
 #define LSW_INLINE static inline __attribute__((always_inline))
+
+/* The public kernels are compiled for several instruction sets and the best
+ * one the CPU has is chosen at load time (GCC function multi-versioning), so
+ * a portable build still runs the wide-vector code.  Results are the same
+ * bits on every version: the summation order is fixed by the code and the
+ * build forbids FMA contraction (-ffp-contract=off). */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(LSW_NO_CLONES)
+#define LSW_CLONES __attribute__((target_clones("default", "avx2", "avx512f")))
+#else
+#define LSW_CLONES
+#endif
 #else
 #define LSW_INLINE static inline
 #endif
@@ -183,7 +194,7 @@ LSW_INLINE void narrow(lsw_dtype dt, const float *restrict src,
     }
 }
 
-void lsw_to_f32(lsw_dtype dt, const void *src, float *dst, size_t n)
+LSW_CLONES void lsw_to_f32(lsw_dtype dt, const void *src, float *dst, size_t n)
 {
     const unsigned char *s = src;
     size_t esz = lsw_dtype_size(dt);
@@ -192,7 +203,7 @@ void lsw_to_f32(lsw_dtype dt, const void *src, float *dst, size_t n)
     if (i < n) widen(dt, s + i * esz, dst + i, n - i);
 }
 
-void lsw_from_f32(lsw_dtype dt, const float *src, void *dst, size_t n)
+LSW_CLONES void lsw_from_f32(lsw_dtype dt, const float *src, void *dst, size_t n)
 {
     unsigned char *d = dst;
     size_t esz = lsw_dtype_size(dt);
@@ -266,7 +277,7 @@ LSW_INLINE void wsum_chunk(lsw_dtype out_dt, unsigned char *out, size_t k,
  * with more inputs take the slower loop at the end of lsw_wsum. */
 #define WSUM_MAXK 16
 
-void lsw_wsum(lsw_dtype out_dt, void *out, size_t n,
+LSW_CLONES void lsw_wsum(lsw_dtype out_dt, void *out, size_t n,
               size_t k, const lsw_dtype *in_dt, const void *const *in, const float *w)
 {
     if (n == 0) return;
@@ -353,8 +364,8 @@ void lsw_wsum(lsw_dtype out_dt, void *out, size_t n,
         acc[4] = a4; acc[5] = a5; acc[6] = a6; acc[7] = a7;                       \
     }                                                                             \
                                                                                   \
-    static double NAME(const unsigned char *restrict e,                           \
-                       const unsigned char *restrict b, size_t n, size_t esz)     \
+    LSW_INLINE double NAME(const unsigned char *restrict e,                       \
+                           const unsigned char *restrict b, size_t n, size_t esz) \
     {                                                                             \
         double acc[LANES] = {0, 0, 0, 0, 0, 0, 0, 0};                             \
         size_t i = 0;                                                             \
@@ -377,7 +388,7 @@ ABSDIFF_DEFINE(absdiff_bf16, LD_BF16)
 ABSDIFF_DEFINE(absdiff_f16, LD_F16)
 ABSDIFF_DEFINE(absdiff_f32, LD_F32)
 
-double lsw_absdiff_sum(lsw_dtype dt, const void *e, const void *b, size_t n)
+LSW_CLONES double lsw_absdiff_sum(lsw_dtype dt, const void *e, const void *b, size_t n)
 {
     switch (dt) {
     case LSW_DT_BF16: return absdiff_bf16(e, b, n, 2);
