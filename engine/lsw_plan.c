@@ -5,9 +5,11 @@
 #include <regex.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "lsw_crc32c.h"
 #include "lsw_error.h"
+#include "lsw_io.h"
 
 /* ---- rule expansion ------------------------------------------------------ */
 
@@ -359,6 +361,28 @@ out:
         return rc;
     }
     *out = p;
+    return 0;
+}
+
+int lsw_plan_check_output(const lsw_plan *p)
+{
+    struct stat out;
+    if (!p->cfg->out.path || stat(p->cfg->out.path, &out) != 0)
+        return 0; /* not there yet: cannot be an input's folder */
+    for (size_t m = 0; m < p->cfg->nmodels; m++) {
+        const lsw_ckpt *c = p->models[m];
+        if (!c)
+            continue;
+        for (size_t f = 0; f < lsw_ckpt_file_count(c); f++) {
+            char *dir = lsw_dirname(lsw_ckpt_file_path(c, (unsigned)f));
+            struct stat in;
+            int same = dir && stat(dir, &in) == 0 && in.st_dev == out.st_dev && in.st_ino == out.st_ino;
+            free(dir);
+            if (same)
+                return lsw_err_set(LSW_E_CONFIG, "%s: the output folder %s holds model '%s' (an input); choose another -o",
+                                   p->cfg->file, p->cfg->out.path, p->cfg->model_names[m]);
+        }
+    }
     return 0;
 }
 

@@ -77,6 +77,10 @@ void lsw_plan_models_used(const lsw_config *cfg, int *used);
 int lsw_plan_build(const lsw_config *cfg, lsw_ckpt *const *models, lsw_plan **out);
 void lsw_plan_free(lsw_plan *p);
 
+/* LSW_E_CONFIG if the output folder is the folder of an input's files
+ * (writing or --overwrite there would destroy the input). */
+int lsw_plan_check_output(const lsw_plan *p);
+
 /* With the model MAVs (SPEC §4, indexed by model; only mav_needed entries
  * are read) resolve magnitude weights.  LSW_E_INPUT if an MAV is 0 (an
  * expert identical to the base has no inverse-MAV weight). */

@@ -590,6 +590,8 @@ int lsw_sweep_run(const lsw_sweep *s, const lsw_run_opts *o, const lsw_comm *c)
         for (size_t m = 0; m < c0->nmodels; m++)
             own[k * c0->nmodels + m] = u[m] ? models[m] : NULL;
         rc = lsw_plan_build(s->cfgs[k], own + k * c0->nmodels, &plans[k]);
+        if (!rc)
+            rc = lsw_plan_check_output(plans[k]);
     }
     if (!rc)
         rc = same_layout(plans, E, s->file);

@@ -276,6 +276,8 @@ static int cmd_merge(int argc, char **argv)
     rc = open_models(cfg, &models);
     if (!rc)
         rc = lsw_plan_build(cfg, models, &plan);
+    if (!rc && !dry)
+        rc = lsw_plan_check_output(plan);
     /* Every rank opened the same headers; agree before any collective work. */
     rc = lsw_agree(&world, rc);
     if (!rc && dry) {

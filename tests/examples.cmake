@@ -13,3 +13,7 @@ endforeach()
 add_test(NAME variants_tied_bias_dtypes
          COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/check_variants.sh ${LSW_BIN} ${LSW_PYTHON} ${CMAKE_CURRENT_BINARY_DIR}/variants)
 set_tests_properties(variants_tied_bias_dtypes PROPERTIES LABELS cli)
+
+# The folder of an input model is never an output folder.
+add_test(NAME output_guard COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/output_guard.sh ${LSW_BIN} ${CMAKE_CURRENT_BINARY_DIR}/output_guard)
+set_tests_properties(output_guard PROPERTIES LABELS cli)
