@@ -303,6 +303,85 @@ static int parse_layer_swap(const ctx *x, const lsw_json *o)
     return 0;
 }
 
+/* "<method>": {"models": [...], "weights": [...], "density": [...], "lambda": 1.0,
+ *              "normalize": bool, "seed": S, "trim": "tensor"} */
+static int parse_taskvec(const ctx *x, const lsw_json *o, const char *name)
+{
+    static const char *const keys[] = {"models", "weights", "density", "lambda", "normalize", "seed", "trim", NULL};
+    lsw_config *c = x->c;
+    if (lsw_json_type_of(o) != LSW_JSON_OBJECT)
+        return cfg_err(x, "\"%s\" must be an object", name);
+    int rc = check_keys(x, o, name, keys);
+    if (rc)
+        return rc;
+    c->tv.kind = !strcmp(name, "ties") ? LSW_TV_TIES : !strcmp(name, "dare_linear") ? LSW_TV_DARE_LINEAR
+               : !strcmp(name, "dare_ties") ? LSW_TV_DARE_TIES : LSW_TV_TASK_ARITHMETIC;
+    if (c->base < 0)
+        return cfg_err(x, "%s: task-vector methods need \"base\" to name the base model", name);
+    const char *trim;
+    if ((rc = get_string(x, o, "trim", name, &trim)))
+        return rc;
+    if (trim && strcmp(trim, "tensor") != 0)
+        return cfg_err(x, "%s.trim \"%s\" is not implemented (only \"tensor\": the threshold of each tensor)", name, trim);
+    lsw_rule *r = new_rule(c);
+    if (!r || !(r->origin = strdup(name)))
+        return lsw_err_set(LSW_E_NOMEM, "out of memory");
+    r->sel = LSW_SEL_ANY;
+    r->action = LSW_ACT_TASKVEC;
+    const lsw_json *m = lsw_json_get(o, "models");
+    size_t k = lsw_json_count(m);
+    if (!m || lsw_json_type_of(m) != LSW_JSON_ARRAY || k == 0 || k > 63)
+        return cfg_err(x, "%s.models must be a list of 1 to 63 model names", name);
+    c->tv.k = k;
+    r->nmodels = k + 1;
+    if (!(r->models = calloc(k + 1, sizeof *r->models)))
+        return lsw_err_set(LSW_E_NOMEM, "out of memory");
+    r->models[0] = c->base;
+    for (size_t i = 0; i < k; i++) {
+        const lsw_json *e = lsw_json_at(m, i);
+        char w[64];
+        snprintf(w, sizeof w, "%s.models[%zu]", name, i);
+        if (lsw_json_type_of(e) != LSW_JSON_STRING || lsw_json_str_has_nul(e))
+            return cfg_err(x, "%s must be a model name", w);
+        if ((rc = model_ref(x, lsw_json_str(e, NULL), w, &r->models[i + 1])))
+            return rc;
+        if (r->models[i + 1] == c->base)
+            return cfg_err(x, "%s: the base cannot also be an expert", w);
+        for (size_t j = 1; j <= i; j++)
+            if (r->models[j] == r->models[i + 1])
+                return cfg_err(x, "%s.models lists \"%s\" twice", name, lsw_json_str(e, NULL));
+    }
+    /* weights (not normalised) and densities, one per model */
+    const char *lists[2] = {"weights", "density"};
+    double *dst[2] = {c->tv.weight, c->tv.density};
+    for (int l = 0; l < 2; l++) {
+        const lsw_json *a = lsw_json_get(o, lists[l]);
+        for (size_t i = 0; i < k; i++)
+            dst[l][i] = 1.0;
+        if (!a)
+            continue;
+        if (lsw_json_type_of(a) != LSW_JSON_ARRAY || lsw_json_count(a) != k)
+            return cfg_err(x, "%s.%s must be a list of %zu numbers, one per model", name, lists[l], k);
+        for (size_t i = 0; i < k; i++)
+            if (lsw_json_f64(lsw_json_at(a, i), &dst[l][i]) != 0 || !isfinite(dst[l][i]) ||
+                (l == 1 && !(dst[l][i] > 0 && dst[l][i] <= 1)))
+                return cfg_err(x, "%s.%s[%zu] must be a finite number%s", name, lists[l], i, l ? " in (0, 1]" : "");
+    }
+    const lsw_json *lam = lsw_json_get(o, "lambda");
+    c->tv.lambda = 1.0;
+    if (lam && (lsw_json_f64(lam, &c->tv.lambda) != 0 || !isfinite(c->tv.lambda)))
+        return cfg_err(x, "%s.lambda must be a finite number", name);
+    if ((rc = get_bool(x, o, "normalize", name, c->tv.kind == LSW_TV_TIES, &c->tv.normalize)))
+        return rc;
+    const lsw_json *sd = lsw_json_get(o, "seed");
+    c->tv.seed = 0;
+    if (sd && lsw_json_u64(sd, &c->tv.seed) != 0)
+        return cfg_err(x, "%s.seed must be a non-negative integer", name);
+    /* the reference (tensor list, config files): the first listed model (SPEC §5) */
+    c->first_model = r->models[1];
+    return 0;
+}
+
 static int parse_linear(const ctx *x, const lsw_json *o)
 {
     static const char *const keys[] = {"models", "weights", "normalize", NULL};
@@ -437,14 +516,10 @@ int lsw_config_model_index(const lsw_config *c, const char *name)
 static int parse_root(const ctx *x, const lsw_json *root)
 {
     lsw_config *c = x->c;
-    static const char *const keys[] = {"models", "base", "method", "layer_swap", "linear", "rules", "output", NULL};
+    static const char *const keys[] = {"models", "base", "method", "layer_swap", "linear", "rules", "output",
+                                       "task_arithmetic", "ties", "dare_linear", "dare_ties", NULL};
     if (lsw_json_type_of(root) != LSW_JSON_OBJECT)
         return cfg_err(x, "the config must be a JSON object");
-    for (size_t i = 0; i < lsw_json_count(root); i++) {
-        const char *k = lsw_json_key(root, i, NULL);
-        if (!strcmp(k, "task_arithmetic") || !strcmp(k, "ties") || !strcmp(k, "dare_linear") || !strcmp(k, "dare_ties"))
-            return cfg_err(x, "method \"%s\" is not implemented in this version (layer_swap, linear and rules are)", k);
-    }
     int rc = check_keys(x, root, "config", keys);
     if (rc)
         return rc;
@@ -477,8 +552,16 @@ static int parse_root(const ctx *x, const lsw_json *root)
         return rc;
     const lsw_json *ls = lsw_json_get(root, "layer_swap"), *lin = lsw_json_get(root, "linear"),
                    *rules = lsw_json_get(root, "rules");
+    static const char *const tv_names[] = {"task_arithmetic", "ties", "dare_linear", "dare_ties"};
+    int sections = (ls != NULL) + (lin != NULL) + (rules != NULL);
+    const char *tv_present = NULL;
+    for (int i = 0; i < 4; i++)
+        if (lsw_json_get(root, tv_names[i])) {
+            sections++;
+            tv_present = tv_names[i];
+        }
     if (!s)
-        s = rules ? "rules" : ls ? "layer_swap" : lin ? "linear" : NULL;
+        s = rules ? "rules" : ls ? "layer_swap" : lin ? "linear" : tv_present;
     if (!s)
         return cfg_err(x, "\"method\" is required (layer_swap, linear or rules)");
     if (strcmp(s, "layer_swap") == 0) {
@@ -510,9 +593,15 @@ static int parse_root(const ctx *x, const lsw_json *root)
                     return cfg_err(x, "%s: magnitude weights need \"base\" to name the base model", c->rules[i].origin);
         }
     } else if (!strcmp(s, "task_arithmetic") || !strcmp(s, "ties") || !strcmp(s, "dare_linear") || !strcmp(s, "dare_ties")) {
-        return cfg_err(x, "method \"%s\" is not implemented in this version (layer_swap, linear and rules are)", s);
+        c->method = LSW_METHOD_TASKVEC;
+        const lsw_json *sec = lsw_json_get(root, s);
+        if (!sec)
+            return cfg_err(x, "method \"%s\" needs a \"%s\" object", s, s);
+        if (sections != 1)
+            return cfg_err(x, "method \"%s\": remove the sections of other methods", s);
+        rc = parse_taskvec(x, sec, s);
     } else {
-        return cfg_err(x, "method \"%s\" is unknown (layer_swap, linear or rules)", s);
+        return cfg_err(x, "method \"%s\" is unknown (layer_swap, linear, rules, task_arithmetic, ties, dare_linear, dare_ties)", s);
     }
     if (rc)
         return rc;

@@ -16,10 +16,16 @@
 #include "lsw_dtype.h"
 
 typedef enum lsw_method {
-    LSW_METHOD_LAYER_SWAP, LSW_METHOD_LINEAR, LSW_METHOD_RULES
+    LSW_METHOD_LAYER_SWAP, LSW_METHOD_LINEAR, LSW_METHOD_RULES, LSW_METHOD_TASKVEC
 } lsw_method;
 
-typedef enum lsw_action { LSW_ACT_TAKE, LSW_ACT_AVERAGE, LSW_ACT_BASE } lsw_action;
+/* Task-vector methods (SPEC §2, engine/lsw_taskvec.h for the arithmetic). */
+typedef enum lsw_tv_kind { LSW_TV_TASK_ARITHMETIC, LSW_TV_TIES, LSW_TV_DARE_LINEAR, LSW_TV_DARE_TIES } lsw_tv_kind;
+
+typedef enum lsw_action {
+    LSW_ACT_TAKE, LSW_ACT_AVERAGE, LSW_ACT_BASE,
+    LSW_ACT_TASKVEC /* models[0] is the base, models[1..] the experts of cfg->tv */
+} lsw_action;
 
 typedef enum lsw_layer_sel {
     LSW_SEL_ANY,       /* no "layers": every tensor */
@@ -76,6 +82,15 @@ typedef struct lsw_config {
         lsw_weighting transition_w, non_layer_w;
         int non_layer;      /* 0 average, 1 task, 2 language */
     } ls;
+    /* task-vector parameters (method LSW_METHOD_TASKVEC) */
+    struct {
+        lsw_tv_kind kind;
+        size_t k;
+        double weight[64], density[64];
+        double lambda;
+        int normalize;
+        uint64_t seed;
+    } tv;
     lsw_output_cfg out;
     uint64_t hash;          /* identity of the config text */
     char *text;             /* the config text as read */

@@ -23,6 +23,7 @@
 #include "lsw_modelfiles.h"
 #include "lsw_progress.h"
 #include "lsw_strbuf.h"
+#include "lsw_taskvec.h"
 
 volatile sig_atomic_t lsw_stop_signal = 0;
 
@@ -114,7 +115,11 @@ int lsw_resolve_magnitude(lsw_plan *p, const lsw_run_opts *o, const lsw_comm *c)
     return rc;
 }
 
-typedef struct arena { char *p; size_t size; } arena;
+typedef struct arena {
+    char *p;
+    size_t size;
+    lsw_tv *tv; /* task-vector state (method LSW_METHOD_TASKVEC), else NULL */
+} arena;
 
 /* Writeback kicks: bytes written to the current file since the last one. */
 typedef struct wb { int fd; uint64_t from, pending; } wb;
@@ -144,7 +149,7 @@ typedef struct rank_stats {
  * weighted sum reads its sources into `scratch` (n * Σ source sizes bytes);
  * a copy reads straight into `out`. */
 static int compute_block(const lsw_plan *p, const lsw_plan_tensor *t, uint64_t i0, size_t n, void *out,
-                         char *scratch, rank_stats *rs)
+                         char *scratch, lsw_tv *tv, rank_stats *rs)
 {
     int rc = check_stop();
     if (rc)
@@ -169,15 +174,34 @@ static int compute_block(const lsw_plan *p, const lsw_plan_tensor *t, uint64_t i
     if (rc)
         return rc;
     rs->bytes_read += (uint64_t)(cur - scratch);
-    lsw_wsum(t->out_dtype, out, n, t->nsrc, dts, in, t->w);
+    if (t->op == LSW_OP_TV)
+        lsw_tv_block(tv, t, i0, n, in, out);
+    else
+        lsw_wsum(t->out_dtype, out, n, t->nsrc, dts, in, t->w);
     return 0;
+}
+
+/* Elements of tensor i that one rank must compute together: a task-vector
+ * tensor whole (its trim threshold and quota run over the tensor in order),
+ * else `unit[i]` (a row; in HDF5 a chunk of rows).  malloc'd. */
+static uint64_t *piece_granules(const lsw_plan *p, const uint64_t *unit)
+{
+    uint64_t *g = malloc((p->n ? p->n : 1) * sizeof *g);
+    for (size_t i = 0; g && i < p->n; i++) {
+        const lsw_plan_tensor *t = &p->t[i];
+        uint64_t row = 1;
+        for (size_t d = 1; d < t->ndim; d++)
+            row *= t->shape[d];
+        g[i] = t->op == LSW_OP_TV ? (t->numel ? t->numel : 1) : unit ? unit[i] : (row ? row : 1);
+    }
+    return g;
 }
 
 /* Bytes per element of t's sources (0 for a copy, which needs no scratch). */
 static size_t source_bytes(const lsw_plan_tensor *t)
 {
     size_t in_es = 0;
-    if (t->op == LSW_OP_WSUM)
+    if (t->op != LSW_OP_COPY)
         for (size_t j = 0; j < t->nsrc; j++)
             in_es += lsw_dtype_size(t->src[j]->dtype);
     return in_es;
@@ -208,10 +232,12 @@ static int run_piece(const lsw_plan *p, const lsw_plan_tensor *t, uint64_t e0, u
     char *scratch = a->p, *out = a->p + B * source_bytes(t);
     uint32_t c = 0;
     int rc = 0;
+    if (t->op == LSW_OP_TV) /* a task-vector tensor is one piece: e0 = 0, e1 = numel */
+        rc = lsw_tv_begin(a->tv, p, t, a->p, a->size);
     for (uint64_t i0 = e0; i0 < e1 && !rc;) {
         size_t n = e1 - i0 < B ? (size_t)(e1 - i0) : B;
         uint64_t off = t->offset + i0 * out_es;
-        if ((rc = compute_block(p, t, i0, n, out, scratch, rs)) ||
+        if ((rc = compute_block(p, t, i0, n, out, scratch, a->tv, rs)) ||
             (rc = lsw_pwrite_full(fd, out, n * out_es, off, path)))
             break;
         wrote(&w, fd, off, n * out_es);
@@ -439,7 +465,7 @@ static size_t encode_chunk(const lsw_plan *p, const lsw_plan_tensor *t, uint64_t
     size_t out_es = lsw_dtype_size(t->out_dtype), B = block_elems(t, a->size);
     for (uint64_t i0 = ce0; i0 < ce1 && !*rc;) {
         size_t n = ce1 - i0 < B ? (size_t)(ce1 - i0) : B;
-        *rc = compute_block(p, t, i0, n, st->raw + (i0 - ce0) * out_es, a->p, rs);
+        *rc = compute_block(p, t, i0, n, st->raw + (i0 - ce0) * out_es, a->p, a->tv, rs);
         i0 += n;
     }
     if (*rc)
@@ -468,11 +494,13 @@ static int run_hdf5(const lsw_plan *p, const lsw_run_opts *o, const lsw_comm *c,
         uint64_t rows = lsw_h5_rows(t->ndim, t->shape), cb = lsw_h5_chunk_bytes(t->out_dtype, t->ndim, t->shape);
         if (!rpc)
             rc = lsw_err_set(LSW_E_INPUT, "tensor '%s': cannot be stored in HDF5 (a row of 4 GiB or more)", t->name);
-        granule[i] = t->numel && rows ? rpc * (t->numel / rows) : 1;
+        granule[i] = t->numel && rows ? rpc * (t->numel / rows) : 1; /* elements of one chunk */
         st.chunk_cap = cb > st.chunk_cap ? (size_t)cb : st.chunk_cap;
     }
+    uint64_t *pg = rc ? NULL : piece_granules(p, granule);
     if (!rc)
-        rc = lsw_assign(p, c->size, granule, 1, &as);
+        rc = pg ? lsw_assign(p, c->size, pg, 1, &as) : lsw_err_set(LSW_E_NOMEM, "out of memory");
+    free(pg);
     st.enc_cap = lsw_chunk_bound(st.chunk_cap ? st.chunk_cap : 1);
     if (!rc && (!(st.raw = malloc(st.chunk_cap + 1)) || !(st.scratch = malloc(st.chunk_cap + 1)) ||
                 !(st.enc = malloc(st.enc_cap))))
@@ -507,6 +535,8 @@ static int run_hdf5(const lsw_plan *p, const lsw_run_opts *o, const lsw_comm *c,
             continue;
         uint64_t g = granule[pc->tensor];
         size_t cb = (size_t)lsw_h5_chunk_bytes(t->out_dtype, t->ndim, t->shape);
+        if (t->op == LSW_OP_TV) /* whole tensor, chunks in order */
+            rc = lsw_tv_begin(a->tv, p, t, a->p, a->size);
         for (uint64_t ce0 = pc->e0; !rc && ce0 < pc->e1; ce0 += g) {
             uint64_t ce1 = pc->e1 - ce0 < g ? pc->e1 : ce0 + g;
             size_t n = encode_chunk(p, t, ce0, ce1, cb, &st, a, rs, &rc);
@@ -708,8 +738,14 @@ int lsw_execute_merge(lsw_plan *p, const lsw_run_opts *o, const lsw_comm *c)
     }
     int h5 = cfg->out.format == LSW_FMT_HDF5;
     lsw_assignment *as = NULL;
-    if (!h5)
-        rc = lsw_assign(p, c->size, NULL, 0, &as);
+    lsw_tv *tv = NULL;
+    if (cfg->method == LSW_METHOD_TASKVEC)
+        rc = lsw_tv_create(cfg, &tv);
+    if (!h5 && !rc) {
+        uint64_t *g = piece_granules(p, NULL);
+        rc = g ? lsw_assign(p, c->size, g, 0, &as) : lsw_err_set(LSW_E_NOMEM, "out of memory");
+        free(g);
+    }
     /* buffers: the budget, or less if this rank's largest piece needs less;
      * per-stream blocks are capped (LSW_BLOCK_BYTES), so k + 1 of them at most */
     uint64_t need = 64;
@@ -720,7 +756,7 @@ int lsw_execute_merge(lsw_plan *p, const lsw_run_opts *o, const lsw_comm *c)
     }
     uint64_t cap = 65 * LSW_BLOCK_BYTES;
     need = need < cap ? need : cap;
-    arena a = {NULL, (size_t)(need < o->mem ? need : o->mem)};
+    arena a = {NULL, (size_t)(need < o->mem ? need : o->mem), tv};
     if (!rc && !(a.p = malloc(a.size)))
         rc = lsw_err_set(LSW_E_NOMEM, "cannot allocate %zu bytes of buffers (--mem)", a.size);
     rc = lsw_agree(c, rc);
@@ -743,6 +779,7 @@ int lsw_execute_merge(lsw_plan *p, const lsw_run_opts *o, const lsw_comm *c)
     t1 = lsw_now();
     free(a.p);
     lsw_assignment_free(as);
+    lsw_tv_free(tv);
     if (c->rank == 0) {
         if (!rc)
             rc = lsw_copy_model_files(lsw_ckpt_folder(p->models[cfg->first_model]), od, cfg->out.dtype);

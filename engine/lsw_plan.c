@@ -143,9 +143,15 @@ static const char *model_label(const lsw_plan *p, int m)
 }
 
 /* Weights of a rule for a tensor, except magnitude ones (filled later). */
-static void rule_weights(const lsw_rule *r, float *w)
+static void rule_weights(const lsw_config *c, const lsw_rule *r, float *w)
 {
     size_t k = r->nmodels;
+    if (r->action == LSW_ACT_TASKVEC) {
+        w[0] = 1.0f; /* the base */
+        for (size_t i = 1; i < k; i++)
+            w[i] = (float)c->tv.weight[i - 1];
+        return;
+    }
     if (r->action != LSW_ACT_AVERAGE) {
         w[0] = 1.0f;
         return;
@@ -293,7 +299,7 @@ int lsw_plan_build(const lsw_config *cfg, lsw_ckpt *const *models, lsw_plan **ou
         t->rule = r;
         t->nsrc = rl->nmodels;
         memcpy((int *)t->models, rl->models, rl->nmodels * sizeof(int));
-        rule_weights(rl, (float *)t->w);
+        rule_weights(cfg, rl, (float *)t->w);
         if (rl->weighting == LSW_W_MAGNITUDE && rl->action == LSW_ACT_AVERAGE) {
             p->ready = 0;
             for (size_t j = 0; j < rl->nmodels; j++)
@@ -315,7 +321,7 @@ int lsw_plan_build(const lsw_config *cfg, lsw_ckpt *const *models, lsw_plan **ou
                 rc = lsw_err_set(LSW_E_MISMATCH, "%s: tensor '%s': shape differs between model '%s' and model '%s'",
                                  lsw_ckpt_path(mc), d->name, model_label(p, t->models[j]),
                                  model_label(p, cfg->first_model));
-            else if (rl->action == LSW_ACT_AVERAGE && s->dtype != d->dtype)
+            else if ((rl->action == LSW_ACT_AVERAGE || rl->action == LSW_ACT_TASKVEC) && s->dtype != d->dtype)
                 rc = lsw_err_set(LSW_E_MISMATCH, "%s: tensor '%s': dtype %s in model '%s' but %s in model '%s'; averaged tensors must agree",
                                  lsw_ckpt_path(mc), d->name, lsw_dtype_name(s->dtype), model_label(p, t->models[j]),
                                  lsw_dtype_name(d->dtype), model_label(p, cfg->first_model));
@@ -331,7 +337,11 @@ int lsw_plan_build(const lsw_config *cfg, lsw_ckpt *const *models, lsw_plan **ou
         }
         t->out_dtype = (cfg->out.dtype != LSW_DT_INVALID && lsw_dtype_is_arith(t->in_dtype)) ? cfg->out.dtype
                                                                                               : t->in_dtype;
-        t->op = (rl->action != LSW_ACT_AVERAGE && t->out_dtype == t->in_dtype) ? LSW_OP_COPY : LSW_OP_WSUM;
+        if (rl->action == LSW_ACT_TASKVEC)
+            /* integer and other non-float tensors are the base's, byte for byte */
+            t->op = lsw_dtype_is_arith(t->in_dtype) ? LSW_OP_TV : LSW_OP_COPY;
+        else
+            t->op = (rl->action != LSW_ACT_AVERAGE && t->out_dtype == t->in_dtype) ? LSW_OP_COPY : LSW_OP_WSUM;
         t->nbytes = t->numel * lsw_dtype_size(t->out_dtype); /* no overflow: bounded by the input's */
         p->total_bytes += t->nbytes;
     }
@@ -410,7 +420,7 @@ int lsw_plan_set_mav(lsw_plan *p, const double *mav)
 
 static const char *action_name(lsw_action a)
 {
-    return a == LSW_ACT_TAKE ? "take" : a == LSW_ACT_AVERAGE ? "average" : "base";
+    return a == LSW_ACT_TAKE ? "take" : a == LSW_ACT_AVERAGE ? "average" : a == LSW_ACT_BASE ? "base" : "task_vector";
 }
 
 void lsw_plan_print(const lsw_plan *p, FILE *f)
@@ -433,6 +443,14 @@ void lsw_plan_print(const lsw_plan *p, FILE *f)
         fprintf(f, " -> %s", action_name(r->action));
         for (size_t j = 0; j < r->nmodels; j++)
             fprintf(f, "%s%s", j ? "," : " ", c->model_names[r->models[j]]);
+        if (r->action == LSW_ACT_TASKVEC) {
+            static const char *const kinds[] = {"task_arithmetic", "ties", "dare_linear", "dare_ties"};
+            fprintf(f, " (base first): %s, density", kinds[c->tv.kind]);
+            for (size_t j = 0; j < c->tv.k; j++)
+                fprintf(f, "%s%.9g", j ? "," : " ", c->tv.density[j]);
+            fprintf(f, ", lambda %.9g, normalize %s, seed %llu", c->tv.lambda, c->tv.normalize ? "true" : "false",
+                    (unsigned long long)c->tv.seed);
+        }
         if (r->action == LSW_ACT_AVERAGE)
             fprintf(f, " weights %s", r->weighting == LSW_W_MAGNITUDE ? "magnitude"
                                       : r->weighting == LSW_W_UNIFORM ? "uniform"

@@ -24,7 +24,8 @@
 
 typedef enum lsw_op {
     LSW_OP_COPY, /* byte copy of source 0 */
-    LSW_OP_WSUM  /* weighted sum of the sources (a dtype conversion is a sum of one with weight 1) */
+    LSW_OP_WSUM, /* weighted sum of the sources (a dtype conversion is a sum of one with weight 1) */
+    LSW_OP_TV    /* task-vector merge: source 0 the base, the others the experts (lsw_taskvec) */
 } lsw_op;
 
 typedef struct lsw_plan_tensor {

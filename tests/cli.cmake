@@ -38,7 +38,13 @@ foreach(spec
     "dtype-float16|--dtype|float16"
     "shard-by-layer|--layout|by-layer"
     "shard-size-small|--layout|sharded|--min-shards|3"
-    "single-file|--layout|single")
+    "single-file|--layout|single"
+    "tv-task-arithmetic"
+    "tv-task-arithmetic-normalize|--dtype|float32"
+    "tv-ties"
+    "tv-ties-nonorm|--dtype|float16"
+    "tv-dare-linear"
+    "tv-dare-ties")
   string(REPLACE "|" ";" args "${spec}")
   list(GET args 0 cfg)
   list(REMOVE_AT args 0)
@@ -47,6 +53,7 @@ endforeach()
 
 # 3. config errors, usage errors, bad inputs: nothing may be written
 foreach(case
+    tv-trim-global tv-density-range tv-no-base tv-base-as-expert
     unknown-top-key unknown-layer-swap-key undefined-model weights-count layer-range
     layer-range-negative bottom-top-too-many bad-regex unmatched-tensor no-output-path
     bad-mem bad-mem-zero unknown-option unknown-command no-command missing-config

@@ -24,6 +24,14 @@ for n in 1 2 3 4; do
   if [ $n -gt 1 ] && ! cmp -s h1/model.h5 h$n/model.h5; then echo "FAIL model.h5 differs at $n ranks"; fail=1; fi
 done
 echo "ok model.h5 identical at 1-4 ranks"
+# a task-vector merge in HDF5 at 2 ranks equals its safetensors output
+cat > tv.json <<JSON
+{"models": {"base": "syn/base", "t": "syn/task1", "g": "syn/lang1"}, "base": "base", "method": "dare_ties",
+ "dare_ties": {"models": ["t", "g"], "density": [0.4, 0.6], "seed": 3}, "output": {"path": "unused"}}
+JSON
+"$bin" merge tv.json -o tv-st --quiet
+"$mpiexec" -n 2 "$bin" merge tv.json --format hdf5 -o tv-h5 --mem 1M --quiet
+HDF5_PLUGIN_PATH=$plugins "$py" "$here/h5_vs_safetensors.py" tv-h5/model.h5 tv-st || fail=1
 HDF5_PLUGIN_PATH=$plugins "$py" "$here/h5_vs_safetensors.py" h1/model.h5 st || fail=1
 # Chaining: the h5 output as an input gives the same bytes as the safetensors output.
 for src in st h1; do

@@ -25,7 +25,12 @@ cat > syn.json <<JSON
    "upper_transition": 0, "transition_weights": "uniform", "non_layer": "average", "non_layer_weights": "uniform"},
  "output": {"path": "unused", "shard_size": "3MB", "dtype": "float16"}}
 JSON
-for cfg in fixtures syn; do
+cat > tv.json <<JSON
+{"models": {"base": "syn/base", "t": "syn/task1", "g": "syn/lang1"}, "base": "base", "method": "ties",
+ "ties": {"models": ["t", "g"], "weights": [1.0, 0.6], "density": [0.3, 0.5], "lambda": 1.2},
+ "output": {"path": "unused", "shard_size": "3MB"}}
+JSON
+for cfg in fixtures syn tv; do
   for n in 1 2 3 4; do
     "$mpiexec" -n $n "$bin" merge $cfg.json -o $cfg-n$n --mem 1M --quiet
     if [ $n -gt 1 ]; then

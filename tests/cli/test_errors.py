@@ -33,6 +33,10 @@ VICTIM = "model.layers.3.mlp.down_proj.weight"
 #        a setup function name, expected rc, mentions (each a str or tuple of alternatives))
 CASES = {
     # -- config errors: exit 1, message names the config file and the key / model ---------
+    "tv-trim-global": ("config", ["merge", "{E}/tv-trim-global.json"], 1, ["tv-trim-global.json", "trim"]),
+    "tv-density-range": ("config", ["merge", "{E}/tv-density-range.json"], 1, ["tv-density-range.json", "density"]),
+    "tv-no-base": ("config", ["merge", "{E}/tv-no-base.json"], 1, ["tv-no-base.json", "base"]),
+    "tv-base-as-expert": ("config", ["merge", "{E}/tv-base-as-expert.json"], 1, ["tv-base-as-expert.json", "base"]),
     "unknown-top-key": ("config", ["merge", "{E}/unknown-top-key.json"], 1,
                         ["unknown-top-key.json", "extra_setting"]),
     "unknown-layer-swap-key": ("config", ["merge", "{E}/unknown-layer-swap-key.json"], 1,

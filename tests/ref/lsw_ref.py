@@ -24,11 +24,12 @@ Exit codes of the oracle itself (not the engine's):
   0 identical / ok;  1 mismatch (or the output folder is unreadable or invalid);
   2 the oracle refuses the config or the inputs -- the message says which engine exit code
     (SPEC §1: 1 config error, 2 bad input) the engine must give for the same config;
-  3 the config uses something this oracle does not implement (e.g. ties, HDF5 input).
+  3 the config uses something this oracle does not implement (e.g. HDF5 input).
   For `inspect`: 0 valid, 2 invalid (the same codes `layerswap inspect` must give).
 """
 
 import json
+import math
 import mmap
 import os
 import re
@@ -437,6 +438,186 @@ def f32_weights(ws):
     return [np.float32(w) for w in ws]          # f64 -> f32 once, RNE
 
 
+# ----------------------------------------------------------------------------------------
+# Task vectors: task_arithmetic, ties, dare_linear, dare_ties (SPEC §2, §3; the exact
+# definition is the project's task-vector contract, restated in each function)
+# ----------------------------------------------------------------------------------------
+
+M64 = (1 << 64) - 1
+FNV64_OFFSET = 0xcbf29ce484222325
+FNV64_PRIME = 0x100000001b3
+SM64_GAMMA = 0x9E3779B97F4A7C15
+SM64_M1 = 0xBF58476D1CE4E5B9
+SM64_M2 = 0x94D049BB133111EB
+TV_METHODS = ("task_arithmetic", "ties", "dare_linear", "dare_ties")
+TV_FLOAT_DTYPES = ("BF16", "F16", "F32")
+TV_EPS = 1e-8          # |D| < 1e-8 is decided in double (see tv_norm_divisor)
+
+
+def fnv1a64(name):
+    """FNV-1a 64 of the UTF-8 bytes of a tensor name (Python ints, exact)."""
+    h = FNV64_OFFSET
+    for byte in name.encode("utf-8"):
+        h ^= byte
+        h = (h * FNV64_PRIME) & M64
+    return h
+
+
+def splitmix64(z):
+    """One splitmix64 step on a Python int: the output for state z (z advanced first)."""
+    z = (z + SM64_GAMMA) & M64
+    z = ((z ^ (z >> 30)) * SM64_M1) & M64
+    z = ((z ^ (z >> 27)) * SM64_M2) & M64
+    return z ^ (z >> 31)
+
+
+def splitmix64_np(z):
+    """splitmix64 element-wise on a uint64 array (numpy uint64 arithmetic wraps mod 2^64)."""
+    z = np.asarray(z, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        z = z + np.uint64(SM64_GAMMA)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(SM64_M1)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(SM64_M2)
+        z = z ^ (z >> np.uint64(31))
+    assert z.dtype == np.uint64
+    return z
+
+
+def dare_stream_seed(seed, name, i):
+    """s_i = splitmix64(splitmix64(seed ^ FNV1a64(name)) + i), all mod 2^64."""
+    return splitmix64((splitmix64((seed ^ fnv1a64(name)) & M64) + i) & M64)
+
+
+def dare_uniforms(seed, name, i, numel):
+    """u_j = (splitmix64(s_i + j) >> 11) * 2^-53 for j = 0..numel-1, as float64 (exact)."""
+    s = np.uint64(dare_stream_seed(seed, name, i))
+    j = np.arange(numel, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        r = splitmix64_np(j + s)
+    u = (r >> np.uint64(11)).astype(np.float64) * np.float64(2.0 ** -53)
+    assert u.dtype == np.float64
+    return u
+
+
+def dare_sparsify(delta, seed, name, i, d):
+    """Keep delta[j] iff u_j < d (double compare); survivors / float32(d) in f32; others +0."""
+    u = dare_uniforms(seed, name, i, delta.size)
+    keep = u < np.float64(d)                    # float64 array vs float64: a double compare
+    with np.errstate(all="ignore"):
+        scaled = delta / np.float32(d)
+    assert scaled.dtype == np.float32
+    return np.where(keep, scaled, np.float32(0.0)).astype(np.float32)
+
+
+def ties_keep_count(d, numel):
+    """K = floor(d * numel), the product and floor in double."""
+    return int(math.floor(float(d) * numel))
+
+
+def ties_keep_mask(delta, k):
+    """The k elements of largest |delta|, ordered by the f32 bit pattern of |delta| as an
+    unsigned integer (NaN above inf; -0.0 and 0.0 are both 0), ties to the lower flat index.
+    O(n): the k-th largest key t by partition; every key > t, then the first of the keys == t."""
+    n = delta.size
+    keys = delta.view(np.uint32) & np.uint32(0x7FFFFFFF)
+    mask = np.zeros(n, dtype=bool)
+    if k <= 0 or n == 0:
+        return mask
+    if k >= n:
+        mask[:] = True
+        return mask
+    t = np.partition(keys, n - k)[n - k]
+    mask = keys > t
+    need = k - int(np.count_nonzero(mask))
+    eq = np.flatnonzero(keys == t)[:need]
+    mask[eq] = True
+    assert int(np.count_nonzero(mask)) == k
+    return mask
+
+
+def ties_keep_mask_by_sort(delta, k):
+    """The same as ties_keep_mask, written as the literal sort by (-bits, j) (for self-checks)."""
+    keys = delta.view(np.uint32) & np.uint32(0x7FFFFFFF)
+    order = np.lexsort((np.arange(delta.size), -keys.astype(np.int64)))
+    mask = np.zeros(delta.size, dtype=bool)
+    mask[order[:max(k, 0)]] = True
+    return mask
+
+
+def ties_sparsify(delta, d):
+    k = ties_keep_count(d, delta.size)
+    return np.where(ties_keep_mask(delta, k), delta, np.float32(0.0)).astype(np.float32)
+
+
+def tv_norm_divisor(D):
+    """|D| < 1e-8 -> 1, decided in double (a float32 D widened exactly; note numpy 1.24 would
+    compare a float32 array with a Python float in float32, where float32(1e-8) < 1e-8)."""
+    D = np.asarray(D, dtype=np.float32)
+    small = np.abs(D.astype(np.float64)) < TV_EPS
+    return np.where(small, np.float32(1.0), D).astype(np.float32)
+
+
+def tv_combine_linear(deltas, weights, normalize):
+    """task_arithmetic / dare_linear: m = sum_i w_i*delta_i (products rounded to f32, summed
+    left to right from the first term); normalize: m / D, D = sum_i w_i in f32."""
+    with np.errstate(all="ignore"):
+        m = weighted_sum(deltas, weights)
+        if normalize:
+            D = weights[0]
+            for w in weights[1:]:
+                D = np.float32(D + w)
+            m = m / tv_norm_divisor(D)[()]
+    assert m.dtype == np.float32
+    return m
+
+
+def tv_combine_ties(deltas, weights, normalize):
+    """ties / dare_ties: sign elected on s = sum_i w_i*delta_i (s >= 0 -> +, NaN -> -);
+    agreeing models: delta_i > 0 for +, < 0 for - (zeros never agree); m = sum of the agreeing
+    w_i*delta_i in model order from the first agreeing term (+0.0 if none); normalize:
+    / D, D = sum of the agreeing w_i (0 if none), |D| < 1e-8 -> 1."""
+    n = deltas[0].size
+    with np.errstate(all="ignore"):
+        s = weighted_sum(deltas, weights)
+        plus = s >= np.float32(0.0)             # NaN >= 0 is False -> '-'
+        acc = np.zeros(n, dtype=np.float32)     # +0.0 where no model agrees
+        D = np.zeros(n, dtype=np.float32)
+        started = np.zeros(n, dtype=bool)
+        for w, x in zip(weights, deltas):
+            agree = np.where(plus, x > np.float32(0.0), x < np.float32(0.0))
+            p = w * x
+            assert p.dtype == np.float32
+            cont = agree & started
+            first = agree & ~started
+            acc = np.where(cont, acc + p, np.where(first, p, acc)).astype(np.float32)
+            D = np.where(cont, D + w, np.where(first, w, D)).astype(np.float32)
+            started |= agree
+        if normalize:
+            acc = acc / tv_norm_divisor(D)
+    assert acc.dtype == np.float32
+    return acc
+
+
+def tv_merge_tensor(method, name, base, xs, weights, densities, lam, normalize, seed):
+    """One tensor of a task-vector merge. base, xs: f32 arrays (flat); weights: np.float32;
+    densities: Python floats; lam: np.float32.  -> f32 array f32(b) + f32(lam * m), before the
+    one rounding to the output dtype."""
+    with np.errstate(all="ignore"):
+        deltas = [np.subtract(x, base, dtype=np.float32) for x in xs]
+        if method == "ties":
+            deltas = [ties_sparsify(dl, d) for dl, d in zip(deltas, densities)]
+        elif method in ("dare_linear", "dare_ties"):
+            deltas = [dare_sparsify(dl, seed, name, i, d)
+                      for i, (dl, d) in enumerate(zip(deltas, densities))]
+        if method in ("ties", "dare_ties"):
+            m = tv_combine_ties(deltas, weights, normalize)
+        else:
+            m = tv_combine_linear(deltas, weights, normalize)
+        out = base + lam * m
+    assert out.dtype == np.float32
+    return out
+
+
 def hex32(w):
     return "0x%08x" % int(np.float32(w).view(np.uint32))
 
@@ -506,6 +687,7 @@ LS_KEYS = {"task_expert", "language_expert", "bottom", "top", "lower_transition"
            "upper_transition", "transition_weights", "non_layer", "non_layer_weights"}
 LINEAR_KEYS = {"models", "weights", "normalize"}
 RULE_KEYS = {"match", "layers", "action", "model", "models", "weights"}
+TV_KEYS = {"models", "weights", "density", "lambda", "normalize", "seed", "trim"}
 # Output dtype names of SPEC §3; the short aliases are an oracle leniency.
 OUT_DTYPES = {"bfloat16": "BF16", "float16": "F16", "float32": "F32",
               "bf16": "BF16", "f16": "F16", "f32": "F32", "BF16": "BF16", "F16": "F16", "F32": "F32"}
@@ -523,14 +705,25 @@ def num_layers(ck):
 
 
 class PlanEntry(object):
-    __slots__ = ("name", "kind", "sources", "weights", "rule")
+    """kind: "copy" (sources[0]), "average" (sources, weights) or "task_vector" (sources =
+    [base] + models, weights; tv = the method's parameters)."""
+    __slots__ = ("name", "kind", "sources", "weights", "rule", "tv")
 
-    def __init__(self, name, kind, sources, weights, rule):
+    def __init__(self, name, kind, sources, weights, rule, tv=None):
         self.name, self.kind, self.sources, self.weights, self.rule = name, kind, sources, weights, rule
+        self.tv = tv
 
     def line(self):
         if self.kind == "copy":
             return "%s\t%s\tcopy %s" % (self.name, self.rule, self.sources[0])
+        if self.kind == "task_vector":
+            tv = self.tv
+            return ("%s\t%s\tbase %s\tmodels %s\tweights %s\tdensity %s\tlambda %.9g(%s)"
+                    "\tnormalize %s\tseed %d" % (
+                        self.name, self.rule, self.sources[0], ",".join(self.sources[1:]),
+                        ",".join("%.9g(%s)" % (float(w), hex32(w)) for w in self.weights),
+                        ",".join(repr(d) for d in tv["density"]), float(tv["lambda"]),
+                        hex32(tv["lambda"]), "true" if tv["normalize"] else "false", tv["seed"]))
         return "%s\t%s\taverage %s\tweights %s" % (
             self.name, self.rule, ",".join(self.sources),
             ",".join("%.9g(%s)" % (float(w), hex32(w)) for w in self.weights))
@@ -581,9 +774,7 @@ class Merge(object):
         p = out.get("path")
         self.output_path = None if p is None else (p if os.path.isabs(p) else os.path.join(self.cfg_dir, p))
         self.method = cfg.get("method")
-        if self.method in ("task_arithmetic", "ties", "dare_linear", "dare_ties"):
-            raise Unsupported("method %s is not implemented by this oracle" % self.method)
-        if self.method not in ("layer_swap", "linear", "rules"):
+        if self.method not in ("layer_swap", "linear", "rules") + TV_METHODS:
             raise ConfigError("unknown method %r" % (self.method,), config_path)
         if "format" in out and out["format"] not in ("safetensors", "hdf5"):
             raise ConfigError("output.format %r" % (out["format"],), config_path)
@@ -685,6 +876,8 @@ class Merge(object):
             if ((self.ls["transition_weights"] == "magnitude" or self.ls["non_layer_weights"] == "magnitude")
                     and self.base is None):
                 raise ConfigError("magnitude weights need 'base'", cp)
+        elif m in TV_METHODS:
+            self._parse_task_vector(m, sec)
         elif m == "linear":
             if not isinstance(sec, dict):
                 raise ConfigError("'linear' section missing", cp)
@@ -752,8 +945,59 @@ class Merge(object):
                 rr["action"] = act
                 self.rules.append(rr)
 
+    def _parse_task_vector(self, m, sec):
+        """task_arithmetic / ties / dare_linear / dare_ties section -> self.tv."""
+        cp = self.config_path
+        if not isinstance(sec, dict):
+            raise ConfigError("'%s' section missing" % m, cp)
+        self._check_keys(sec, TV_KEYS, m)
+        if self.base is None:
+            raise ConfigError("method %s needs 'base'" % m, cp)
+        ms = sec.get("models")
+        if not isinstance(ms, list) or not ms:
+            raise ConfigError("%s.models must be a non-empty list" % m, cp)
+        models = [self._model(x, m + ".models") for x in ms]
+        if len(set(models)) != len(models):
+            raise ConfigError("%s.models lists a model twice" % m, cp)
+        if self.base in models:
+            raise ConfigError("%s.models includes the base %r" % (m, self.base), cp)
+        k = len(models)
+
+        def numbers(key, default):
+            v = sec.get(key)
+            if v is None and key not in sec:
+                return [default] * k
+            if (not isinstance(v, list) or len(v) != k
+                    or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)):
+                raise ConfigError("%s.%s %r must be a list of %d numbers, one per model"
+                                  % (m, key, v, k), cp)
+            return [float(x) for x in v]
+        weights = f32_weights(numbers("weights", 1.0))          # NOT normalised
+        dens = numbers("density", 1.0)                           # validated for every method
+        for d in dens:
+            if not (0.0 < d <= 1.0):
+                raise ConfigError("%s.density %r is outside (0, 1]" % (m, d), cp)
+        lam = sec.get("lambda", 1.0)
+        if not isinstance(lam, (int, float)) or isinstance(lam, bool):
+            raise ConfigError("%s.lambda must be a number" % m, cp)
+        norm = sec.get("normalize", m == "ties")
+        if not isinstance(norm, bool):
+            raise ConfigError("%s.normalize must be true or false" % m, cp)
+        seed = sec.get("seed", 0)
+        if not _is_int(seed) or not (0 <= seed <= M64):
+            raise ConfigError("%s.seed must be an integer in [0, 2^64)" % m, cp)
+        trim = sec.get("trim", "tensor")
+        if trim == "global":
+            raise ConfigError("%s.trim \"global\" is not implemented" % m, cp)
+        if trim != "tensor":
+            raise ConfigError("%s.trim %r is not \"tensor\"" % (m, trim), cp)
+        self.tv = {"method": m, "models": models, "weights": weights, "density": dens,
+                   "lambda": np.float32(float(lam)), "normalize": norm, "seed": seed}
+
     def _used_models(self):
-        if self.method == "layer_swap":
+        if self.method in TV_METHODS:
+            ms = [self.base] + self.tv["models"]
+        elif self.method == "layer_swap":
             ms = [self.T, self.G]
             if "magnitude" in (self.ls["transition_weights"], self.ls["non_layer_weights"]):
                 ms.append(self.base)
@@ -777,11 +1021,14 @@ class Merge(object):
     def reference_model(self):
         """Whose tensor names are the output names, and on whom L is counted.
         Choice: layer_swap -> the task expert; linear -> its first model; rules -> the
-        base when given, else the first model defined in 'models'."""
+        base when given, else the first model defined in 'models'.  Task-vector methods:
+        the base (contract)."""
         if self.method == "layer_swap":
             return self.T
         if self.method == "linear":
             return self.lin_models[0]
+        if self.method in TV_METHODS:
+            return self.base
         return self.base if self.base is not None else next(iter(self.model_paths))
 
     def _build_plan(self):
@@ -814,6 +1061,33 @@ class Merge(object):
                     plan.append(PlanEntry(name, "average", [self.T, self.G], tw, "layer %d transition" % i))
                 else:
                     plan.append(PlanEntry(name, "copy", [self.T], None, "layer %d task" % i))
+        elif self.method in TV_METHODS:
+            tv = self.tv
+            srcs = [self.base] + tv["models"]
+            bck = self.ck(self.base)
+            rule = "task vector %s" % tv["method"]
+            for name in ref.names():
+                bt = bck.tensors[name]
+                # SPEC/contract: every model has the base's tensors, equal shapes and dtypes
+                # (exit 2) -- also the tensors that are copied from the base.
+                for mname in tv["models"]:
+                    mck = self.ck(mname)
+                    t = mck.tensors.get(name)
+                    if t is None:
+                        raise BadInput("tensor of the base is missing from model %s" % mname,
+                                       mck.path, name)
+                    if t.shape != bt.shape:
+                        raise BadInput("shape %r of model %s differs from the base's %r"
+                                       % (t.shape, mname, bt.shape), t.file, name)
+                    if t.dtype != bt.dtype:
+                        raise BadInput("dtype %s of model %s differs from the base's %s"
+                                       % (t.dtype, mname, bt.dtype), t.file, name)
+                if bt.dtype in TV_FLOAT_DTYPES:
+                    plan.append(PlanEntry(name, "task_vector", list(srcs), tv["weights"], rule, tv))
+                else:
+                    # not BF16/F16/F32: copied from the base byte for byte (any output dtype)
+                    plan.append(PlanEntry(name, "copy", [self.base], None,
+                                          rule + " (%s: base copied)" % bt.dtype))
         elif self.method == "linear":
             w = self._resolve(self.lin_weights)
             for name in ref.names():
@@ -876,9 +1150,18 @@ class Merge(object):
         # "dtype": "input" keeps the tensor's dtype; for an average of mixed dtypes
         # (only with --allow-mixed-dtypes) that is the dtype of the first listed model.
         out = self.out_dtype or first_dtype
+        if e.kind == "task_vector":
+            tv = e.tv
+            b = to_f32(srcs[0][0].raw(e.name), first_dtype, srcs[0][1].file, e.name)
+            xs = [to_f32(ck.raw(e.name), t.dtype, t.file, e.name) for ck, t in srcs[1:]]
+            acc = tv_merge_tensor(tv["method"], e.name, b, xs, tv["weights"], tv["density"],
+                                  tv["lambda"], tv["normalize"], tv["seed"])
+            return out, shape, from_f32(acc, out)
         if e.kind == "copy":
             ck, t = srcs[0]
             raw = ck.raw(e.name)
+            if self.method in TV_METHODS and t.dtype not in TV_FLOAT_DTYPES:
+                return t.dtype, shape, bytes(raw)       # non-float: base's dtype and bytes
             if out == t.dtype:
                 return out, shape, bytes(raw)           # byte for byte
             return out, shape, from_f32(to_f32(raw, t.dtype, t.file, e.name), out)

@@ -477,6 +477,430 @@ class TestBadFiles(Base):
         self.assertGreaterEqual(n, 60)
 
 
+# ---------------------------------------------------------------- task vectors ----
+# Scalar, loop-by-loop re-statement of the task-vector contract, written separately from the
+# oracle's vectorised code (Python ints for the RNG, np.float32 scalars for the arithmetic).
+
+def _sm64(z):
+    m = (1 << 64) - 1
+    z = (z + 0x9E3779B97F4A7C15) & m
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & m
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & m
+    return z ^ (z >> 31)
+
+
+def _fnv(name):
+    h = 0xcbf29ce484222325
+    for c in name.encode("utf-8"):
+        h = ((h ^ c) * 0x100000001b3) % (1 << 64)
+    return h
+
+
+def _u(seed, name, i, j):
+    s = _sm64((_sm64(seed ^ _fnv(name)) + i) % (1 << 64))
+    return (_sm64((s + j) % (1 << 64)) >> 11) / float(1 << 53)
+
+
+def _f32bits(v):
+    return int(np.array([v], dtype=np.float32).view(np.uint32)[0])
+
+
+def scalar_task_vector(method, name, b, xs, ws, ds, lam, normalize, seed):
+    """b, xs: lists of np.float32; ws: np.float32; ds: float; lam: np.float32 -> f32 list."""
+    n, k = len(b), len(xs)
+    F = np.float32
+    with np.errstate(all="ignore"):
+        dl = [[F(x[j]) - F(b[j]) for j in range(n)] for x in xs]
+        for i in range(k):
+            if method == "ties":
+                K = int(np.floor(ds[i] * n))
+                order = sorted(range(n), key=lambda j: (-(_f32bits(dl[i][j]) & 0x7FFFFFFF), j))
+                keep = set(order[:K])
+                dl[i] = [dl[i][j] if j in keep else F(0.0) for j in range(n)]
+            elif method in ("dare_linear", "dare_ties"):
+                dl[i] = [F(dl[i][j] / F(ds[i])) if _u(seed, name, i, j) < ds[i] else F(0.0)
+                         for j in range(n)]
+        out = []
+        for j in range(n):
+            prods = [F(ws[i] * dl[i][j]) for i in range(k)]
+            s = prods[0]
+            for p in prods[1:]:
+                s = F(s + p)
+            if method in ("ties", "dare_ties"):
+                plus = bool(s >= 0)
+                ag = [i for i in range(k) if (dl[i][j] > 0 if plus else dl[i][j] < 0)]
+                if ag:
+                    m, D = prods[ag[0]], ws[ag[0]]
+                    for i in ag[1:]:
+                        m, D = F(m + prods[i]), F(D + ws[i])
+                else:
+                    m, D = F(0.0), F(0.0)
+            else:
+                m, D = s, ws[0]
+                for w in ws[1:]:
+                    D = F(D + w)
+            if normalize:
+                if abs(float(D)) < 1e-8:
+                    D = F(1.0)
+                m = F(m / D)
+            out.append(F(F(b[j]) + F(lam * m)))
+    return out
+
+
+class TestTaskVectors(Base):
+    def tv(self, method, models, sec=None, dtype="input", base="base"):
+        """models: name -> items; base is models[base]."""
+        for m, items in models.items():
+            write_single(self.d(m), items)
+        sec = dict(sec or {})
+        sec.setdefault("models", [m for m in models if m != base])
+        return config(self.tmp, "tv.json", {
+            "models": {m: m for m in models}, "base": base, "method": method, method: sec,
+            "output": {"path": "out", "dtype": dtype}})
+
+    # -- the RNG --------------------------------------------------------------------------
+
+    def test_rng_vectors(self):
+        # published test vectors: splitmix64 from state 0 gives 0xE220A8397B1DCDAF,
+        # 0x6E789E6AA1B965F4; FNV-1a 64 of "" / "a" / "foobar"
+        self.assertEqual(lsw_ref.splitmix64(0), 0xE220A8397B1DCDAF)
+        self.assertEqual(lsw_ref.splitmix64(0x9E3779B97F4A7C15), 0x6E789E6AA1B965F4)
+        self.assertEqual(lsw_ref.fnv1a64(""), 0xcbf29ce484222325)
+        self.assertEqual(lsw_ref.fnv1a64("a"), 0xaf63dc4c8601ec8c)
+        self.assertEqual(lsw_ref.fnv1a64("foobar"), 0x85944171f73967e8)
+        # vectorised splitmix64 wraps mod 2^64 like the scalar one (z + gamma overflows)
+        zs = [0, 1, (1 << 64) - 1, (1 << 64) - 0x9E3779B97F4A7C15, 0x123456789ABCDEF0]
+        got = lsw_ref.splitmix64_np(np.array(zs, dtype=np.uint64))
+        self.assertEqual([int(x) for x in got], [_sm64(z) for z in zs])
+        # u_j of the contract, against the scalar version (also seed 2^64-1, a UTF-8 name)
+        for seed, name in ((7, "w"), (0, "model.layers.0.mlp.up_proj.weight"),
+                           ((1 << 64) - 1, "t\u00e9\u4e2d"), (12345, "")):
+            for i in (0, 1, 5):
+                u = lsw_ref.dare_uniforms(seed, name, i, 40)
+                self.assertEqual([float(x) for x in u], [_u(seed, name, i, j) for j in range(40)])
+        # the values the DARE tests below rely on (seed 7, tensor "w")
+        self.assertEqual(hex(lsw_ref.dare_stream_seed(7, "w", 0)), "0xfea867dd0a54e3db")
+        self.assertEqual(hex(lsw_ref.dare_stream_seed(7, "w", 1)), "0x484f8722bd9e57c0")
+        u0 = [_u(7, "w", 0, j) for j in range(4)]
+        u1 = [_u(7, "w", 1, j) for j in range(4)]
+        self.assertEqual([round(x, 4) for x in u0], [0.1316, 0.7822, 0.1945, 0.1376])
+        self.assertEqual([round(x, 4) for x in u1], [0.7186, 0.6983, 0.7771, 0.4526])
+
+    # -- ties -----------------------------------------------------------------------------
+
+    def test_ties_trim_and_election(self):
+        # base 1.0 everywhere (0x3F80).  deltas:
+        #   A = [1, -1, 2, 1], density 0.5  -> K = 2: |d| = 2 at j2, then the tie of 1 at
+        #       j0, j1, j3 goes to the LOWEST index j0 -> A' = [1, 0, 2, 0]
+        #   B = [-3, 1, -1, -2], density 0.5 -> K = 2: j0 (3), j3 (2) -> B' = [-3, 0, 0, -2]
+        #   C = [0, 0, 0, 1], density 1 (default)
+        # weights [1, 0.5, 1]:
+        #   j0: s = 1 - 1.5 + 0 = -0.5 -> '-': B agrees: m = -1.5, D = 0.5 -> -3 -> out -2
+        #   j1: s = 0 -> '+': nobody (zeros never agree) -> m = +0 -> out 1
+        #   j2: s = 2 -> '+': A: m = 2, D = 1 -> out 3
+        #   j3: s = 0 - 1 + 1 = 0 -> '+' (>= 0): C: m = 1, D = 1 -> out 2
+        # Keeping j1 of A instead (wrong tie break) gives j1 = 0; keeping j3 of A gives, with
+        # normalize false, j3 = 1 + (1 + 1) = 3.
+        models = {
+            "base": [("w", "BF16", (4,), u16(0x3F80, 0x3F80, 0x3F80, 0x3F80))],
+            "A": [("w", "BF16", (4,), u16(0x4000, 0x0000, 0x4040, 0x4000))],   # 2, 0, 3, 2
+            "B": [("w", "BF16", (4,), u16(0xC000, 0x4000, 0x0000, 0xBF80))],   # -2, 2, 0, -1
+            "C": [("w", "BF16", (4,), u16(0x3F80, 0x3F80, 0x3F80, 0x4000))],   # 1, 1, 1, 2
+        }
+        sec = {"models": ["A", "B", "C"], "weights": [1, 0.5, 1], "density": [0.5, 0.5, 1.0]}
+        out, mg = merged(self.tv("ties", models, sec))              # normalize: true by default
+        self.assertTrue(mg.tv["normalize"])
+        self.assertEqual(out["w"][0], "BF16")
+        self.assertEqual(bits16(out["w"][2]), [0xC000, 0x3F80, 0x4040, 0x4000])   # -2, 1, 3, 2
+        # normalize false: j0: m = -1.5 -> out -0.5; j3: m = 1 -> out 2
+        out, _ = merged(self.tv("ties", models, dict(sec, normalize=False)))
+        self.assertEqual(bits16(out["w"][2]), [0xBF00, 0x3F80, 0x4040, 0x4000])   # -0.5, 1, 3, 2
+        # lambda 0.5, normalize true: b + 0.5*m = [1 - 1.5, 1, 1 + 1, 1 + 0.5]
+        out, _ = merged(self.tv("ties", models, dict(sec, **{"lambda": 0.5})))
+        self.assertEqual(bits16(out["w"][2]), [0xBF00, 0x3F80, 0x4000, 0x3FC0])
+
+    def test_ties_magnitude_order(self):
+        # f32, base 0: A = [-0.0, 1, 2, NaN, -inf, 3].  |d| as unsigned bits: NaN 0x7FC00000 >
+        # inf 0x7F800000 > 3 > 2 > 1 > 0 (= |-0.0|).  density 0.5 -> K = 3: NaN, -inf, 3.
+        # NaN: s = NaN -> '-', NaN < 0 is false -> nobody -> +0.  -inf -> '-', agrees.
+        # (Signed bits would keep -inf, -0.0, NaN and drop 3; NaN as smallest would keep 2.)
+        nan = 0x7FC00000
+        models = {"base": [("w", "F32", (6,), f32(0, 0, 0, 0, 0, 0))],
+                  "A": [("w", "F32", (6,), u32(0x80000000, 0x3F800000, 0x40000000, nan,
+                                               0xFF800000, 0x40400000))]}
+        out, _ = merged(self.tv("ties", models, {"density": [0.5]}))
+        self.assertEqual(bits32(out["w"][2]), [0, 0, 0, 0, 0xFF800000, 0x40400000])
+        # density 0.2 -> K = floor(1.2) = 1: only the NaN is kept -> all +0 (not -inf at j4)
+        out, _ = merged(self.tv("ties", models, {"density": [0.2]}))
+        self.assertEqual(bits32(out["w"][2]), [0] * 6)
+
+    def test_ties_nan_sum_elects_minus(self):
+        # f32, base 0, density 1, weights 1.  j0: A = NaN, B = 1, C = -2: s = NaN -> '-'
+        # (NaN >= 0 is false): C agrees -> -2.  j1: A = inf, B = -inf, C = 1: s = NaN -> '-':
+        # B agrees -> -inf.  (Electing '+' would give 1 and (inf + 1)/2 = inf.)
+        models = {"base": [("w", "F32", (2,), f32(0, 0))],
+                  "A": [("w", "F32", (2,), u32(0x7FC00000, 0x7F800000))],
+                  "B": [("w", "F32", (2,), u32(0x3F800000, 0xFF800000))],
+                  "C": [("w", "F32", (2,), f32(-2.0, 1.0))]}
+        for meth in ("ties", "dare_ties"):
+            out, _ = merged(self.tv(meth, models, {"models": ["A", "B", "C"], "normalize": True}))
+            self.assertEqual(bits32(out["w"][2]), [0xC0000000, 0xFF800000], meth)
+
+    def test_ties_floor_in_double(self):
+        # 0.29 * 100 = 28.999999999999996 in double -> K = 28 (not 29); 0.57 * 100 -> 56.
+        # deltas j + 1: the K largest are j >= 100 - K.
+        vals = [float(j + 1) for j in range(100)]
+        for d, K in ((0.29, 28), (0.57, 56), (0.7, 70), (1.0, 100), (0.001, 0)):
+            models = {"base": [("w", "F32", (10, 10), f32(*([0.0] * 100)))],
+                      "A": [("w", "F32", (10, 10), f32(*vals))]}
+            out, _ = merged(self.tv("ties", models, {"density": [d]}))
+            got = np.frombuffer(out["w"][2], "<f4").tolist()
+            self.assertEqual(got, [v if j >= 100 - K else 0.0 for j, v in enumerate(vals)], d)
+            self.assertEqual(lsw_ref.ties_keep_count(d, 100), K)
+
+    def test_ties_keep_mask_random(self):
+        # partition-based selection == literal sort by (-bits, j), on data full of equal
+        # magnitudes, signed zeros, infinities and NaNs of several payloads
+        rng = np.random.RandomState(3)
+        pool = np.array([0.0, -0.0, 1.0, -1.0, 0.5, -0.5, np.inf, -np.inf, 2.0, 1e-40],
+                        dtype=np.float32)
+        for trial in range(200):
+            n = int(rng.randint(0, 60))
+            x = pool[rng.randint(0, len(pool), n)].copy()
+            if n and trial % 3 == 0:
+                x.view(np.uint32)[rng.randint(0, n)] = rng.choice([0x7FC00000, 0xFFC00001, 0x7F800001])
+            for k in (0, 1, n // 3, n // 2, n - 1, n, n + 5):
+                a = lsw_ref.ties_keep_mask(x, k)
+                b = lsw_ref.ties_keep_mask_by_sort(x, k)
+                self.assertEqual(a.tolist(), b.tolist(), (x.view(np.uint32).tolist(), k))
+                self.assertEqual(int(a.sum()), max(0, min(k, n)))
+
+    def test_signed_zero_first_term(self):
+        # f32, base -0.0.  A = [1e-30, 0.0], weight -1e-30:
+        # j0: d = 1e-30; w*d = -1e-60 -> f32 -0.0; s = -0.0 >= 0 -> '+'; A agrees (d > 0);
+        #     m = -0.0 (the sum starts from the first term, not from +0.0);
+        #     out = -0.0 + 1*(-0.0) = -0.0 (0x80000000).  Starting from +0.0 would give +0.0.
+        # j1: d = 0 - (-0) = +0; nobody agrees -> m = +0 -> out = -0.0 + +0.0 = +0.0.
+        # task_arithmetic: j1 = -0.0 + (-1e-30 * +0 = -0.0) = -0.0 too.
+        models = {"base": [("w", "F32", (2,), u32(0x80000000, 0x80000000))],
+                  "A": [("w", "F32", (2,), f32(1e-30, 0.0))]}
+        for norm in (False, True):      # normalize: D = f32(-1e-30), |D| < 1e-8 -> 1
+            out, _ = merged(self.tv("ties", models, {"weights": [-1e-30], "normalize": norm}))
+            self.assertEqual(bits32(out["w"][2]), [0x80000000, 0x00000000], norm)
+        out, _ = merged(self.tv("task_arithmetic", models, {"weights": [-1e-30]}))
+        self.assertEqual(bits32(out["w"][2]), [0x80000000, 0x80000000])
+
+    # -- task_arithmetic ------------------------------------------------------------------
+
+    def test_task_arithmetic(self):
+        # base 1.0; A = [1+2^-7, 3, 1, 1+2^-7], C = [1-2^-7, -1, 1, 1+2^-7]
+        # deltas A = [2^-7, 2, 0, 2^-7], C = [-2^-7, -2, 0, 2^-7]
+        # weights [0.5, 0.25], lambda 2, normalize false (the default):
+        #   j0: m = 2^-8 - 2^-9 = 2^-9; 2m = 2^-8; 1 + 2^-8 is a bf16 tie -> even 0x3F80
+        #   j1: m = 1 - 0.5 = 0.5 -> out 2 (0x4000)
+        #   j2: out 1
+        #   j3: m = 2^-8 + 2^-9 = 3*2^-9; 2m = 3*2^-8; 1 + 3*2^-8 is a tie -> even 0x3F82
+        models = {"base": [("w", "BF16", (4,), u16(0x3F80, 0x3F80, 0x3F80, 0x3F80))],
+                  "A": [("w", "BF16", (4,), u16(0x3F81, 0x4040, 0x3F80, 0x3F81))],
+                  "C": [("w", "BF16", (4,), u16(0x3F7E, 0xBF80, 0x3F80, 0x3F81))]}
+        sec = {"models": ["A", "C"], "weights": [0.5, 0.25], "lambda": 2,
+               "density": [0.1, 0.1]}                                  # density: ignored
+        out, mg = merged(self.tv("task_arithmetic", models, sec))
+        self.assertFalse(mg.tv["normalize"])
+        self.assertEqual(bits16(out["w"][2]), [0x3F80, 0x4000, 0x3F80, 0x3F82])
+        # weights [1, 3], lambda 0.5, normalize: D = 4
+        #   j0: m = 2^-7 - 3*2^-7 = -2^-6; /4 = -2^-8; *0.5 = -2^-9; 1 - 2^-9 is a tie between
+        #       0x3F7F and 0x3F80 -> even 0x3F80
+        #   j1: m = 2 - 6 = -4; /4 = -1; *0.5 = -0.5 -> 0.5 (0x3F00)
+        #   j3: m = 4*2^-7; /4 = 2^-7; *0.5 = 2^-8 -> tie -> 0x3F80
+        sec = {"models": ["A", "C"], "weights": [1, 3], "lambda": 0.5, "normalize": True}
+        out, _ = merged(self.tv("task_arithmetic", models, sec))
+        self.assertEqual(bits16(out["w"][2]), [0x3F80, 0x3F00, 0x3F80, 0x3F80])
+        # the same without normalize: j0: 0.5*(-2^-6) -> 1 - 2^-7 (0x3F7E); j1: -2 -> -1;
+        # j3: 0.5*2^-5 = 2^-6 -> 1 + 2^-6 (0x3F82)
+        out, _ = merged(self.tv("task_arithmetic", models, dict(sec, normalize=False)))
+        self.assertEqual(bits16(out["w"][2]), [0x3F7E, 0xBF80, 0x3F80, 0x3F82])
+        # default weights 1.0 each, not normalised: m = d_A + d_C = [0, 0, 0, 2^-6]
+        out, _ = merged(self.tv("task_arithmetic", models, {"models": ["A", "C"]}))
+        self.assertEqual(bits16(out["w"][2]), [0x3F80, 0x3F80, 0x3F80, 0x3F82])
+
+    def test_lambda_product_rounded(self):
+        # f32: base 1, A = 1.71484375 (d = 183/256), lambda 0.7 -> f32 0x3F333333.
+        # lambda*m exact = 2149161333 * 2^-32 = 8395161.457 * 2^-24 -> f32 8395161 * 2^-24
+        # (0x3F001999); 1 + that = (8388608 + 4197580.5) * 2^-23: a tie -> even 12586188
+        # -> 0x3FC00CCC.  Without rounding the product first: 0x3FC00CCD.
+        models = {"base": [("w", "F32", (1,), f32(1.0))], "A": [("w", "F32", (1,), f32(1.71484375))]}
+        out, _ = merged(self.tv("task_arithmetic", models, {"lambda": 0.7}))
+        self.assertEqual(bits32(out["w"][2]), [0x3FC00CCC])
+
+    def test_normalize_threshold_in_double(self):
+        # one model, weight 1e-8: f32(1e-8) = 9.99999993922529e-09 < 1e-8 in double, so
+        # D -> 1 and m = w*d = 1e-8: out = 1 + 1e-8 = 1.0 in f32.  (Compared in f32, D would
+        # stay and m = w*d/w = 1: out 2.)  With weight 2e-8: m = 1, out = 2.
+        models = {"base": [("w", "F32", (1,), f32(1.0))], "A": [("w", "F32", (1,), f32(2.0))]}
+        for meth in ("task_arithmetic", "ties", "dare_linear", "dare_ties"):
+            out, _ = merged(self.tv(meth, models, {"weights": [1e-8], "normalize": True}))
+            self.assertEqual(bits32(out["w"][2]), [0x3F800000], meth)
+            out, _ = merged(self.tv(meth, models, {"weights": [2e-8], "normalize": True}))
+            self.assertEqual(bits32(out["w"][2]), [0x40000000], meth)
+
+    # -- DARE -----------------------------------------------------------------------------
+
+    DARE_MODELS = {
+        # base 1.0; tensor "w", seed 7: u(model 0) = [0.1316, 0.7822, 0.1945, 0.1376],
+        # u(model 1) = [0.7186, 0.6983, 0.7771, 0.4526]
+        "base": [("w", "BF16", (4,), u16(0x3F80, 0x3F80, 0x3F80, 0x3F80))],
+        "A": [("w", "BF16", (4,), u16(0x3FC0, 0x4000, 0x3F40, 0x3F60))],  # 1.5, 2, 0.75, 0.875
+        "C": [("w", "BF16", (4,), u16(0x3FE0, 0xBF00, 0x4080, 0x4020))],  # 1.75, -0.5, 4, 2.5
+    }
+    # deltas A = [0.5, 1, -0.25, -0.125], density 0.5: keep u < 0.5 -> j0, j2, j3; /0.5:
+    #   A' = [1, 0, -0.5, -0.25]
+    # deltas C = [0.75, -1.5, 3, 1.5], density 0.75: keep j0, j1, j3; /0.75:
+    #   C' = [1, -2, 0, 2]
+    DARE_SEC = {"models": ["A", "C"], "weights": [1, 0.5], "density": [0.5, 0.75], "seed": 7}
+
+    def test_dare_linear(self):
+        # m = A' + 0.5*C' = [1.5, -1, -0.5, 0.75] -> out = [2.5, 0, 0.5, 1.75]
+        out, mg = merged(self.tv("dare_linear", self.DARE_MODELS, self.DARE_SEC))
+        self.assertFalse(mg.tv["normalize"])
+        self.assertEqual(bits16(out["w"][2]), [0x4020, 0x0000, 0x3F00, 0x3FE0])
+        # normalize: D = 1.5: m = [1, -2/3, -1/3, 0.5] in f32:
+        #   j1: -1/1.5 = -0x3F2AAAAB; 1 - 0.66666669 = 0.33333331 (0x3EAAAAAA, exact) -> bf16:
+        #       low half 0xAAAA > 0x8000 -> 0x3EAB
+        #   j2: -0.5/1.5 = -0x3EAAAAAB = -0xAAAAAB*2^-25; 1 - that = 0x1555555*2^-25, a tie in
+        #       f32 -> even 0xAAAAAA*2^-24 = 0x3F2AAAAA -> bf16 0x3F2B
+        #   j0: 2 (0x4000); j3: 1.5 (0x3FC0)
+        out, _ = merged(self.tv("dare_linear", self.DARE_MODELS, dict(self.DARE_SEC, normalize=True)))
+        self.assertEqual(bits16(out["w"][2]), [0x4000, 0x3EAB, 0x3F2B, 0x3FC0])
+        # another seed draws another mask; density 1 keeps everything (u < 1 always)
+        out, _ = merged(self.tv("dare_linear", self.DARE_MODELS,
+                                dict(self.DARE_SEC, density=[1.0, 1.0])))
+        # m = dA + 0.5*dC = [0.875, 0.25, 1.25, 0.625] -> [1.875, 1.25, 2.25, 1.625]
+        self.assertEqual(bits16(out["w"][2]), [0x3FF0, 0x3FA0, 0x4010, 0x3FD0])
+
+    def test_dare_edges(self):
+        # keep iff u < d, strictly: with d equal to u(model 0, j2) (a double that JSON carries
+        # exactly) element 2 is dropped; j0 (0.1316) and j3 (0.1376) survive, j1 (0.7822) not
+        d = _u(7, "w", 0, 2)
+        kept = lsw_ref.dare_sparsify(np.ones(4, np.float32), 7, "w", 0, d) != 0
+        self.assertEqual(kept.tolist(), [True, False, False, True])
+        models = {"base": [("w", "F32", (4,), f32(0, 0, 0, 0))],
+                  "A": [("w", "F32", (4,), f32(1.0078125, 1.0078125, 1.015625, 1.03125))]}
+        out, _ = merged(self.tv("dare_linear", models, {"density": [d], "seed": 7}))
+        self.assertEqual([x != 0 for x in bits32(out["w"][2])], [True, False, False, True])
+        # survivors are divided by float32(d) in f32: density 0.3, f32(0.3) =
+        # 0.300000011920928955078125.  1.0078125 / f32(0.3) = 3.3593748665..., below the
+        # midpoint 3.359375 - 2^-23 -> 0x4056FFFF (in double 1.0078125/0.3 = 3.359375 exactly,
+        # 0x40570000).  Likewise j2 -> 0x4058AAAA (double: 0x4058AAAB), j3 -> 0x405BFFFF.
+        out, _ = merged(self.tv("dare_linear", models, {"density": [0.3], "seed": 7}))
+        self.assertEqual(bits32(out["w"][2]), [0x4056FFFF, 0, 0x4058AAAA, 0x405BFFFF])
+
+    def test_dare_ties(self):
+        # s = [1.5, -1, -0.5, 0.75]; signs + - - +
+        #   j0: both agree: m = 1 + 0.5 = 1.5, D = 1.5;  j1: C: m = -1, D = 0.5
+        #   j2: A: m = -0.5, D = 1;  j3: C only (A' = -0.25 disagrees): m = 1, D = 0.5
+        # normalize false (default): out = [2.5, 0, 0.5, 2]
+        out, mg = merged(self.tv("dare_ties", self.DARE_MODELS, self.DARE_SEC))
+        self.assertFalse(mg.tv["normalize"])
+        self.assertEqual(bits16(out["w"][2]), [0x4020, 0x0000, 0x3F00, 0x4000])
+        # normalize true: m = [1, -2, -0.5, 2] -> out = [2, -1, 0.5, 3]
+        out, _ = merged(self.tv("dare_ties", self.DARE_MODELS, dict(self.DARE_SEC, normalize=True)))
+        self.assertEqual(bits16(out["w"][2]), [0x4000, 0xBF80, 0x3F00, 0x4040])
+        # the mask depends on the tensor name: the same data under another name differs
+        renamed = {k: [("v",) + it[0][1:]] for k, it in self.DARE_MODELS.items()}
+        out2, _ = merged(self.tv("dare_ties", renamed, self.DARE_SEC))
+        want = scalar_task_vector(
+            "dare_ties", "v", [np.float32(1.0)] * 4,
+            [lsw_ref.to_f32(self.DARE_MODELS[m][0][3], "BF16") for m in ("A", "C")],
+            [np.float32(1), np.float32(0.5)], [0.5, 0.75], np.float32(1), False, 7)
+        self.assertEqual(out2["v"][2], lsw_ref.from_f32(np.array(want, np.float32), "BF16"))
+
+    # -- dtypes, plan, errors -------------------------------------------------------------
+
+    def test_dtypes_and_copies(self):
+        # F16 tensors stay F16; an I32 tensor is copied from the base byte for byte, also
+        # with an explicit output dtype; the output names come from the base (A's extra
+        # tensor is ignored).  F16: base 1.0 (0x3C00), A 2.0 (0x4000), ties -> 2.0
+        models = {"base": [("h", "F16", (2,), u16(0x3C00, 0x3C00)), ("i", "I32", (2,), u32(5, 7))],
+                  "A": [("h", "F16", (2,), u16(0x4000, 0x3C00)), ("i", "I32", (2,), u32(9, 9)),
+                        ("extra", "F32", (1,), f32(1.0))]}
+        out, _ = merged(self.tv("ties", models))
+        self.assertEqual(sorted(out), ["h", "i"])
+        self.assertEqual((out["h"][0], bits16(out["h"][2])), ("F16", [0x4000, 0x3C00]))
+        self.assertEqual((out["i"][0], bits32(out["i"][2])), ("I32", [5, 7]))
+        out, _ = merged(self.tv("ties", models, dtype="bfloat16"))
+        self.assertEqual((out["h"][0], bits16(out["h"][2])), ("BF16", [0x4000, 0x3F80]))
+        self.assertEqual((out["i"][0], bits32(out["i"][2])), ("I32", [5, 7]))
+        rc, txt = run_cli("plan", self.d("tv.json"))
+        self.assertEqual(rc, 0, txt)
+        self.assertIn("h\ttask vector ties\tbase base\tmodels A", txt)
+        self.assertIn("i\ttask vector ties (I32: base copied)\tcopy base", txt)
+
+    def test_config_errors(self):
+        models = {"base": [("w", "F32", (2,), f32(0, 0))], "A": [("w", "F32", (2,), f32(1, 1))],
+                  "B": [("w", "F32", (2,), f32(2, 2))]}
+        bad = [{"trim": "global"}, {"trim": "row"}, {"models": ["A", "A"]},
+               {"models": ["A", "base"]}, {"models": []}, {"models": ["Z"]},
+               {"density": [0.0, 0.5]}, {"density": [1.5, 0.5]}, {"density": [0.5]},
+               {"weights": [1.0]}, {"weights": "uniform"}, {"lambda": True}, {"normalize": 1},
+               {"seed": -1}, {"seed": 1 << 64}, {"seed": 1.5}, {"bogus": 1}]
+        for meth in lsw_ref.TV_METHODS:
+            for b in bad:
+                sec = dict({"models": ["A", "B"]}, **b)
+                with self.assertRaises(lsw_ref.ConfigError, msg=(meth, b)) as cm:
+                    merged(self.tv(meth, models, sec))
+                self.assertEqual(cm.exception.engine_code, 1)
+            # base required
+            p = config(self.tmp, "nobase.json", {"models": {"A": "A", "B": "B"}, "method": meth,
+                                                 meth: {"models": ["A", "B"]}})
+            with self.assertRaises(lsw_ref.ConfigError):
+                merged(p)
+            # the section is named after the method
+            p = config(self.tmp, "nosec.json", {"models": {"A": "A", "base": "base"}, "base": "base",
+                                                "method": meth, "linear": {"models": ["A"]}})
+            with self.assertRaises(lsw_ref.ConfigError):
+                merged(p)
+            ok = merged(self.tv(meth, models, {"models": ["A", "B"], "trim": "tensor",
+                                               "seed": (1 << 64) - 1}))[0]
+            self.assertEqual(sorted(ok), ["w"])
+        rc, txt = run_cli("merge", self.tv("ties", models, {"trim": "global"}))
+        self.assertEqual(rc, 2)
+        self.assertIn("engine must exit 1", txt)
+
+    def test_bad_inputs(self):
+        base = [("w", "F32", (2,), f32(0, 0)), ("n", "I8", (2,), b"\x01\x02")]
+        cases = [[("w", "F32", (1, 2), f32(1, 1)), ("n", "I8", (2,), b"\x01\x02")],   # shape
+                 [("w", "F16", (2,), u16(0, 0)), ("n", "I8", (2,), b"\x01\x02")],     # dtype
+                 [("w", "F32", (2,), f32(1, 1))],                                     # missing n
+                 [("w", "F32", (2,), f32(1, 1)), ("n", "U8", (2,), b"\x01\x02")]]     # non-float
+        for items in cases:
+            with self.assertRaises(lsw_ref.BadInput, msg=items):
+                merged(self.tv("ties", {"base": base, "A": items}))
+
+    def test_scalar_agrees(self):
+        # every method on random bf16 data with many equal magnitudes, against the scalar
+        # loop above (weights with a negative one, mixed densities, lambda 0.7)
+        rng = np.random.RandomState(11)
+        n = 96
+        bits = lambda: (rng.randint(-6, 7, n).astype(np.float32) / np.float32(8)
+                        + np.float32(1)).view(np.uint32) >> 16
+        models = {m: [("t.w", "BF16", (8, 12), bits().astype("<u2").tobytes())]
+                  for m in ("base", "A", "B", "C")}
+        ws, ds = [1.0, -0.3, 0.6], [0.4, 0.73, 1.0]
+        xs = [lsw_ref.to_f32(models[m][0][3], "BF16") for m in "ABC"]
+        b = lsw_ref.to_f32(models["base"][0][3], "BF16")
+        for meth in lsw_ref.TV_METHODS:
+            for norm in (False, True):
+                sec = {"models": ["A", "B", "C"], "weights": ws, "density": ds, "lambda": 0.7,
+                       "normalize": norm, "seed": 99}
+                out, _ = merged(self.tv(meth, models, sec))
+                want = scalar_task_vector(meth, "t.w", list(b), [list(x) for x in xs],
+                                          [np.float32(w) for w in ws], ds, np.float32(0.7),
+                                          norm, 99)
+                self.assertEqual(out["t.w"][2], lsw_ref.from_f32(np.array(want, np.float32), "BF16"),
+                                 (meth, norm))
+
+
 @unittest.skipUnless(os.path.isdir(FIXTURES), "no fixtures")
 class TestFixtures(Base):
     def test_reader(self):
@@ -540,6 +964,38 @@ class TestFixtures(Base):
         rc, txt = run_cli("merge", p, "--compare", self.d("out"))
         self.assertEqual(rc, 1, txt)
         self.assertIn("74 passed, 1 failed", txt)
+
+    def test_task_vectors_on_fixtures(self):
+        # 4 experts on the base; a few real tensors against the scalar loop, for each method;
+        # then expect -> sharded folder -> merge --compare passes
+        models = {m: os.path.join(FIXTURES, m) for m in ("base", "math1", "math2", "lang1", "lang2")}
+        sec = {"models": ["math1", "math2", "lang1", "lang2"], "weights": [1.0, 0.5, 0.8, 0.3],
+               "density": [0.5, 0.7, 0.3, 0.9], "lambda": 1.0, "seed": 7}
+        for meth in lsw_ref.TV_METHODS:
+            p = config(self.tmp, "tv.json", {"models": models, "base": "base", "method": meth,
+                                              meth: sec, "output": {"path": "out"}})
+            mg = lsw_ref.Merge(p)
+            self.assertEqual(mg.reference_model(), "base")
+            ents = {e.name: e for e in mg.plan}
+            for name in ("model.norm.weight", "model.layers.3.self_attn.k_proj.weight"):
+                e = ents[name]
+                b = mg.ck("base").f32(name).ravel()
+                xs = [list(mg.ck(m).f32(name).ravel()) for m in sec["models"]]
+                want = scalar_task_vector(meth, name, list(b), xs, e.weights, sec["density"],
+                                          np.float32(1.0), meth == "ties", 7)
+                got = mg.expected_tensor(e)
+                self.assertEqual(got[0], "BF16")
+                self.assertEqual(got[2], lsw_ref.from_f32(np.array(want, np.float32), "BF16"),
+                                 (meth, name))
+                if name != "model.norm.weight":
+                    self.assertGreater(np.mean(np.frombuffer(got[2], "<u2")
+                                               != np.frombuffer(mg.ck("base").raw(name), "<u2")), 0.5)
+            items = [(n, dt, shape, raw) for n, (dt, shape, raw) in mg.expected()]
+            self.assertEqual(len(items), 75)
+            write_sharded(self.d("out"), items, 4)
+            rc, txt = run_cli("merge", p)
+            self.assertEqual(rc, 0, txt)
+            self.assertIn("75 passed, 0 failed", txt)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,297 @@
+#include "lsw_taskvec.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lsw_crc32c.h"
+#include "lsw_error.h"
+#include "lsw_kernels.h"
+
+enum { CH = 1024, MAXK = 63 };
+
+typedef enum { KEEP_ALL, KEEP_NONE, KEEP_THRESH } keep_mode;
+
+struct lsw_tv {
+    lsw_tv_kind kind;
+    size_t k;
+    float w[MAXK];
+    double d[MAXK];
+    float dinv_f[MAXK];       /* f32(d_i), the dare divisor */
+    float lambda;
+    int normalize;
+    uint64_t seed;
+    float wsum;               /* D of the non-consensus methods */
+    /* per tensor */
+    keep_mode mode[MAXK];
+    uint32_t thresh[MAXK];    /* ties: keep keys > thresh, and `quota` keys == thresh */
+    uint64_t quota[MAXK];
+    uint64_t s[MAXK];         /* dare: per-expert stream */
+    uint64_t *hist;           /* MAXK x 65536 */
+    float *delta;             /* MAXK x CH */
+    float *bf, *xf;           /* CH each */
+};
+
+static uint64_t splitmix64(uint64_t z)
+{
+    z += 0x9E3779B97F4A7C15ULL;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+
+static int is_ties(const lsw_tv *tv) { return tv->kind == LSW_TV_TIES; }
+static int is_dare(const lsw_tv *tv) { return tv->kind == LSW_TV_DARE_LINEAR || tv->kind == LSW_TV_DARE_TIES; }
+static int consensus(const lsw_tv *tv) { return tv->kind == LSW_TV_TIES || tv->kind == LSW_TV_DARE_TIES; }
+
+int lsw_tv_create(const lsw_config *cfg, lsw_tv **out)
+{
+    *out = NULL;
+    lsw_tv *tv = calloc(1, sizeof *tv);
+    if (!tv)
+        return lsw_err_set(LSW_E_NOMEM, "out of memory");
+    tv->kind = cfg->tv.kind;
+    tv->k = cfg->tv.k;
+    tv->lambda = (float)cfg->tv.lambda;
+    tv->normalize = cfg->tv.normalize;
+    tv->seed = cfg->tv.seed;
+    float D = 0;
+    for (size_t i = 0; i < tv->k; i++) {
+        tv->w[i] = (float)cfg->tv.weight[i];
+        tv->d[i] = cfg->tv.density[i];
+        tv->dinv_f[i] = (float)cfg->tv.density[i];
+        D = i ? D + tv->w[i] : tv->w[i];
+    }
+    tv->wsum = fabs((double)D) < 1e-8 ? 1.0f : D;
+    tv->delta = malloc(tv->k * CH * sizeof *tv->delta);
+    tv->bf = malloc(CH * sizeof *tv->bf);
+    tv->xf = malloc(CH * sizeof *tv->xf);
+    if (is_ties(tv))
+        tv->hist = malloc(tv->k * 65536 * sizeof *tv->hist);
+    if (!tv->delta || !tv->bf || !tv->xf || (is_ties(tv) && !tv->hist)) {
+        lsw_tv_free(tv);
+        return lsw_err_set(LSW_E_NOMEM, "out of memory for task-vector buffers");
+    }
+    *out = tv;
+    return 0;
+}
+
+void lsw_tv_free(lsw_tv *tv)
+{
+    if (!tv)
+        return;
+    free(tv->hist);
+    free(tv->delta);
+    free(tv->bf);
+    free(tv->xf);
+    free(tv);
+}
+
+static uint32_t key_of(float d)
+{
+    uint32_t u;
+    memcpy(&u, &d, 4);
+    return u & 0x7FFFFFFFu;
+}
+
+/* δ of expert i for m ≤ CH elements: tv->delta[i*CH ..]. */
+static void deltas(lsw_tv *tv, const lsw_plan_tensor *t, const void *const *in, size_t off, size_t m)
+{
+    size_t bes = lsw_dtype_size(t->src[0]->dtype);
+    lsw_to_f32(t->src[0]->dtype, (const char *)in[0] + off * bes, tv->bf, m);
+    for (size_t i = 0; i < tv->k; i++) {
+        size_t es = lsw_dtype_size(t->src[1 + i]->dtype);
+        float *d = tv->delta + i * CH;
+        lsw_to_f32(t->src[1 + i]->dtype, (const char *)in[1 + i] + off * es, tv->xf, m);
+        for (size_t j = 0; j < m; j++)
+            d[j] = tv->xf[j] - tv->bf[j];
+    }
+}
+
+/* Read elements [e0, e0 + n) of every source of t into scratch; in[] points at them. */
+static int read_sources(const lsw_plan *p, const lsw_plan_tensor *t, uint64_t e0, size_t n, char *scratch,
+                        const void **in)
+{
+    char *cur = scratch;
+    for (size_t j = 0; j < t->nsrc; j++) {
+        size_t es = lsw_dtype_size(t->src[j]->dtype);
+        int rc = lsw_ckpt_read(p->models[t->models[j]], t->src[j], e0 * es, cur, n * es);
+        if (rc)
+            return rc;
+        in[j] = cur;
+        cur += n * es;
+    }
+    return 0;
+}
+
+/* One pass over the tensor: histogram of (key >> 15) (pass 0), or of
+ * (key & 0x7FFF) for keys whose upper bits equal bin[i] (pass 1). */
+static int hist_pass(lsw_tv *tv, const lsw_plan *p, const lsw_plan_tensor *t, char *scratch, size_t bytes, int pass,
+                     const uint32_t *bin)
+{
+    size_t per = 0;
+    for (size_t j = 0; j < t->nsrc; j++)
+        per += lsw_dtype_size(t->src[j]->dtype);
+    size_t B = bytes / per;
+    if (B > CH * 64)
+        B = CH * 64;
+    if (B == 0)
+        return lsw_err_set(LSW_E_INTERNAL, "task-vector scratch of %zu bytes is too small", bytes);
+    memset(tv->hist, 0, tv->k * 65536 * sizeof *tv->hist);
+    const void *in[MAXK + 1];
+    for (uint64_t e0 = 0; e0 < t->numel;) {
+        size_t n = t->numel - e0 < B ? (size_t)(t->numel - e0) : B;
+        int rc = read_sources(p, t, e0, n, scratch, in);
+        if (rc)
+            return rc;
+        for (size_t c = 0; c < n; c += CH) {
+            size_t m = n - c < CH ? n - c : CH;
+            deltas(tv, t, in, c, m);
+            for (size_t i = 0; i < tv->k; i++) {
+                if (tv->mode[i] != KEEP_THRESH)
+                    continue;
+                uint64_t *h = tv->hist + i * 65536;
+                const float *d = tv->delta + i * CH;
+                for (size_t j = 0; j < m; j++) {
+                    uint32_t key = key_of(d[j]);
+                    if (pass == 0)
+                        h[key >> 15]++;
+                    else if ((key >> 15) == bin[i])
+                        h[key & 0x7FFF]++;
+                }
+            }
+        }
+        e0 += n;
+    }
+    return 0;
+}
+
+int lsw_tv_begin(lsw_tv *tv, const lsw_plan *p, const lsw_plan_tensor *t, char *scratch, size_t scratch_bytes)
+{
+    uint64_t h = lsw_fnv1a64(LSW_FNV1A64_INIT, t->name, strlen(t->name));
+    uint64_t s0 = splitmix64(tv->seed ^ h);
+    int any = 0;
+    for (size_t i = 0; i < tv->k; i++) {
+        tv->s[i] = splitmix64(s0 + i);
+        tv->mode[i] = KEEP_ALL;
+        if (is_ties(tv)) {
+            uint64_t K = (uint64_t)floor(tv->d[i] * (double)t->numel);
+            tv->mode[i] = K >= t->numel ? KEEP_ALL : K == 0 ? KEEP_NONE : KEEP_THRESH;
+            tv->quota[i] = K; /* the number still to place from the top */
+            any |= tv->mode[i] == KEEP_THRESH;
+        }
+    }
+    if (!any)
+        return 0;
+    /* pass 0: the bin of the upper 16 bits holding the K-th largest key */
+    uint32_t bin[MAXK] = {0};
+    uint64_t above[MAXK] = {0};
+    int rc = hist_pass(tv, p, t, scratch, scratch_bytes, 0, bin);
+    for (size_t i = 0; i < tv->k && !rc; i++) {
+        if (tv->mode[i] != KEEP_THRESH)
+            continue;
+        const uint64_t *hh = tv->hist + i * 65536;
+        uint64_t acc = 0;
+        uint32_t b = 65535;
+        while (acc + hh[b] < tv->quota[i]) /* quota[i] = K here, 0 < K < numel */
+            acc += hh[b--];
+        bin[i] = b;
+        above[i] = acc;
+    }
+    /* pass 1: the lower 15 bits within that bin */
+    if (!rc)
+        rc = hist_pass(tv, p, t, scratch, scratch_bytes, 1, bin);
+    for (size_t i = 0; i < tv->k && !rc; i++) {
+        if (tv->mode[i] != KEEP_THRESH)
+            continue;
+        const uint64_t *hh = tv->hist + i * 65536;
+        uint64_t need = tv->quota[i] - above[i], acc = 0;
+        uint32_t lo = 0x7FFF;
+        while (acc + hh[lo] < need)
+            acc += hh[lo--];
+        tv->thresh[i] = (bin[i] << 15) | lo;
+        tv->quota[i] = need - acc; /* keys equal to the threshold still to keep, lowest index first */
+    }
+    return rc;
+}
+
+void lsw_tv_block(lsw_tv *tv, const lsw_plan_tensor *t, uint64_t j0, size_t n, const void *const *in, void *out)
+{
+    float res[CH];
+    size_t oes = lsw_dtype_size(t->out_dtype);
+    for (size_t c = 0; c < n; c += CH) {
+        size_t m = n - c < CH ? n - c : CH;
+        deltas(tv, t, in, c, m);
+        /* 2. sparsify */
+        for (size_t i = 0; i < tv->k; i++) {
+            float *d = tv->delta + i * CH;
+            if (tv->mode[i] == KEEP_NONE) {
+                for (size_t j = 0; j < m; j++)
+                    d[j] = 0.0f;
+            } else if (tv->mode[i] == KEEP_THRESH) {
+                for (size_t j = 0; j < m; j++) {
+                    uint32_t key = key_of(d[j]);
+                    if (key > tv->thresh[i])
+                        continue;
+                    if (key == tv->thresh[i] && tv->quota[i] > 0) {
+                        tv->quota[i]--;
+                        continue;
+                    }
+                    d[j] = 0.0f;
+                }
+            }
+            if (is_dare(tv)) {
+                for (size_t j = 0; j < m; j++) {
+                    uint64_t r = splitmix64(tv->s[i] + j0 + c + j);
+                    double u = (double)(r >> 11) * 0x1.0p-53;
+                    d[j] = u < tv->d[i] ? d[j] / tv->dinv_f[i] : 0.0f;
+                }
+            }
+        }
+        /* 3. combine, 4. add to the base */
+        for (size_t j = 0; j < m; j++) {
+            float mm;
+            if (!consensus(tv)) {
+                mm = tv->w[0] * tv->delta[j];
+                for (size_t i = 1; i < tv->k; i++) {
+                    float prod = tv->w[i] * tv->delta[i * CH + j];
+                    mm = mm + prod;
+                }
+                if (tv->normalize)
+                    mm = mm / tv->wsum;
+            } else {
+                float s = tv->w[0] * tv->delta[j];
+                for (size_t i = 1; i < tv->k; i++) {
+                    float prod = tv->w[i] * tv->delta[i * CH + j];
+                    s = s + prod;
+                }
+                int plus = s >= 0.0f;
+                int first = 1;
+                float D = 0.0f;
+                mm = 0.0f;
+                for (size_t i = 0; i < tv->k; i++) {
+                    float dv = tv->delta[i * CH + j];
+                    if (!(plus ? dv > 0.0f : dv < 0.0f))
+                        continue;
+                    float prod = tv->w[i] * dv;
+                    if (first) {
+                        mm = prod;
+                        D = tv->w[i];
+                        first = 0;
+                    } else {
+                        mm = mm + prod;
+                        D = D + tv->w[i];
+                    }
+                }
+                if (tv->normalize) {
+                    if (fabs((double)D) < 1e-8)
+                        D = 1.0f;
+                    mm = mm / D;
+                }
+            }
+            float lm = tv->lambda * mm;
+            res[j] = tv->bf[j] + lm;
+        }
+        lsw_from_f32(t->out_dtype, res, (char *)out + c * oes, m);
+    }
+}
