@@ -101,6 +101,18 @@ for cfg in sorted(glob.glob(os.path.join(L.CONFIGS, "*.json"))):
             continue
         f = l.split("\t")
         n, what = f[0], f[2]
+        if f[1].startswith("task vector"):
+            # oracle: NAME, "task vector METHOD", "base B", "models M1,M2", "weights w(0x..),..", ...
+            # engine: NAME, task_vector, B,M1,M2, 1,w1,w2 (the base first)
+            if n not in rows or rows[n][1] != "task_vector":
+                bad.append("%s: rule %r, oracle task vector" % (n, rows.get(n, ["", "missing"])[1]))
+                continue
+            osrc = f[2].split(" ", 1)[1] + "," + f[3].split(" ", 1)[1]
+            ow = [struct.unpack("<f", struct.pack("<I", int(h, 16)))[0] for h in re.findall(r"\(0x([0-9a-f]+)\)", f[4])]
+            ew = [float(x) for x in rows[n][3].split(",")][1:]
+            if rows[n][2] != osrc or len(ew) != len(ow) or any(abs(a - b) > 1e-6 * max(1.0, abs(a)) for a, b in zip(ew, ow)):
+                bad.append("%s: %s %s, oracle %s %s" % (n, rows[n][2], rows[n][3], osrc, f[4]))
+            continue
         mm = re.match(r"(copy|average) (\S+)", what)
         if not mm or n not in rows:
             bad.append("%s: cannot compare (oracle %r)" % (n, l))
