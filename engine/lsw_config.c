@@ -321,8 +321,11 @@ static int parse_taskvec(const ctx *x, const lsw_json *o, const char *name)
     const char *trim;
     if ((rc = get_string(x, o, "trim", name, &trim)))
         return rc;
-    if (trim && strcmp(trim, "tensor") != 0)
-        return cfg_err(x, "%s.trim \"%s\" is not implemented (only \"tensor\": the threshold of each tensor)", name, trim);
+    c->tv.global_trim = trim && !strcmp(trim, "global");
+    if (trim && strcmp(trim, "tensor") != 0 && !c->tv.global_trim)
+        return cfg_err(x, "%s.trim must be \"tensor\" or \"global\", not \"%s\"", name, trim);
+    if (c->tv.global_trim && c->tv.kind != LSW_TV_TIES)
+        return cfg_err(x, "%s.trim \"global\" applies to ties only", name);
     lsw_rule *r = new_rule(c);
     if (!r || !(r->origin = strdup(name)))
         return lsw_err_set(LSW_E_NOMEM, "out of memory");

@@ -90,6 +90,7 @@ typedef struct lsw_config {
         double lambda;
         int normalize;
         uint64_t seed;
+        int global_trim;    /* ties, "trim": "global": one threshold per expert over the whole model */
     } tv;
     lsw_output_cfg out;
     uint64_t hash;          /* identity of the config text */

@@ -760,6 +760,8 @@ int lsw_execute_merge(lsw_plan *p, const lsw_run_opts *o, const lsw_comm *c)
     if (!rc && !(a.p = malloc(a.size)))
         rc = lsw_err_set(LSW_E_NOMEM, "cannot allocate %zu bytes of buffers (--mem)", a.size);
     rc = lsw_agree(c, rc);
+    if (!rc && tv)
+        rc = lsw_tv_global(tv, p, c, a.p, a.size);
     lsw_progress pr;
     lsw_progress_start(&pr, "merge", c->rank == 0 ? o->progress : 0, p->total_bytes, p->n);
     lsw_progress_set_scale(&pr, c->size);

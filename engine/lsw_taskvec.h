@@ -21,6 +21,8 @@
  * Defaults: weights 1, density 1, λ 1, seed 0, normalize true for ties and
  * false for the others (mergekit's).
  *
+ * "trim": "global" (ties only) replaces step 2's per-tensor K_i by one over
+ * the whole model (lsw_tv_global).
  * The ties threshold of each expert is found by a streaming radix select: a
  * pass over the tensor histograms the upper 16 bits of the 31-bit key |δ|,
  * a second the lower 15 within the boundary bin; the compute pass then keeps
@@ -33,6 +35,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "lsw_agree.h"
 #include "lsw_plan.h"
 
 typedef struct lsw_tv lsw_tv; /* opaque: parameters and per-tensor state */
@@ -40,6 +43,14 @@ typedef struct lsw_tv lsw_tv; /* opaque: parameters and per-tensor state */
 /* From a config whose method is LSW_METHOD_TASKVEC. */
 int lsw_tv_create(const lsw_config *cfg, lsw_tv **out);
 void lsw_tv_free(lsw_tv *tv); /* accepts NULL */
+
+/* "trim": "global" (ties): find each expert's threshold over the whole
+ * model — K_i = floor(d_i · N) over the N elements of all task-vector
+ * tensors concatenated in byte-wise name order, ties to the lower position —
+ * and each tensor's share of the keys equal to it.  Three passes over the
+ * model, tensors spread over the ranks, histograms summed.  No-op for the
+ * other methods.  Collective over c->comm. */
+int lsw_tv_global(lsw_tv *tv, const lsw_plan *p, const lsw_comm *c, char *scratch, size_t scratch_bytes);
 
 /* Start tensor t (op LSW_OP_TV): ties reads the tensor twice to find the
  * thresholds, streaming through `scratch` (caller-owned, at least one element

@@ -42,6 +42,7 @@ foreach(spec
     "tv-task-arithmetic"
     "tv-task-arithmetic-normalize|--dtype|float32"
     "tv-ties"
+    "tv-ties-global"
     "tv-ties-nonorm|--dtype|float16"
     "tv-dare-linear"
     "tv-dare-ties")

@@ -30,7 +30,8 @@ cat > tv.json <<JSON
  "ties": {"models": ["t", "g"], "weights": [1.0, 0.6], "density": [0.3, 0.5], "lambda": 1.2},
  "output": {"path": "unused", "shard_size": "3MB"}}
 JSON
-for cfg in fixtures syn tv; do
+sed 's/"lambda": 1.2}/"lambda": 1.2, "trim": "global"}/' tv.json > tvg.json
+for cfg in fixtures syn tv tvg; do
   for n in 1 2 3 4; do
     "$mpiexec" -n $n "$bin" merge $cfg.json -o $cfg-n$n --mem 1M --quiet
     if [ $n -gt 1 ]; then

@@ -549,6 +549,23 @@ def ties_sparsify(delta, d):
     return np.where(ties_keep_mask(delta, k), delta, np.float32(0.0)).astype(np.float32)
 
 
+def ties_global_keep_masks(deltas, k):
+    """"trim": "global": deltas = the per-tensor f32 delta arrays of ONE expert, already in
+    the contract's order (base tensors of dtype BF16/F16/F32 sorted by the UTF-8 bytes of
+    their names), each flat.  The k elements of the whole concatenation with the largest
+    |delta| bit keys, ties to the lower position in the concatenation -> one bool mask per
+    tensor (the concatenation split back)."""
+    sizes = [int(d.size) for d in deltas]
+    cat = (np.concatenate([np.asarray(d, dtype=np.float32).ravel() for d in deltas])
+           if deltas else np.zeros(0, dtype=np.float32))
+    mask = ties_keep_mask(cat, k)
+    out, off = [], 0
+    for n in sizes:
+        out.append(mask[off:off + n])
+        off += n
+    return out
+
+
 def tv_norm_divisor(D):
     """|D| < 1e-8 -> 1, decided in double (a float32 D widened exactly; note numpy 1.24 would
     compare a float32 array with a Python float in float32, where float32(1e-8) < 1e-8)."""
@@ -598,13 +615,18 @@ def tv_combine_ties(deltas, weights, normalize):
     return acc
 
 
-def tv_merge_tensor(method, name, base, xs, weights, densities, lam, normalize, seed):
+def tv_merge_tensor(method, name, base, xs, weights, densities, lam, normalize, seed,
+                    keep=None):
     """One tensor of a task-vector merge. base, xs: f32 arrays (flat); weights: np.float32;
-    densities: Python floats; lam: np.float32.  -> f32 array f32(b) + f32(lam * m), before the
-    one rounding to the output dtype."""
+    densities: Python floats; lam: np.float32; keep: for ties with "trim": "global", one bool
+    mask per expert (from ties_global_keep_masks) replacing the per-tensor trim.
+    -> f32 array f32(b) + f32(lam * m), before the one rounding to the output dtype."""
     with np.errstate(all="ignore"):
         deltas = [np.subtract(x, base, dtype=np.float32) for x in xs]
-        if method == "ties":
+        if method == "ties" and keep is not None:
+            deltas = [np.where(kp, dl, np.float32(0.0)).astype(np.float32)
+                      for kp, dl in zip(keep, deltas)]
+        elif method == "ties":
             deltas = [ties_sparsify(dl, d) for dl, d in zip(deltas, densities)]
         elif method in ("dare_linear", "dare_ties"):
             deltas = [dare_sparsify(dl, seed, name, i, d)
@@ -723,7 +745,8 @@ class PlanEntry(object):
                         self.name, self.rule, self.sources[0], ",".join(self.sources[1:]),
                         ",".join("%.9g(%s)" % (float(w), hex32(w)) for w in self.weights),
                         ",".join(repr(d) for d in tv["density"]), float(tv["lambda"]),
-                        hex32(tv["lambda"]), "true" if tv["normalize"] else "false", tv["seed"]))
+                        hex32(tv["lambda"]), "true" if tv["normalize"] else "false", tv["seed"])
+                    + ("\ttrim global" if tv.get("trim") == "global" else ""))
         return "%s\t%s\taverage %s\tweights %s" % (
             self.name, self.rule, ",".join(self.sources),
             ",".join("%.9g(%s)" % (float(w), hex32(w)) for w in self.weights))
@@ -780,6 +803,7 @@ class Merge(object):
             raise ConfigError("output.format %r" % (out["format"],), config_path)
         self._ck = {}
         self._mav = {}
+        self._gkeep = None          # ties "trim": "global": name -> [mask per expert]
         # SPEC §2: config errors are found first, then every checkpoint header is validated.
         self._parse_method()
         for m in self._used_models():
@@ -987,12 +1011,13 @@ class Merge(object):
         if not _is_int(seed) or not (0 <= seed <= M64):
             raise ConfigError("%s.seed must be an integer in [0, 2^64)" % m, cp)
         trim = sec.get("trim", "tensor")
-        if trim == "global":
-            raise ConfigError("%s.trim \"global\" is not implemented" % m, cp)
-        if trim != "tensor":
-            raise ConfigError("%s.trim %r is not \"tensor\"" % (m, trim), cp)
+        if trim == "global" and m != "ties":
+            raise ConfigError("%s.trim \"global\" is only for method ties" % m, cp)
+        if trim not in ("tensor", "global"):
+            raise ConfigError("%s.trim %r is not \"tensor\" or \"global\"" % (m, trim), cp)
         self.tv = {"method": m, "models": models, "weights": weights, "density": dens,
-                   "lambda": np.float32(float(lam)), "normalize": norm, "seed": seed}
+                   "lambda": np.float32(float(lam)), "normalize": norm, "seed": seed,
+                   "trim": trim}
 
     def _used_models(self):
         if self.method in TV_METHODS:
@@ -1154,8 +1179,11 @@ class Merge(object):
             tv = e.tv
             b = to_f32(srcs[0][0].raw(e.name), first_dtype, srcs[0][1].file, e.name)
             xs = [to_f32(ck.raw(e.name), t.dtype, t.file, e.name) for ck, t in srcs[1:]]
+            keep = None
+            if tv["method"] == "ties" and tv.get("trim") == "global":
+                keep = self._global_keep()[e.name]
             acc = tv_merge_tensor(tv["method"], e.name, b, xs, tv["weights"], tv["density"],
-                                  tv["lambda"], tv["normalize"], tv["seed"])
+                                  tv["lambda"], tv["normalize"], tv["seed"], keep)
             return out, shape, from_f32(acc, out)
         if e.kind == "copy":
             ck, t = srcs[0]
@@ -1168,6 +1196,31 @@ class Merge(object):
         arrs = [to_f32(ck.raw(e.name), t.dtype, t.file, e.name) for ck, t in srcs]
         acc = weighted_sum(arrs, e.weights)
         return out, shape, from_f32(acc, out)
+
+    def _global_keep(self):
+        """ties with "trim": "global" (contract): T = the base's BF16/F16/F32 tensors sorted by
+        the UTF-8 bytes of their names, N = their total numel; for expert i, K_i =
+        floor(d_i * N) in double and the K_i largest |delta_i| keys over the concatenation of
+        T (ties to the lower position) are kept.  Computed once, for every tensor of T; the
+        whole concatenation is held in memory (fine for the fixtures)."""
+        if self._gkeep is None:
+            tv = self.tv
+            bck = self.ck(self.base)
+            T = sorted((n for n, t in bck.tensors.items() if t.dtype in TV_FLOAT_DTYPES),
+                       key=lambda n: n.encode("utf-8"))
+            N = sum(bck.tensors[n].numel for n in T)
+            bs = [bck.f32(n).ravel() for n in T]
+            self._gkeep = {n: [] for n in T}
+            for mname, d in zip(tv["models"], tv["density"]):
+                mck = self.ck(mname)
+                with np.errstate(all="ignore"):
+                    deltas = [np.subtract(mck.f32(n).ravel(), b, dtype=np.float32)
+                              for n, b in zip(T, bs)]
+                masks = ties_global_keep_masks(deltas, ties_keep_count(d, N))
+                del deltas
+                for n, mk in zip(T, masks):
+                    self._gkeep[n].append(mk)
+        return self._gkeep
 
     def expected(self):
         for e in self.plan:

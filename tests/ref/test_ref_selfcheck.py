@@ -690,6 +690,123 @@ class TestTaskVectors(Base):
         out, _ = merged(self.tv("task_arithmetic", models, {"weights": [-1e-30]}))
         self.assertEqual(bits32(out["w"][2]), [0x80000000, 0x80000000])
 
+    # -- ties, "trim": "global" ------------------------------------------------------------
+
+    def test_ties_global_two_tensors(self):
+        # T = the base's float tensors by UTF-8 name order: "a" (F32, 4), "b" (BF16, 4); the
+        # I32 tensor "0i" is not in T (N = 8, not 10) and is copied.  base 0.5 everywhere, so
+        # every delta below is exact.  weights [1, 1], normalize true (the default).
+        #   A: a = [10, 9, 8, 7], b = [1, 2, 3, 4], density 0.5
+        #   B: a = [-1, 0, 0, 0], b = [0, -5, 6, 0], density 0.25
+        # global: K_A = floor(0.5*8) = 4: 10, 9, 8, 7 (all of a, none of b);
+        #         K_B = floor(0.25*8) = 2: 6 (b2), 5 (b1)          -> a0 of B dropped
+        #   a: only A -> [10, 9, 8, 7];  b: b0 nobody -> +0; b1 s = -5 '-': B -> -5;
+        #      b2 s = 6: B -> 6; b3 nobody -> +0
+        #   out = 0.5 + m: a = [10.5, 9.5, 8.5, 7.5], b = [0.5, -4.5, 6.5, 0.5]
+        # per tensor: K = 2 (A), 1 (B) in each tensor: A a = [10, 9, 0, 0], b = [0, 0, 3, 4];
+        #   B a = [-1, 0, 0, 0], b = [0, 0, 6, 0]
+        #   a0 s = 9 '+': A -> 10; a1 9; a2, a3 +0;  b2 s = 9: (3 + 6)/2 = 4.5; b3 4
+        #   out a = [10.5, 9.5, 0.5, 0.5], b = [0.5, 0.5, 5, 4.5]
+        # (Counting "0i" in N: K_A = 5 keeps b3 too -> b3 = 4.5.)
+        def bf(*v):
+            return (np.array(v, dtype=np.float32).view(np.uint32) >> 16).astype("<u2").tobytes()
+        models = {
+            "base": [("b", "BF16", (2, 2), bf(0.5, 0.5, 0.5, 0.5)), ("0i", "I32", (2,), u32(5, 7)),
+                     ("a", "F32", (4,), f32(0.5, 0.5, 0.5, 0.5))],
+            "A": [("b", "BF16", (2, 2), bf(1.5, 2.5, 3.5, 4.5)), ("0i", "I32", (2,), u32(1, 1)),
+                  ("a", "F32", (4,), f32(10.5, 9.5, 8.5, 7.5))],
+            "B": [("b", "BF16", (2, 2), bf(0.5, -4.5, 6.5, 0.5)), ("0i", "I32", (2,), u32(1, 1)),
+                  ("a", "F32", (4,), f32(-0.5, 0.5, 0.5, 0.5))],
+        }
+        sec = {"models": ["A", "B"], "density": [0.5, 0.25]}
+        want = {"global": ([10.5, 9.5, 8.5, 7.5], [0.5, -4.5, 6.5, 0.5]),
+                "tensor": ([10.5, 9.5, 0.5, 0.5], [0.5, 0.5, 5.0, 4.5])}
+        for trim in ("global", "tensor", None):
+            s2 = dict(sec, trim=trim) if trim else sec
+            out, mg = merged(self.tv("ties", models, s2))
+            wa, wb = want[trim or "tensor"]
+            self.assertEqual(bits32(out["a"][2]), [_f32bits(v) for v in wa], trim)
+            self.assertEqual(out["b"][0], "BF16")
+            self.assertEqual(bits16(out["b"][2]), [_f32bits(v) >> 16 for v in wb], trim)
+            self.assertEqual((out["0i"][0], bits32(out["0i"][2])), ("I32", [5, 7]))
+        # output dtype float32: the same selection, only the final rounding changes
+        out, _ = merged(self.tv("ties", models, dict(sec, trim="global"), dtype="float32"))
+        self.assertEqual(bits32(out["b"][2]), [_f32bits(v) for v in want["global"][1]])
+        # density 1: global and per tensor keep everything -> identical outputs
+        outs = [merged(self.tv("ties", models, {"models": ["A", "B"], "trim": t}))[0]
+                for t in ("global", "tensor")]
+        self.assertEqual(outs[0], outs[1])
+
+    def test_ties_global_tie_across_tensors(self):
+        # f32, base 0, one expert, density 0.5.  Tensors "x.9" = [3, 1, 2] and "x.10" = [-1, 0, 0]
+        # (written in that order).  Byte order puts "x.10" first ('1' < '9'), so the
+        # concatenation is x.10 ++ x.9 = [-1, 0, 0, 3, 1, 2], N = 6, K = 3: keys 3, 2, then
+        # the tie of |1| between x.10[0] (position 0) and x.9[1] (position 4): x.10[0] wins.
+        #   -> x.10 = [-1, 0, 0], x.9 = [3, 0, 2]
+        # File / natural order (x.9 first) would give x.9 = [3, 1, 2], x.10 = [0, 0, 0];
+        # per tensor (K = 1 each): x.9 = [3, 0, 0], x.10 = [-1, 0, 0].
+        models = {"base": [("x.9", "F32", (3,), f32(0, 0, 0)), ("x.10", "F32", (3,), f32(0, 0, 0))],
+                  "A": [("x.9", "F32", (3,), f32(3, 1, 2)), ("x.10", "F32", (3,), f32(-1, 0, 0))]}
+        out, _ = merged(self.tv("ties", models, {"density": [0.5], "trim": "global"}))
+        self.assertEqual(bits32(out["x.10"][2]), [0xBF800000, 0, 0])
+        self.assertEqual(bits32(out["x.9"][2]), [0x40400000, 0, 0x40000000])
+        out, _ = merged(self.tv("ties", models, {"density": [0.5]}))
+        self.assertEqual(bits32(out["x.10"][2]), [0xBF800000, 0, 0])
+        self.assertEqual(bits32(out["x.9"][2]), [0x40400000, 0, 0])
+        # a tie with key 0 across the boundary: density 5/6 -> K = 5 of 6; the zeros are at
+        # positions 1, 2 (x.10) -> x.10[1] is kept, x.10[2] dropped: both are +0 anyway, so
+        # the check is on the masks themselves
+        dl = [np.array([-1, 0, 0], np.float32), np.array([3, 1, 2], np.float32)]
+        m = lsw_ref.ties_global_keep_masks(dl, 5)
+        self.assertEqual([x.tolist() for x in m], [[True, True, False], [True, True, True]])
+        m = lsw_ref.ties_global_keep_masks(dl, 3)
+        self.assertEqual([x.tolist() for x in m], [[True, False, False], [True, False, True]])
+
+    def test_ties_global_scalar_agrees(self):
+        # global trim == the scalar per-tensor loop run on the concatenation (UTF-8 name order)
+        # as one tensor, then split and rounded per tensor; random data with many equal
+        # magnitudes, equal keys across tensor boundaries, mixed float dtypes, an I8 tensor
+        rng = np.random.RandomState(5)
+        spec = [("m.layers.10.w", "BF16", (4, 6)), ("m.layers.9.w", "BF16", (3, 5)),
+                ("m.\u00e9", "F16", (7,)), ("m.Z", "F32", (2, 3)), ("m.i8", "I8", (4,))]
+        T = sorted([n for n, dt, _ in spec if dt != "I8"], key=lambda n: n.encode("utf-8"))
+        vals = {}
+
+        def items(m):
+            out = []
+            for n, dt, shape in spec:
+                k = int(np.prod(shape))
+                if dt == "I8":
+                    out.append((n, dt, shape, rng.randint(0, 255, k).astype(np.uint8).tobytes()))
+                    continue
+                v = (rng.randint(-4, 5, k).astype(np.float32) / np.float32(4) + np.float32(1))
+                vals[(m, n)] = v
+                raw = (v.view(np.uint32) >> 16).astype("<u2").tobytes() if dt == "BF16" else \
+                    v.astype("<f2").tobytes() if dt == "F16" else v.astype("<f4").tobytes()
+                out.append((n, dt, shape, raw))
+            return out
+        models = {m: items(m) for m in ("base", "A", "B", "C")}
+        dts = {n: dt for n, dt, _ in spec}
+        ws, ds = [1.0, -0.3, 0.6], [0.4, 0.73, 0.1]
+        for norm in (False, True):
+            sec = {"models": ["A", "B", "C"], "weights": ws, "density": ds, "lambda": 0.7,
+                   "normalize": norm, "trim": "global"}
+            out, _ = merged(self.tv("ties", models, sec))
+            b = [v for n in T for v in vals[("base", n)]]
+            xs = [[v for n in T for v in vals[(m, n)]] for m in "ABC"]
+            want = scalar_task_vector("ties", "-", b, xs, [np.float32(w) for w in ws], ds,
+                                      np.float32(0.7), norm, 0)
+            off = 0
+            for n in T:
+                k = vals[("base", n)].size
+                self.assertEqual(out[n][2], lsw_ref.from_f32(np.array(want[off:off + k], np.float32),
+                                                             dts[n]), (n, norm))
+                off += k
+            self.assertEqual(out["m.i8"][2], models["base"][4][3])
+            # and it does differ from the per-tensor trim on this data
+            out_t, _ = merged(self.tv("ties", models, dict(sec, trim="tensor")))
+            self.assertNotEqual([out[n][2] for n in T], [out_t[n][2] for n in T])
+
     # -- task_arithmetic ------------------------------------------------------------------
 
     def test_task_arithmetic(self):
@@ -839,7 +956,7 @@ class TestTaskVectors(Base):
     def test_config_errors(self):
         models = {"base": [("w", "F32", (2,), f32(0, 0))], "A": [("w", "F32", (2,), f32(1, 1))],
                   "B": [("w", "F32", (2,), f32(2, 2))]}
-        bad = [{"trim": "global"}, {"trim": "row"}, {"models": ["A", "A"]},
+        bad = [{"trim": "row"}, {"trim": None}, {"trim": "Global"}, {"models": ["A", "A"]},
                {"models": ["A", "base"]}, {"models": []}, {"models": ["Z"]},
                {"density": [0.0, 0.5]}, {"density": [1.5, 0.5]}, {"density": [0.5]},
                {"weights": [1.0]}, {"weights": "uniform"}, {"lambda": True}, {"normalize": 1},
@@ -863,9 +980,25 @@ class TestTaskVectors(Base):
             ok = merged(self.tv(meth, models, {"models": ["A", "B"], "trim": "tensor",
                                                "seed": (1 << 64) - 1}))[0]
             self.assertEqual(sorted(ok), ["w"])
-        rc, txt = run_cli("merge", self.tv("ties", models, {"trim": "global"}))
-        self.assertEqual(rc, 2)
-        self.assertIn("engine must exit 1", txt)
+            # "trim": "global" is only for ties: a config error (engine exit 1) elsewhere
+            sec = {"models": ["A", "B"], "trim": "global"}
+            if meth == "ties":
+                self.assertEqual(sorted(merged(self.tv(meth, models, sec))[0]), ["w"])
+            else:
+                with self.assertRaises(lsw_ref.ConfigError, msg=meth) as cm:
+                    merged(self.tv(meth, models, sec))
+                self.assertEqual(cm.exception.engine_code, 1)
+                self.assertIn("only for method ties", str(cm.exception))
+        for meth in ("task_arithmetic", "dare_linear", "dare_ties"):
+            rc, txt = run_cli("merge", self.tv(meth, models, {"trim": "global"}))
+            self.assertEqual(rc, 2, (meth, txt))
+            self.assertIn("engine must exit 1", txt)
+        rc, txt = run_cli("plan", self.tv("ties", models, {"trim": "global"}))
+        self.assertEqual(rc, 0, txt)
+        self.assertIn("\tseed 0\ttrim global", txt)
+        rc, txt = run_cli("plan", self.tv("ties", models, {"trim": "tensor"}))
+        self.assertEqual(rc, 0, txt)
+        self.assertNotIn("trim", txt)
 
     def test_bad_inputs(self):
         base = [("w", "F32", (2,), f32(0, 0)), ("n", "I8", (2,), b"\x01\x02")]
