@@ -48,9 +48,9 @@ int lsw_assign(const lsw_plan *p, int nranks, const uint64_t *granule, int one_g
         g->bytes += p->shards[k].size - p->shards[k].data_start;
     }
     /* pieces: whole tensors, non-layer tensors cut into row blocks */
-    size_t cap = p->n + 16;
+    size_t cap = p->n + 16, icap = p->n + 16;
     a->pieces = malloc(cap * sizeof *a->pieces);
-    item *items = malloc((p->n + 1) * sizeof *items);
+    item *items = malloc(icap * sizeof *items);
     if (!a->pieces || !items) {
         free(items);
         goto oom;
@@ -93,12 +93,15 @@ int lsw_assign(const lsw_plan *p, int nranks, const uint64_t *granule, int one_g
                     items[nitems - 1].p1 = a->npieces + 1;
                     items[nitems - 1].bytes += bytes;
                 } else {
-                    item *ni = realloc(items, (nitems + 2) * sizeof *items);
-                    if (!ni) {
-                        free(items);
-                        goto oom;
+                    if (nitems == icap) { /* geometric growth: a million tensors stay linear */
+                        icap *= 2;
+                        item *ni = realloc(items, icap * sizeof *items);
+                        if (!ni) {
+                            free(items);
+                            goto oom;
+                        }
+                        items = ni;
                     }
-                    items = ni;
                     items[nitems++] = (item){a->npieces, a->npieces + 1, bytes};
                 }
                 a->npieces++;
