@@ -65,7 +65,7 @@ foreach(case
 endforeach()
 
 # 4. --help on every command
-foreach(cmd main merge inspect verify synth demo)
+foreach(cmd main merge inspect verify synth demo sweep stats)
   if(cmd STREQUAL "main")
     set(sub "")
   else()
