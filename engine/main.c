@@ -142,6 +142,21 @@ static int parse_progress(const char *cmd, const char *arg, double *secs)
     return 0;
 }
 
+/* The run options merge and sweep share: --mem, --progress, --overwrite,
+ * --quiet, --summary (getopt codes 'm', 'p', 'w', 'q', 's').  0 or the exit
+ * code of a usage error. */
+static int run_option(const char *cmd, int c, const char *arg, lsw_run_opts *ro)
+{
+    switch (c) {
+    case 'm': return parse_mem(cmd, arg, &ro->mem);
+    case 'p': return parse_progress(cmd, arg, &ro->progress);
+    case 'w': ro->overwrite = 1; return 0;
+    case 'q': ro->quiet = 1; return 0;
+    case 's': ro->summary = arg; return 0;
+    }
+    return usage_error(cmd, "%s", "unknown option");
+}
+
 /* ---- merge --------------------------------------------------------------- */
 
 static void close_models(lsw_ckpt **m, size_t n)
@@ -193,22 +208,13 @@ static int cmd_merge(int argc, char **argv)
         switch (c) {
         case 'o': outdir = optarg; break;
         case 'f': format = optarg; break;
-        case 'm': {
-            int e = parse_mem("merge", optarg, &ro.mem);
-            if (e)
-                return e;
-            break;
-        }
-        case 'p': {
-            int e = parse_progress("merge", optarg, &ro.progress);
+        case 'm': case 'p': case 'w': case 'q': case 's': {
+            int e = run_option("merge", c, optarg, &ro);
             if (e)
                 return e;
             break;
         }
         case 'd': dry = 1; break;
-        case 'w': ro.overwrite = 1; break;
-        case 'q': ro.quiet = 1; break;
-        case 's': ro.summary = optarg; break;
         case 'S': sweep = optarg; break;
         case 'K': {
             char *end;
@@ -218,7 +224,7 @@ static int cmd_merge(int argc, char **argv)
             break;
         }
         case 'h': if (rank == 0) fputs(usage_merge, stdout); return 0;
-        default: return usage_error("merge", "%s", "bad option");
+        default: return usage_error("merge", "unknown option or missing value: \'%s\'", argv[optind - 1]);
         }
     }
     if ((sweep != NULL) != (index >= 0))
@@ -326,23 +332,14 @@ static int cmd_sweep(int argc, char **argv)
         switch (c) {
         case 'o': outdir = optarg; break;
         case 'e': emit = 1; break;
-        case 'm': {
-            int e = parse_mem("sweep", optarg, &ro.mem);
+        case 'm': case 'p': case 'w': case 'q': case 's': {
+            int e = run_option("sweep", c, optarg, &ro);
             if (e)
                 return e;
             break;
         }
-        case 'p': {
-            int e = parse_progress("sweep", optarg, &ro.progress);
-            if (e)
-                return e;
-            break;
-        }
-        case 'w': ro.overwrite = 1; break;
-        case 'q': ro.quiet = 1; break;
-        case 's': ro.summary = optarg; break;
         case 'h': if (rank == 0) fputs(usage_sweep, stdout); return 0;
-        default: return usage_error("sweep", "%s", "bad option");
+        default: return usage_error("sweep", "unknown option or missing value: \'%s\'", argv[optind - 1]);
         }
     }
     if (optind != argc - 1)
@@ -567,7 +564,7 @@ static int cmd_synth(int argc, char **argv)
         case 'w': so.overwrite = 1; break;
         case 'q': so.quiet = 1; break;
         case 'h': if (rank == 0) fputs(usage_synth, stdout); return 0;
-        default: return usage_error("synth", "%s", "bad option");
+        default: return usage_error("synth", "unknown option or missing value: \'%s\'", argv[optind - 1]);
         }
     }
     if (optind != argc)
@@ -710,6 +707,7 @@ int main(int argc, char **argv)
     MPI_Comm_size(MPI_COMM_WORLD, &nranks);
     lsw_io_set_rank(rank);
     lsw_install_stop_handlers();
+    opterr = 0; /* every usage error is reported by usage_error, once, on rank 0 */
     int ex;
     if (check_slurm_world()) {
         MPI_Finalize();

@@ -11,18 +11,12 @@ import h5py
 import numpy as np
 from h5py import h5s
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "ref"))
+from lsw_ref import load_checkpoint  # noqa: E402  (the oracle's validating reader)
+
+
 def read_st(d):
-    files = ["model.safetensors"] if os.path.exists(os.path.join(d, "model.safetensors")) else \
-        sorted(set(json.load(open(os.path.join(d, "model.safetensors.index.json")))["weight_map"].values()))
-    out = {}
-    for f in files:
-        raw = open(os.path.join(d, f), "rb").read()
-        n = struct.unpack("<Q", raw[:8])[0]
-        for k, v in json.loads(raw[8:8 + n]).items():
-            if k != "__metadata__":
-                b, e = v["data_offsets"]
-                out[k] = (v["dtype"], v["shape"], raw[8 + n + b:8 + n + e])
-    return out
+    return {k: (dt, list(shape), raw) for k, (dt, shape, raw) in load_checkpoint(d).items()}
 
 st = read_st(sys.argv[2])
 ok = bad = 0

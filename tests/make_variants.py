@@ -11,20 +11,12 @@ Each model is one model.safetensors plus the fixture's config.json.
 import json, os, shutil, struct, sys
 import numpy as np
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "ref"))
+from lsw_ref import load_checkpoint  # noqa: E402  (the oracle's validating reader)
+
+
 def read_folder(d):
-    idx = os.path.join(d, "model.safetensors.index.json")
-    files = sorted(set(json.load(open(idx))["weight_map"].values()))
-    out = {}
-    for f in files:
-        raw = open(os.path.join(d, f), "rb").read()
-        n = struct.unpack("<Q", raw[:8])[0]
-        hdr = json.loads(raw[8:8 + n])
-        for k, v in hdr.items():
-            if k == "__metadata__":
-                continue
-            b, e = v["data_offsets"]
-            out[k] = (v["dtype"], v["shape"], raw[8 + n + b:8 + n + e])
-    return out
+    return {k: (dt, list(shape), raw) for k, (dt, shape, raw) in load_checkpoint(d).items()}
 
 def write_file(path, tensors):
     hdr, data, off = {"__metadata__": {"format": "pt"}}, [], 0

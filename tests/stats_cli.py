@@ -24,6 +24,8 @@ import sys
 import xml.etree.ElementTree as ET
 
 import numpy as np
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "ref"))
+import lsw_ref  # noqa: E402  (the oracle's validating reader)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REF = os.path.join(HERE, "ref", "lsw_ref.py")
@@ -284,20 +286,7 @@ def cmd_proposal(layerswap, driver, mpiexec, out):
 
 def read_checkpoint(folder):
     """name -> (dtype, shape, bytes) of a folder checkpoint (single file or index)."""
-    idx = os.path.join(folder, "model.safetensors.index.json")
-    files = sorted(set(json.load(open(idx))["weight_map"].values())) if os.path.exists(idx) \
-        else ["model.safetensors"]
-    out = {}
-    for fn in files:
-        raw = open(os.path.join(folder, fn), "rb").read()
-        n = struct.unpack("<Q", raw[:8])[0]
-        hdr = json.loads(raw[8:8 + n])
-        for k, v in hdr.items():
-            if k == "__metadata__":
-                continue
-            b, e = v["data_offsets"]
-            out[k] = (v["dtype"], list(v["shape"]), raw[8 + n + b:8 + n + e])
-    return out
+    return {k: (dt, list(shape), raw) for k, (dt, shape, raw) in lsw_ref.load_checkpoint(folder).items()}
 
 
 def write_checkpoint(folder, tensors):
