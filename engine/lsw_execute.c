@@ -709,11 +709,25 @@ static int write_summary(const lsw_plan *p, const lsw_run_opts *o, const lsw_com
     return lsw_agree(c, rc);
 }
 
+static int nothing_to_do(const lsw_config *cfg, const lsw_run_opts *o, const lsw_comm *c)
+{
+    if (c->rank == 0 && !o->quiet)
+        fprintf(stderr, "layerswap merge: %s is already complete for this config and these inputs; nothing to do\n",
+                cfg->out.path);
+    return 0;
+}
+
 int lsw_execute_merge(lsw_plan *p, const lsw_run_opts *o, const lsw_comm *c)
 {
     const lsw_config *cfg = p->cfg;
     double t0 = lsw_now(), phase[4] = {0};
     rank_stats rs = {0};
+    /* a finished output needs nothing, not even the magnitude pre-pass */
+    int done = c->rank == 0 && !o->overwrite && lsw_outdir_complete(cfg->out.path, p->hash);
+    if (c->size > 1)
+        MPI_Bcast(&done, 1, MPI_INT, 0, c->comm);
+    if (done)
+        return nothing_to_do(cfg, o, c);
     int rc = lsw_resolve_magnitude(p, o, c);
     phase[0] = lsw_now() - t0;
     if (rc)
@@ -730,11 +744,8 @@ int lsw_execute_merge(lsw_plan *p, const lsw_run_opts *o, const lsw_comm *c)
         MPI_Bcast(&sti, 1, MPI_INT, 0, c->comm);
     st = (lsw_out_state)sti;
     if (st == LSW_OUT_COMPLETE) {
-        if (c->rank == 0 && !o->quiet)
-            fprintf(stderr, "layerswap merge: %s is already complete for this config and these inputs; nothing to do\n",
-                    cfg->out.path);
         lsw_outdir_free(od);
-        return 0;
+        return nothing_to_do(cfg, o, c);
     }
     int h5 = cfg->out.format == LSW_FMT_HDF5;
     lsw_assignment *as = NULL;

@@ -185,6 +185,11 @@ static int journal_start(lsw_outdir *o, int keep)
     return rc;
 }
 
+int lsw_outdir_complete(const char *dir, uint64_t plan_hash)
+{
+    return manifest_hash(dir) == plan_hash;
+}
+
 int lsw_outdir_open(const char *dir, uint64_t plan_hash, const char *const *names, size_t n, int overwrite,
                     lsw_outdir **out, lsw_out_state *state)
 {

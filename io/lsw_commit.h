@@ -34,6 +34,9 @@ typedef enum lsw_out_state { LSW_OUT_FRESH, LSW_OUT_RESUME, LSW_OUT_COMPLETE } l
 int lsw_outdir_open(const char *dir, uint64_t plan_hash, const char *const *names, size_t n, int overwrite,
                     lsw_outdir **out, lsw_out_state *state);
 void lsw_outdir_free(lsw_outdir *o); /* accepts NULL; does not delete anything */
+/* 1 if `dir` already holds the finished output of `plan_hash` (its manifest
+ * says so); touches nothing.  Lets a rerun skip work done before any output. */
+int lsw_outdir_complete(const char *dir, uint64_t plan_hash);
 const char *lsw_outdir_path(const lsw_outdir *o);
 
 /* 1 if a previous run of this plan finished `name` and the file still has
