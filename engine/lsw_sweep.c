@@ -596,10 +596,17 @@ int lsw_sweep_run(const lsw_sweep *s, const lsw_run_opts *o, const lsw_comm *c)
     if (!rc)
         rc = same_layout(plans, E, s->file);
     rc = lsw_agree(c, rc);
-    /* magnitude weights: each model's MAV once for all merges */
+    /* magnitude weights: each model's MAV once, for the merges not finished yet */
+    unsigned char *done = calloc(E, 1);
+    if (!done && !rc)
+        rc = lsw_err_set(LSW_E_NOMEM, "out of memory");
+    for (size_t k = 0; k < E && !rc && c->rank == 0; k++)
+        done[k] = !o->overwrite && lsw_outdir_complete(s->cfgs[k]->out.path, plans[k]->hash);
+    if (!rc && c->size > 1)
+        MPI_Bcast(done, (int)E, MPI_BYTE, 0, c->comm);
     memset(u, 0, c0->nmodels * sizeof *u);
     for (size_t k = 0; k < E && !rc; k++)
-        for (size_t m = 0; m < c0->nmodels; m++)
+        for (size_t m = 0; m < c0->nmodels && !done[k]; m++)
             u[m] |= plans[k]->mav_needed[m];
     int any = 0;
     for (size_t m = 0; m < c0->nmodels; m++)
@@ -607,8 +614,9 @@ int lsw_sweep_run(const lsw_sweep *s, const lsw_run_opts *o, const lsw_comm *c)
     if (!rc && any)
         rc = lsw_model_mavs(c0, models, u, o, c, mav);
     for (size_t k = 0; k < E && !rc; k++)
-        if (!plans[k]->ready)
+        if (!plans[k]->ready && !done[k])
             rc = lsw_plan_set_mav(plans[k], mav);
+    free(done);
     rc = lsw_agree(c, rc);
     if (!rc && c0->out.format == LSW_FMT_HDF5) {
         /* HDF5 outputs are single files: run the merges one by one */
@@ -636,6 +644,9 @@ int lsw_sweep_run(const lsw_sweep *s, const lsw_run_opts *o, const lsw_comm *c)
             rc = lsw_outdir_open(s->cfgs[k]->out.path, plans[k]->hash, names, nn, o->overwrite, &od[k], &st[k]);
             free(names);
             complete += st[k] == LSW_OUT_COMPLETE;
+            if (!rc && st[k] != LSW_OUT_COMPLETE && !plans[k]->ready) /* finished a moment ago, not now */
+                rc = lsw_err_set(LSW_E_INTERRUPTED, "%s: the output changed during the run; rerun the same command",
+                                 s->cfgs[k]->out.path);
             for (size_t i = 0; i < plans[k]->n; i++)
                 for (size_t j = 0; j < plans[k]->t[i].nsrc; j++)
                     separate += plans[k]->t[i].src[j]->nbytes;

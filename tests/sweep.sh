@@ -25,6 +25,9 @@ JSON
 mk hl hardlink layer; mk cp copy layer; mk rl reflink layer; mk sz hardlink size
 ck '[ "$("$bin" sweep hl.json --emit-array | wc -l)" = 8 ]' "--emit-array prints 8 lines"
 "$bin" sweep hl.json --quiet
+# rerunning a finished sweep does nothing, not even the magnitude pre-pass
+"$bin" sweep hl.json 2>rerun.log
+ck 'grep -q "(8 already complete)" rerun.log && ! grep -q "model MAV" rerun.log' "rerun of a finished sweep did work"
 for k in 0 1 2 3 4 5 6 7; do "$bin" merge --sweep hl.json --index $k -o single --quiet; done
 for d in hl-out/*-*/; do
   n=$(basename "$d")
