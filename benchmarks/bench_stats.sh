@@ -101,8 +101,8 @@ for E in 1 2 4; do
     T=$(echo "$LINE" | sed -n 's/.* in \([0-9.]*\) s (.*/\1/p')
     if [ -z "$BEST_T" ] || [ "$(echo "$T < $BEST_T" | bc -l)" = 1 ]; then BEST_T=$T; BEST_LINE=$LINE; fi
   done
-  KS=$(echo "$BEST_LINE" | sed -n 's/.*MAV kernel \([0-9.]*\) s (\([0-9.]*\) GB\/s).*/\1/p')
-  KR=$(echo "$BEST_LINE" | sed -n 's/.*MAV kernel \([0-9.]*\) s (\([0-9.]*\) GB\/s).*/\2/p')
+  KS=$(echo "$BEST_LINE" | sed -n 's/.*MAV kernel \([0-9.]*\) s (\([0-9.]*\) GB\/s[,)].*/\1/p')
+  KR=$(echo "$BEST_LINE" | sed -n 's/.*MAV kernel \([0-9.]*\) s (\([0-9.]*\) GB\/s[,)].*/\2/p')
   printf '%-3s %-8.3f %-7s %-8s %-6.2f %-7s %-6.2f %-9s %-11s %-8.3f\n' "$E" "$(echo "$BYTES / 1000000000" | bc -l)" \
     "$READ_S" "$STATS_S" "$(echo "$STATS_S / $READ_S" | bc -l)" "$BEST_T" "$(echo "$BEST_T / $READ_S" | bc -l)" \
     "$KS" "$KR" "$(echo "$KR / $MEMBW" | bc -l)"

@@ -41,4 +41,21 @@ void lsw_wsum(lsw_dtype out_dt, void *out, size_t n,
  * tensors into rows), so results are reproducible bit for bit. */
 double lsw_absdiff_sum(lsw_dtype dt, const void *e, const void *b, size_t n);
 
+/* out[j] = lsw_absdiff_sum(dt, e[j], b, n) for j < k, bit for bit, in one
+ * pass over the base for up to four experts at a time (faster than k calls). */
+void lsw_absdiff_sum_multi(lsw_dtype dt, const void *b, const void *const *e, size_t k, size_t n, double *out);
+
+/* Instruction sets of the hand-vectorised MAV kernels (x86-64).  Every one
+ * gives the same bits; the choice only changes speed. */
+typedef enum { LSW_ISA_AUTO = 0, LSW_ISA_GENERIC = 1, LSW_ISA_AVX2 = 2, LSW_ISA_AVX512 = 3 } lsw_isa;
+
+/* The set in use: the best this CPU has, unless lsw_kernels_set_isa chose one. */
+lsw_isa lsw_kernels_isa(void);
+/* Use `isa` (LSW_ISA_AUTO: the best available) from now on, process-wide;
+ * for tests and benchmarks.  Returns -1 (and changes nothing) if the CPU
+ * lacks it.  Not thread-safe against kernels running at the same time. */
+int lsw_kernels_set_isa(lsw_isa isa);
+/* "generic", "avx2", "avx512" or "auto" (static string). */
+const char *lsw_isa_name(lsw_isa isa);
+
 #endif

@@ -14,6 +14,7 @@
 #include "lsw_config.h"
 #include "lsw_crc32c.h"
 #include "lsw_error.h"
+#include "lsw_kernels.h"
 #include "lsw_execute.h"
 #include "lsw_io.h"
 #include "lsw_json.h"
@@ -687,10 +688,10 @@ int lsw_stats_main(int argc, char **argv)
                 double kr = tm.kernel_s > 0 ? (double)tm.bytes / tm.kernel_s / 1e9 : 0;
                 snprintf(detail, sizeof detail,
                          "%zu expert(s) x %llu tensors (%llu rows) -> %s; rank 0 read %.3f GB: read %.2f s%s, "
-                         "MAV kernel %.2f s (%.2f GB/s), waited %.2f s",
+                         "MAV kernel %.2f s (%.2f GB/s, %s), waited %.2f s",
                          E, (unsigned long long)neligible, (unsigned long long)total_rows, outdir,
                          (double)tm.bytes / 1e9, tm.read_s, tm.overlapped ? " (overlapped)" : "", tm.kernel_s, kr,
-                         tm.wait_s);
+                         lsw_isa_name(lsw_kernels_isa()), tm.wait_s);
                 pr.what = "stats";
                 lsw_progress_end(&pr, detail, quiet);
             }

@@ -81,15 +81,21 @@ size_t lsw_stats_buf_min(size_t nexperts)
     return (nexperts + 1) * (size_t)LSW_MAV_CHUNK * 4;
 }
 
-/* Σ|e − b| of a row's elements [c0, c0 + n) in chunks of LSW_MAV_CHUNK counted from the row start
- * (c0 is a multiple of LSW_MAV_CHUNK), added to s in order. */
-static double row_part(lsw_dtype dt, size_t es, const char *e, const char *b, uint64_t n, double s)
+/* For every expert e < E: s[e] += Σ|x_e − b| over n elements in chunks of
+ * LSW_MAV_CHUNK (counted from where x_e[0] / b[0] are, a chunk boundary of
+ * the row), the chunk sums added in order.  ep and part are scratch of E
+ * entries; one pass over the base serves up to four experts at a time. */
+static void chunks_multi(lsw_dtype dt, size_t es, const char *b, const char *x0, size_t stride, size_t E,
+                         uint64_t n, const void **ep, double *part, double *s)
 {
     for (uint64_t c = 0; c < n; c += LSW_MAV_CHUNK) {
         uint64_t m = n - c < LSW_MAV_CHUNK ? n - c : LSW_MAV_CHUNK;
-        s += lsw_absdiff_sum(dt, e + c * es, b + c * es, (size_t)m);
+        for (size_t e = 0; e < E; e++)
+            ep[e] = x0 + e * stride + c * es;
+        lsw_absdiff_sum_multi(dt, b + c * es, ep, E, (size_t)m, part);
+        for (size_t e = 0; e < E; e++)
+            s[e] += part[e];
     }
-    return s;
 }
 
 /* ---- blocks ----------------------------------------------------------------
@@ -185,32 +191,33 @@ static int read_block(run *R, const blk *b, char *p)
 
 /* Sum block b (read into p) for every expert: whole rows straight into out,
  * pieces of a long row into acc[e] (restarted at the row's first piece).
- * Returns the bytes of the block over all models. */
-static uint64_t sum_block(const run *R, const blk *b, const char *p, double *acc)
+ * part (2·E doubles) and ep (E pointers) are scratch.  Returns the bytes of
+ * the block over all models. */
+static uint64_t sum_block(const run *R, const blk *b, const char *p, double *acc, const void **ep, double *part)
 {
     const lsw_stats_job *j = &R->jobs[b->job];
     uint64_t rows, rl;
     lsw_mav_rows(j->bt, &rows, &rl);
     lsw_dtype dt = j->bt->dtype;
     size_t es = lsw_dtype_size(dt);
-    /* experts innermost, so the base row (or chunk) stays in cache while every
-     * expert is compared with it; each expert's additions keep their order */
+    /* all experts against one base row (or chunk) at a time: the base is read
+     * once for them, and each expert's additions keep their order */
     size_t E = R->nexperts;
+    const char *x0 = p + R->part;
     if (b->k) {
+        double *row = part + E;
         for (uint64_t q = 0; q < b->k; q++) {
-            const char *bq = p + q * rl * es;
             for (size_t e = 0; e < E; e++)
-                j->out[e][b->r + q] = row_part(dt, es, p + (e + 1) * R->part + q * rl * es, bq, rl, 0.0) / (double)rl;
+                row[e] = 0.0;
+            chunks_multi(dt, es, p + q * rl * es, x0 + q * rl * es, R->part, E, rl, ep, part, row);
+            for (size_t e = 0; e < E; e++)
+                j->out[e][b->r + q] = row[e] / (double)rl;
         }
     } else {
         if (!b->done)
             for (size_t e = 0; e < E; e++)
                 acc[e] = 0.0;
-        for (uint64_t c = 0; c < b->n; c += LSW_MAV_CHUNK) {
-            uint64_t m = b->n - c < LSW_MAV_CHUNK ? b->n - c : LSW_MAV_CHUNK;
-            for (size_t e = 0; e < E; e++)
-                acc[e] += lsw_absdiff_sum(dt, p + (e + 1) * R->part + c * es, p + c * es, (size_t)m);
-        }
+        chunks_multi(dt, es, p, x0, R->part, E, b->n, ep, part, acc);
         if (b->done + b->n == rl)
             for (size_t e = 0; e < E; e++)
                 j->out[e][b->r] = acc[e] / (double)rl;
@@ -274,9 +281,10 @@ int lsw_stats_rows_run(const lsw_ckpt *base, lsw_ckpt *const *experts, size_t ne
     R.jobs = jobs;
     R.njobs = njobs;
     R.xt = malloc(njobs * nexperts * sizeof *R.xt);
-    double *acc = malloc(nexperts * sizeof *acc);
+    double *acc = malloc(3 * nexperts * sizeof *acc), *part = acc + nexperts;
+    const void **ep = malloc(nexperts * sizeof *ep);
     int rc = 0;
-    if (!R.xt || !acc)
+    if (!R.xt || !acc || !ep)
         rc = lsw_err_set(LSW_E_NOMEM, "out of memory");
     for (size_t j = 0; j < njobs && !rc; j++) {
         const lsw_tensor_desc *bt = jobs[j].bt;
@@ -334,7 +342,7 @@ int lsw_stats_rows_run(const lsw_ckpt *base, lsw_ckpt *const *experts, size_t ne
                     break;
                 }
                 double t1 = lsw_now();
-                uint64_t bytes = sum_block(&R, &b, s->p, acc);
+                uint64_t bytes = sum_block(&R, &b, s->p, acc, ep, part);
                 if (tm) {
                     tm->kernel_s += lsw_now() - t1;
                     tm->wait_s += t1 - tw;
@@ -380,7 +388,7 @@ int lsw_stats_rows_run(const lsw_ckpt *base, lsw_ckpt *const *experts, size_t ne
             if ((rc = read_block(&R, &b, p)))
                 break;
             double t1 = lsw_now();
-            uint64_t bytes = sum_block(&R, &b, p, acc);
+            uint64_t bytes = sum_block(&R, &b, p, acc, ep, part);
             if (tm) {
                 tm->read_s += t1 - t0;
                 tm->kernel_s += lsw_now() - t1;
@@ -392,6 +400,7 @@ int lsw_stats_rows_run(const lsw_ckpt *base, lsw_ckpt *const *experts, size_t ne
     }
     free(R.xt);
     free(acc);
+    free(ep);
     return rc;
 }
 

@@ -683,6 +683,71 @@ static void test_absdiff(void)
     free(e); free(b);
 }
 
+/* Every instruction set of lsw_absdiff_sum / lsw_absdiff_sum_multi gives the
+ * generic version's bits: on weight-like values, on all 65,536 patterns of
+ * each 16-bit dtype (NaN, infinities and subnormals included) and on raw f32
+ * patterns, for lengths
+ * around the 8-lane groups, and for 1 to 9 experts against one base. */
+static void test_absdiff_isas(void)
+{
+    static const lsw_dtype dts[] = {LSW_DT_BF16, LSW_DT_F16, LSW_DT_F32};
+    static const size_t lens[] = {0, 1, 7, 8, 9, 23, 64, 65, 1000, 65536 + 13};
+    enum { N = 65536 + 13, K = 9 };
+    unsigned char *x[K + 1];
+    for (int j = 0; j <= K; j++)
+        x[j] = malloc((size_t)N * 4);
+    int tested = 0;
+    for (size_t dm = 0; dm < 6; dm++) {
+        lsw_dtype dt = dts[dm % 3];
+        int mode = (int)(dm / 3);   /* 0: finite weight-like values, 1: raw patterns */
+        size_t es = lsw_dtype_size(dt);
+        for (int j = 0; j <= K; j++)
+            fill_random(dt, x[j], N, mode);
+        if (es == 2 && mode == 1)   /* expert 0 runs through every 16-bit pattern */
+            for (uint32_t v = 0; v < 65536; v++) {
+                uint16_t h = (uint16_t)v;
+                memcpy(x[1] + 2 * v, &h, 2);
+            }
+        for (size_t l = 0; l < sizeof lens / sizeof lens[0]; l++) {
+            size_t n = lens[l];
+            double gen[K], got[K];
+            const void *ep[K];
+            for (int j = 0; j < K; j++)
+                ep[j] = x[j + 1];
+            CHECK(lsw_kernels_set_isa(LSW_ISA_GENERIC) == 0, "generic kernels always available");
+            for (int j = 0; j < K; j++)
+                gen[j] = lsw_absdiff_sum(dt, x[j + 1], x[0], n);
+            /* the generic version follows the documented order (NaN sums aside) */
+            for (int j = 0; j < K; j++) {
+                double ord = ref_absdiff_ordered(dt, x[j + 1], x[0], n);
+                CHECK((isnan(ord) && isnan(gen[j])) || memcmp(&ord, &gen[j], sizeof ord) == 0,
+                      "absdiff %s n=%zu expert %d: generic %a, documented order %a", lsw_dtype_name(dt), n, j,
+                      gen[j], ord);
+            }
+            for (int isa = LSW_ISA_GENERIC; isa <= LSW_ISA_AVX512; isa++) {
+                if (lsw_kernels_set_isa((lsw_isa)isa) != 0)
+                    continue;
+                tested |= 1 << isa;
+                for (size_t k = 1; k <= K; k++) {
+                    lsw_absdiff_sum_multi(dt, x[0], ep, k, n, got);
+                    for (size_t j = 0; j < k; j++)
+                        CHECK(memcmp(&got[j], &gen[j], sizeof got[j]) == 0,
+                              "absdiff_multi %s isa=%s k=%zu n=%zu expert %zu: %a, generic %a",
+                              lsw_dtype_name(dt), lsw_isa_name((lsw_isa)isa), k, n, j, got[j], gen[j]);
+                }
+                double one = lsw_absdiff_sum(dt, x[1], x[0], n);
+                CHECK(memcmp(&one, &gen[0], sizeof one) == 0, "absdiff %s isa=%s n=%zu: %a, generic %a",
+                      lsw_dtype_name(dt), lsw_isa_name((lsw_isa)isa), n, one, gen[0]);
+            }
+        }
+    }
+    CHECK(lsw_kernels_set_isa(LSW_ISA_AUTO) == 0, "back to the best instruction set");
+    printf("absdiff instruction sets checked:%s%s%s (in use: %s)\n", tested & 2 ? " generic" : "",
+           tested & 4 ? " avx2" : "", tested & 8 ? " avx512" : "", lsw_isa_name(lsw_kernels_isa()));
+    for (int j = 0; j <= K; j++)
+        free(x[j]);
+}
+
 int main(void)
 {
     test_bf16_all_patterns();
@@ -692,6 +757,7 @@ int main(void)
     test_block_conversions();
     test_wsum();
     test_absdiff();
+    test_absdiff_isas();
     printf("%ld passed, %ld failed\n", n_pass, n_fail);
     return n_fail ? 1 : 0;
 }
