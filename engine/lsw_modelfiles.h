@@ -1,8 +1,10 @@
 /* lsw_modelfiles — the non-weight files of a Hugging Face model folder.
  * config.json, generation_config.json and the tokenizer files are copied
  * from a source folder into an output folder (SPEC §5).  In config.json the
- * top-level "dtype" and "torch_dtype" values are replaced by the output
- * dtype; every other byte is kept. */
+ * top-level "dtype" and "torch_dtype" values, and those of nested objects
+ * (text_config, vision_config, ... of multimodal models) that name a
+ * floating-point dtype, are replaced by the output dtype; every other byte
+ * is kept. */
 #ifndef LSW_MODELFILES_H
 #define LSW_MODELFILES_H
 
@@ -18,8 +20,14 @@ extern const char *const lsw_model_file_names[];
  * copy).  `dtype` LSW_DT_INVALID keeps config.json as it is. */
 int lsw_copy_model_files(const char *src_folder, lsw_outdir *o, lsw_dtype dtype);
 
-/* config.json text with its top-level "dtype"/"torch_dtype" set to `torch_name`;
- * malloc'd into *out.  LSW_E_INPUT if the text is not a JSON object. */
+/* Before anything is written: LSW_E_INPUT (naming the file and the rule) if
+ * `src_folder`'s config.json exists but cannot be read or is not a JSON
+ * object, so that a merge does not fail at its very end. */
+int lsw_check_model_files(const char *src_folder);
+
+/* config.json text with its dtype fields (see above) set to `torch_name`;
+ * malloc'd into *out.  LSW_E_INPUT if the text is not a JSON object.  A NULL
+ * `torch_name` only checks the text (out and outlen are not touched). */
 int lsw_config_json_set_dtype(const char *text, size_t len, const char *torch_name, const char *path, char **out,
                               size_t *outlen);
 

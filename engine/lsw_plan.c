@@ -9,6 +9,7 @@
 
 #include "lsw_crc32c.h"
 #include "lsw_error.h"
+#include "lsw_modelfiles.h"
 #include "lsw_io.h"
 
 /* ---- rule expansion ------------------------------------------------------ */
@@ -107,6 +108,21 @@ void lsw_plan_models_used(const lsw_config *cfg, int *used)
         used[cfg->base] = 1;
     /* the reference model: its tensor list and config files define the output */
     used[cfg->first_model] = 1;
+}
+
+int lsw_plan_open_models(const lsw_config *cfg, const int *used, lsw_ckpt **m)
+{
+    int rc = 0;
+    for (size_t i = 0; i < cfg->nmodels; i++)
+        m[i] = NULL;
+    for (size_t i = 0; i < cfg->nmodels && !rc; i++)
+        rc = lsw_ckpt_open(cfg->model_paths[i], &m[i]);
+    for (size_t i = 0; i < cfg->nmodels; i++)
+        if (rc || !used[i]) {
+            lsw_ckpt_close(m[i]);
+            m[i] = NULL;
+        }
+    return rc;
 }
 
 /* ---- matching ------------------------------------------------------------ */
@@ -376,23 +392,15 @@ out:
 
 int lsw_plan_check_output(const lsw_plan *p)
 {
-    struct stat out;
-    if (!p->cfg->out.path || stat(p->cfg->out.path, &out) != 0)
-        return 0; /* not there yet: cannot be an input's folder */
-    for (size_t m = 0; m < p->cfg->nmodels; m++) {
-        const lsw_ckpt *c = p->models[m];
-        if (!c)
-            continue;
-        for (size_t f = 0; f < lsw_ckpt_file_count(c); f++) {
-            char *dir = lsw_dirname(lsw_ckpt_file_path(c, (unsigned)f));
-            struct stat in;
-            int same = dir && stat(dir, &in) == 0 && in.st_dev == out.st_dev && in.st_ino == out.st_ino;
-            free(dir);
-            if (same)
-                return lsw_err_set(LSW_E_CONFIG, "%s: the output folder %s holds model '%s' (an input); choose another -o",
-                                   p->cfg->file, p->cfg->out.path, p->cfg->model_names[m]);
-        }
-    }
+    /* the files the output copies from its reference model, checked now
+     * rather than after the last tensor */
+    int rc = lsw_check_model_files(lsw_ckpt_folder(p->models[p->cfg->first_model]));
+    if (rc)
+        return rc;
+    for (size_t m = 0; m < p->cfg->nmodels; m++)
+        if (lsw_ckpt_in_folder(p->models[m], p->cfg->out.path))
+            return lsw_err_set(LSW_E_CONFIG, "%s: the output folder %s holds model '%s' (an input); choose another -o",
+                               p->cfg->file, p->cfg->out.path, p->cfg->model_names[m]);
     return 0;
 }
 

@@ -72,6 +72,13 @@ typedef struct lsw_plan {
  * Magnitude weights add the base. */
 void lsw_plan_models_used(const lsw_config *cfg, int *used);
 
+/* Open and validate every model the config names (SPEC §2: a path that does
+ * not exist or cannot be read is a bad input even if no rule reads it), then
+ * keep in m[i] (caller-owned array of cfg->nmodels, filled with opened
+ * handles the caller closes) only the models with used[i] set; the others
+ * are closed again and left NULL.  On error nothing stays open. */
+int lsw_plan_open_models(const lsw_config *cfg, const int *used, lsw_ckpt **m);
+
 /* Build the plan.  `models[i]` is the opened checkpoint of model i, or NULL
  * for a model no rule reads.  Errors: LSW_E_CONFIG (layer ranges, unmatched
  * tensors), LSW_E_MISMATCH (names, shapes, dtypes disagree), LSW_E_INPUT. */
@@ -79,7 +86,9 @@ int lsw_plan_build(const lsw_config *cfg, lsw_ckpt *const *models, lsw_plan **ou
 void lsw_plan_free(lsw_plan *p);
 
 /* LSW_E_CONFIG if the output folder is the folder of an input's files
- * (writing or --overwrite there would destroy the input). */
+ * (writing or --overwrite there would destroy the input); LSW_E_INPUT if the
+ * reference model's config.json, which the output copies, is not a JSON
+ * object.  Reads no tensor data. */
 int lsw_plan_check_output(const lsw_plan *p);
 
 /* With the model MAVs (SPEC §4, indexed by model; only mav_needed entries

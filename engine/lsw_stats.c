@@ -577,6 +577,15 @@ int lsw_stats_main(int argc, char **argv)
         rc = lsw_ckpt_open(base_path, &bc);
     for (size_t e = 0; e < E && !rc; e++)
         rc = lsw_ckpt_open(paths[e], &xc[e]);
+    /* the output folder must not be an input's: --overwrite there would mix
+     * stats files and a manifest into a model folder */
+    if (!rc && lsw_ckpt_in_folder(bc, outdir))
+        rc = lsw_err_set(LSW_E_CONFIG, "the output folder %s holds the base model %s (an input); choose another -o",
+                         outdir, base_path);
+    for (size_t e = 0; e < E && !rc; e++)
+        if (lsw_ckpt_in_folder(xc[e], outdir))
+            rc = lsw_err_set(LSW_E_CONFIG, "the output folder %s holds expert '%s' (an input); choose another -o",
+                             outdir, names[e]);
     rc = agree(rc);
     if (!rc)
         rc = agree(lsw_stats_check_experts(bc, xc, E));

@@ -560,6 +560,70 @@ static int run_rank0(const lsw_sweep *s, lsw_plan **plans, lsw_outdir **od, cons
     return rc;
 }
 
+/* Add "SWEEP: merge K (NAME): " in front of the recorded error detail. */
+static int name_merge(const lsw_sweep *s, size_t k, int rc)
+{
+    char *d = strdup(lsw_err_detail());
+    const char *rest = d ? d : "";
+    size_t fl = strlen(s->file);
+    if (!strncmp(rest, s->file, fl) && !strncmp(rest + fl, ": ", 2))
+        rest += fl + 2;   /* the merge's config file is the sweep file: named once */
+    lsw_err_clear();
+    rc = lsw_err_set(rc, "%s: merge %zu (%s): %s", s->file, k, s->names[k], rest);
+    free(d);
+    return rc;
+}
+
+/* Validate every model the sweep names and build every merge's plan from the
+ * headers alone: models[m] (nmodels entries) holds those any merge reads,
+ * own[k·nmodels + m] the ones merge k reads (they enter its identity), and
+ * plans[k] its plan.  The caller frees all three arrays' contents. */
+static int prepare(const lsw_sweep *s, lsw_ckpt **models, lsw_ckpt **own, lsw_plan **plans)
+{
+    size_t E = s->n;
+    const lsw_config *c0 = s->cfgs[0];
+    int *used = calloc(c0->nmodels, sizeof *used), *u = calloc(c0->nmodels, sizeof *u);
+    int rc = (!used || !u) ? lsw_err_set(LSW_E_NOMEM, "out of memory") : 0;
+    for (size_t k = 0; k < E && !rc; k++) {
+        lsw_plan_models_used(s->cfgs[k], u);
+        for (size_t m = 0; m < c0->nmodels; m++)
+            used[m] |= u[m];
+    }
+    if (!rc)
+        rc = lsw_plan_open_models(c0, used, models);
+    for (size_t k = 0; k < E && !rc; k++) {
+        lsw_plan_models_used(s->cfgs[k], u);
+        for (size_t m = 0; m < c0->nmodels; m++)
+            own[k * c0->nmodels + m] = u[m] ? models[m] : NULL;
+        rc = lsw_plan_build(s->cfgs[k], own + k * c0->nmodels, &plans[k]);
+        if (!rc)
+            rc = lsw_plan_check_output(plans[k]);
+        if (rc)
+            rc = name_merge(s, k, rc);
+    }
+    if (!rc)
+        rc = same_layout(plans, E, s->file);
+    free(used);
+    free(u);
+    return rc;
+}
+
+int lsw_sweep_check(const lsw_sweep *s)
+{
+    size_t E = s->n, nm = s->cfgs[0]->nmodels;
+    lsw_ckpt **models = calloc(nm, sizeof *models), **own = calloc(E * nm + 1, sizeof *own);
+    lsw_plan **plans = calloc(E, sizeof *plans);
+    int rc = (!models || !own || !plans) ? lsw_err_set(LSW_E_NOMEM, "out of memory") : prepare(s, models, own, plans);
+    for (size_t k = 0; plans && k < E; k++)
+        lsw_plan_free(plans[k]);
+    for (size_t m = 0; models && m < nm; m++)
+        lsw_ckpt_close(models[m]);
+    free(models);
+    free(own);
+    free(plans);
+    return rc;
+}
+
 int lsw_sweep_run(const lsw_sweep *s, const lsw_run_opts *o, const lsw_comm *c)
 {
     size_t E = s->n;
@@ -568,33 +632,13 @@ int lsw_sweep_run(const lsw_sweep *s, const lsw_run_opts *o, const lsw_comm *c)
     lsw_plan **plans = calloc(E, sizeof *plans);
     lsw_outdir **od = calloc(E, sizeof *od);
     lsw_out_state *st = calloc(E, sizeof *st);
-    int *used = calloc(c0->nmodels, sizeof *used), *u = calloc(c0->nmodels, sizeof *u);
-    double *mav = calloc(c0->nmodels, sizeof *mav);
-    int rc = (!models || !plans || !od || !st || !used || !u || !mav) ? lsw_err_set(LSW_E_NOMEM, "out of memory") : 0;
-    double t0 = lsw_now();
-    /* every model any merge reads, opened once (all headers validated) */
-    for (size_t k = 0; k < E && !rc; k++) {
-        lsw_plan_models_used(s->cfgs[k], u);
-        for (size_t m = 0; m < c0->nmodels; m++)
-            used[m] |= u[m];
-    }
-    for (size_t m = 0; m < c0->nmodels && !rc; m++)
-        if (used[m])
-            rc = lsw_ckpt_open(c0->model_paths[m], &models[m]);
-    /* each merge sees only the models it reads (they enter its identity) */
     lsw_ckpt **own = calloc(E * c0->nmodels + 1, sizeof *own);
-    if (!own && !rc)
-        rc = lsw_err_set(LSW_E_NOMEM, "out of memory");
-    for (size_t k = 0; k < E && !rc; k++) {
-        lsw_plan_models_used(s->cfgs[k], u);
-        for (size_t m = 0; m < c0->nmodels; m++)
-            own[k * c0->nmodels + m] = u[m] ? models[m] : NULL;
-        rc = lsw_plan_build(s->cfgs[k], own + k * c0->nmodels, &plans[k]);
-        if (!rc)
-            rc = lsw_plan_check_output(plans[k]);
-    }
+    int *u = calloc(c0->nmodels, sizeof *u);
+    double *mav = calloc(c0->nmodels, sizeof *mav);
+    int rc = (!models || !plans || !od || !st || !own || !u || !mav) ? lsw_err_set(LSW_E_NOMEM, "out of memory") : 0;
+    double t0 = lsw_now();
     if (!rc)
-        rc = same_layout(plans, E, s->file);
+        rc = prepare(s, models, own, plans);
     rc = lsw_agree(c, rc);
     /* magnitude weights: each model's MAV once, for the merges not finished yet */
     unsigned char *done = calloc(E, 1);
@@ -702,7 +746,6 @@ out:
     free(plans);
     free(od);
     free(st);
-    free(used);
     free(u);
     free(mav);
     return rc;

@@ -53,6 +53,11 @@ int lsw_sweep_take_config(lsw_sweep *s, size_t k, lsw_config **out);
  * config.  Rank 0 only. */
 int lsw_sweep_write_list(const lsw_sweep *s);
 
+/* Validate every model the sweep names and plan every merge (headers only,
+ * no tensor data): the checks a run makes before it writes anything.  Errors
+ * name the merge ("SWEEP: merge K (NAME): ..."). */
+int lsw_sweep_check(const lsw_sweep *s);
+
 /* Run every merge of the sweep.  Collective over c->comm; the work runs on
  * rank 0 (job arrays spread merges over nodes: `merge --sweep --index`). */
 int lsw_sweep_run(const lsw_sweep *s, const lsw_run_opts *o, const lsw_comm *c);

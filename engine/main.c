@@ -124,6 +124,17 @@ static int show_help(int argc, char **argv, const char *usage)
     return 0;
 }
 
+/* For commands with positional arguments only: an argument that starts with
+ * '-' is an unknown option, not a path (write ./-name for such a path).
+ * 0, or the exit code of the usage error. */
+static int reject_options(const char *cmd, int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++)
+        if (argv[i][0] == '-' && argv[i][1] != '\0')
+            return usage_error(cmd, "unknown option '%s' (write a path that starts with '-' as ./-name)", argv[i]);
+    return 0;
+}
+
 /* --mem SIZE: at least LSW_MIN_MEM.  0 or the exit code of a usage error. */
 static int parse_mem(const char *cmd, const char *arg, uint64_t *mem)
 {
@@ -166,7 +177,7 @@ static void close_models(lsw_ckpt **m, size_t n)
     free(m);
 }
 
-/* Open every checkpoint the config uses; all headers validated. */
+/* Open every checkpoint the config names (all headers validated); keep those it reads. */
 static int open_models(const lsw_config *c, lsw_ckpt ***out)
 {
     lsw_ckpt **m = calloc(c->nmodels, sizeof *m);
@@ -177,10 +188,7 @@ static int open_models(const lsw_config *c, lsw_ckpt ***out)
         return lsw_err_set(LSW_E_NOMEM, "out of memory");
     }
     lsw_plan_models_used(c, used);
-    int rc = 0;
-    for (size_t i = 0; i < c->nmodels && !rc; i++)
-        if (used[i])
-            rc = lsw_ckpt_open(c->model_paths[i], &m[i]);
+    int rc = lsw_plan_open_models(c, used, m);
     free(used);
     if (rc) {
         close_models(m, c->nmodels);
@@ -348,10 +356,13 @@ static int cmd_sweep(int argc, char **argv)
     lsw_comm world = lsw_comm_world();
     int rc = lsw_agree(&world, lsw_sweep_load(argv[optind], outdir, &sw));
     if (!rc && emit) {
-        if (rank == 0) {
+        /* every merge checked against the checkpoints first, so that no array
+         * element fails on what could be known now; sweep.json before the
+         * lines, so that a reader that stops early (| head) loses nothing */
+        if (rank == 0 && !(rc = lsw_sweep_check(sw)) && !(rc = lsw_sweep_write_list(sw))) {
             for (size_t k = 0; k < lsw_sweep_count(sw); k++)
                 printf("%zu\t%s\t%s\n", k, lsw_sweep_name(sw, k), lsw_sweep_output(sw, k));
-            rc = lsw_sweep_write_list(sw);
+            fflush(stdout);
         }
         rc = lsw_agree(&world, rc);
     } else if (!rc) {
@@ -367,6 +378,9 @@ static int cmd_inspect(int argc, char **argv)
 {
     if (show_help(argc, argv, usage_inspect))
         return 0;
+    int bad = reject_options("inspect", argc, argv);
+    if (bad)
+        return bad;
     if (argc != 2)
         return usage_error("inspect", "%s", "needs exactly one PATH");
     lsw_ckpt *c;
@@ -443,10 +457,7 @@ static int verify_dir(const char *dir)
     DIR *d = rc ? NULL : opendir(dir);
     struct dirent *de;
     while (d && (de = readdir(d))) {
-        size_t l = strlen(de->d_name);
-        int ckpt = (l > 12 && !strcmp(de->d_name + l - 12, ".safetensors")) ||
-                   !strcmp(de->d_name, "model.safetensors.index.json") || (l > 3 && !strcmp(de->d_name + l - 3, ".h5"));
-        if (!ckpt || de->d_name[0] == '.')
+        if (!lsw_is_weight_file_name(de->d_name) || de->d_name[0] == '.')
             continue;
         int listed = 0;
         for (size_t i = 0; i < lsw_json_count(files) && !listed; i++) {
@@ -484,6 +495,9 @@ static int cmd_verify(int argc, char **argv)
 {
     if (show_help(argc, argv, usage_verify))
         return 0;
+    int bad = reject_options("verify", argc, argv);
+    if (bad)
+        return bad;
     if (argc != 2)
         return usage_error("verify", "%s", "needs exactly one DIR");
     int rc = verify_dir(argv[1]);
@@ -584,6 +598,9 @@ static int cmd_demo(int argc, char **argv)
 {
     if (show_help(argc, argv, usage_demo))
         return 0;
+    int bad = reject_options("demo", argc, argv);
+    if (bad)
+        return bad;
     if (argc > 2)
         return usage_error("demo", "%s", "takes at most one DIR");
     const char *dir = argc == 2 ? argv[1] : "layerswap-demo";

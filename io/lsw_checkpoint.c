@@ -34,16 +34,31 @@ int lsw_layer_of(const char *name)
 {
     for (const char *p = strstr(name, "layers."); p; p = strstr(p + 1, "layers.")) {
         const char *d = p + 7;
-        int v = 0, nd = 0;
-        while (*d >= '0' && *d <= '9' && nd < 9) {
-            v = v * 10 + (*d - '0');
+        long v = 0;
+        int nd = 0;
+        while (*d >= '0' && *d <= '9') {
+            if (v <= LSW_MAX_LAYER)
+                v = v * 10 + (*d - '0');
             d++;
             nd++;
         }
         if (nd > 0 && *d == '.')
-            return v;
+            return v > LSW_MAX_LAYER ? LSW_LAYER_TOO_BIG : (int)v;
     }
     return -1;
+}
+
+/* d->layer set from its name, and the checkpoint's layer count updated;
+ * LSW_E_INPUT for an index beyond LSW_MAX_LAYER. */
+static int set_layer(lsw_ckpt *c, lsw_tensor_desc *d, const char *file)
+{
+    d->layer = lsw_layer_of(d->name);
+    if (d->layer == LSW_LAYER_TOO_BIG)
+        return lsw_err_set(LSW_E_INPUT, "%s: tensor '%s': layer index in the name is larger than %d", file, d->name,
+                           LSW_MAX_LAYER);
+    if (d->layer + 1 > c->layers)
+        c->layers = d->layer + 1;
+    return 0;
 }
 
 static int ends_with(const char *s, const char *suf)
@@ -56,6 +71,12 @@ static int is_pickle(const char *p)
 {
     return ends_with(p, ".bin") || ends_with(p, ".pt") || ends_with(p, ".pth") || ends_with(p, ".ckpt") ||
            ends_with(p, ".pkl");
+}
+
+int lsw_is_weight_file_name(const char *name)
+{
+    return ends_with(name, ".safetensors") || ends_with(name, ".safetensors.index.json") || ends_with(name, ".h5") ||
+           ends_with(name, ".bin.index.json") || is_pickle(name);
 }
 
 static int cmp_desc(const void *a, const void *b)
@@ -176,11 +197,11 @@ static int build_table(lsw_ckpt *c)
             d->shape = s->shape;
             d->numel = s->numel;
             d->nbytes = s->nbytes;
-            d->layer = lsw_layer_of(s->name);
             d->file = (unsigned)f;
             d->offset = s->offset;
-            if (d->layer + 1 > c->layers)
-                c->layers = d->layer + 1;
+            int rc = set_layer(c, d, lsw_st_path(c->files[f]));
+            if (rc)
+                return rc;
             c->data_bytes += d->nbytes;
         }
     }
@@ -213,10 +234,9 @@ static int open_h5(lsw_ckpt *c, const char *path)
     for (size_t i = 0; i < n; i++) {
         const lsw_h5_tensor *ht = lsw_h5_input_at(h, i);
         lsw_tensor_desc *d = &c->t[c->n++];
-        *d = (lsw_tensor_desc){ht->name, ht->dtype, ht->ndim, ht->shape, ht->numel, ht->nbytes,
-                               lsw_layer_of(ht->name), 0, (uint64_t)i};
-        if (d->layer + 1 > c->layers)
-            c->layers = d->layer + 1;
+        *d = (lsw_tensor_desc){ht->name, ht->dtype, ht->ndim, ht->shape, ht->numel, ht->nbytes, -1, 0, (uint64_t)i};
+        if ((rc = set_layer(c, d, path)))
+            return rc;
         c->data_bytes += d->nbytes;
     }
     struct stat st;
@@ -347,4 +367,20 @@ int lsw_ckpt_read(const lsw_ckpt *c, const lsw_tensor_desc *t, uint64_t off, voi
         lsw_err_set(rc, "%s", d);
     }
     return rc;
+}
+
+int lsw_ckpt_in_folder(const lsw_ckpt *c, const char *dir)
+{
+    struct stat out;
+    if (!c || !dir || stat(dir, &out) != 0)
+        return 0; /* not there (yet): cannot hold the checkpoint */
+    for (size_t f = 0; f < lsw_ckpt_file_count(c); f++) {
+        char *d = lsw_dirname(lsw_ckpt_file_path(c, (unsigned)f));
+        struct stat in;
+        int same = d && stat(d, &in) == 0 && in.st_dev == out.st_dev && in.st_ino == out.st_ino;
+        free(d);
+        if (same)
+            return 1;
+    }
+    return 0;
 }

@@ -53,10 +53,24 @@ const char *lsw_ckpt_file_path(const lsw_ckpt *c, unsigned file);
 uint64_t lsw_ckpt_data_bytes(const lsw_ckpt *c);
 /* 64-bit identity of the checkpoint: its headers, file sizes and modification times. */
 uint64_t lsw_ckpt_identity(const lsw_ckpt *c);
+/* 1 if folder `dir` (compared as a file, so links and "a/../a" count)
+ * holds a file of checkpoint c: an output there would overwrite an input. */
+int lsw_ckpt_in_folder(const lsw_ckpt *c, const char *dir);
 /* Read bytes [off, off + n) of tensor t.  LSW_E_READ names file and tensor. */
 int lsw_ckpt_read(const lsw_ckpt *c, const lsw_tensor_desc *t, uint64_t off, void *buf, size_t n);
 
-/* Layer index of a tensor name (i of "layers.<i>."), or -1. */
+/* 1 if a file name is one a model loader would take for weights: *.safetensors,
+ * *.safetensors.index.json, *.h5, pickle checkpoints and their indexes.  An
+ * output folder must hold no such file that its manifest does not list. */
+int lsw_is_weight_file_name(const char *name);
+
+/* The largest layer index a tensor name may carry; a larger one is a bad
+ * input (it would otherwise turn into a non-layer tensor, or a model with
+ * billions of empty layers). */
+#define LSW_MAX_LAYER 999999
+#define LSW_LAYER_TOO_BIG (-2)
+/* Layer index of a tensor name (i of "layers.<i>."), -1 if none, or
+ * LSW_LAYER_TOO_BIG if i > LSW_MAX_LAYER. */
 int lsw_layer_of(const char *name);
 
 #endif

@@ -12,6 +12,7 @@
 #include <linux/fs.h>
 #include <unistd.h>
 
+#include "lsw_checkpoint.h"
 #include "lsw_crc32c.h"
 #include "lsw_error.h"
 #include "lsw_io.h"
@@ -148,6 +149,21 @@ static int remove_previous(const char *dir)
     return rc;
 }
 
+/* --overwrite of a folder that receives a checkpoint: every weight file goes
+ * (lsw_is_weight_file_name), whoever wrote it. */
+static int remove_weight_files(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return lsw_err_set(LSW_E_IO, "%s: cannot list the folder: %s", dir, strerror(errno));
+    int rc = 0;
+    for (struct dirent *e; !rc && (e = readdir(d));)
+        if (e->d_name[0] != '.' && lsw_is_weight_file_name(e->d_name))
+            rc = remove_name(dir, e->d_name);
+    closedir(d);
+    return rc;
+}
+
 static void remove_temporaries(const char *dir)
 {
     DIR *d = opendir(dir);
@@ -232,8 +248,23 @@ int lsw_outdir_open(const char *dir, uint64_t plan_hash, const char *const *name
         }
         free(mp);
         free(jp);
+        /* A run that writes a checkpoint: weight files of another model in
+         * the folder would be loaded with ours (and fail `verify`). */
+        int writes_weights = 0;
+        for (size_t i = 0; i < n; i++)
+            writes_weights |= lsw_is_weight_file_name(names[i]);
+        char *foreign = NULL;
+        DIR *d = writes_weights && !conflict ? opendir(dir) : NULL;
+        for (struct dirent *e; d && !foreign && (e = readdir(d));)
+            if (e->d_name[0] != '.' && lsw_is_weight_file_name(e->d_name))
+                foreign = strdup(e->d_name);
+        if (d)
+            closedir(d);
+        if (foreign)
+            conflict = foreign;
         if (conflict && !overwrite) {
-            rc = lsw_err_set(LSW_E_EXISTS, "%s: output folder already holds \"%s\" from another merge; use --overwrite or another -o",
+            rc = lsw_err_set(LSW_E_EXISTS, "%s: output folder already holds \"%s\", which this merge did not write; use --overwrite (it removes "
+                             "it) or another -o",
                              dir, conflict);
         } else if (conflict) {
             /* Remove everything of the previous run: its manifest's files,
@@ -241,7 +272,10 @@ int lsw_outdir_open(const char *dir, uint64_t plan_hash, const char *const *name
             rc = remove_previous(dir);
             for (size_t i = 0; i < n && !rc; i++)
                 rc = remove_name(dir, names[i]);
+            if (writes_weights)
+                rc = rc ? rc : remove_weight_files(dir);
         }
+        free(foreign);
     }
     if (!rc)
         rc = journal_start(o, resume);

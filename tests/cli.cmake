@@ -60,7 +60,8 @@ foreach(case
     bad-mem bad-mem-zero unknown-option unknown-command no-command missing-config
     missing-option-value two-configs inspect-no-path verify-no-dir synth-missing-args
     missing-model pickle-folder pickle-file shape-mismatch-rows shape-mismatch-reshape
-    dtype-mismatch missing-tensor truncated-shard)
+    dtype-mismatch missing-tensor truncated-shard unused-missing-model bad-config-json
+    layer-index-too-big demo-unknown-option inspect-unknown-option)
   lsw_cli_test(error_${case} test_errors.py --case ${case})
 endforeach()
 

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # output_guard.sh LAYERSWAP WORKDIR
 # An output folder that holds an input model is refused (exit 1) before
-# anything is written, with and without --overwrite; a sweep (whose merge
-# folders are <path>/<K>-<name>, checked the same way) still runs beside the
-# inputs; the input stays byte for byte as it was.
+# anything is written, with and without --overwrite, by merge and by stats; a
+# sweep (whose merge folders are <path>/<K>-<name>, checked the same way)
+# still runs beside the inputs; the input stays byte for byte as it was.
+# A folder holding another tool's checkpoint (weight files no manifest of ours
+# lists) is refused without --overwrite; with it, every weight file goes and
+# the result passes `verify`.
 set -euo pipefail
 bin=$1 work=$2
 here=$(cd "$(dirname "$0")" && pwd)
@@ -21,6 +24,18 @@ for args in "merge c.json -o math1" "merge c.json -o math1 --overwrite" "merge c
   rc=0; "$bin" $args 2>err.log || rc=$?
   if [ $rc -ne 1 ] || ! grep -q "holds model 'math'" err.log; then echo "FAIL: $args: exit $rc"; cat err.log; fail=1; fi
 done
+for who in base math1; do
+  rc=0; "$bin" stats --base base math1 -o $who --overwrite >/dev/null 2>err.log || rc=$?
+  if [ $rc -ne 1 ] || ! grep -q "holds .*(an input)" err.log; then echo "FAIL: stats -o $who: exit $rc"; cat err.log; fail=1; fi
+done
+# another tool's checkpoint in the output folder (here lang1's five shards and index)
+cp -r lang1 foreign
+rc=0; "$bin" merge c.json -o foreign --quiet 2>err.log || rc=$?
+if [ $rc -ne 1 ] || ! grep -q "did not write" err.log; then echo "FAIL: merge into a foreign checkpoint: exit $rc"; cat err.log; fail=1; fi
+rc=0; "$bin" merge c.json -o foreign --overwrite --quiet 2>err.log || rc=$?
+[ $rc -eq 0 ] || { echo "FAIL: merge --overwrite into a foreign checkpoint: exit $rc"; cat err.log; fail=1; }
+rc=0; "$bin" verify foreign >/dev/null 2>err.log || rc=$?
+[ $rc -eq 0 ] || { echo "FAIL: verify after --overwrite of a foreign checkpoint: exit $rc"; cat err.log; fail=1; }
 rc=0; "$bin" sweep s.json -o . --quiet 2>/dev/null || rc=$?
 [ $rc -eq 0 ] || { echo "FAIL: sweep into a fresh folder: exit $rc"; fail=1; }
 [ "$(cat math1/* | md5sum)" = "$before" ] || { echo "FAIL: the input changed"; fail=1; }

@@ -80,6 +80,15 @@ CASES = {
     "dtype-mismatch": ("input", "setup_dtype", 2, [VICTIM]),
     "missing-tensor": ("input", "setup_missing_tensor", 2, [VICTIM]),
     "truncated-shard": ("input", "setup_truncated", 2, ["model-00003-of-00005.safetensors"]),
+    # a model no rule reads is still an input: a path that does not exist is exit 2 (SPEC §2)
+    "unused-missing-model": ("input", ["merge", "{E}/bad-unused-missing-model.json"], 2, ["ghost9-does-not-exist"]),
+    # the reference model's config.json (copied, dtype edited) is checked before any output
+    "bad-config-json": ("input", "setup_bad_config_json", 2, ["config.json", "JSON"]),
+    # a layer index too large for any model is refused, not taken for a non-layer tensor
+    "layer-index-too-big": ("input", "setup_layer_index", 2, ["model.layers.2147483648.w"]),
+    # commands with positional arguments only: an option-like word is a usage error, not a path
+    "demo-unknown-option": ("usage-noout", ["demo", "--bogus"], 1, ["--bogus"]),
+    "inspect-unknown-option": ("usage-noout", ["inspect", "--bogus"], 1, ["--bogus"]),
 }
 
 if "--list" in sys.argv:
@@ -193,6 +202,34 @@ def setup_truncated():
     with open(p, "r+b") as f:
         f.truncate(os.path.getsize(p) - 1000)
     return soup_config("inputs/lang1-truncated")
+
+
+def setup_bad_config_json():
+    d = os.path.join(W, "inputs", "math1-badcfg")
+    shutil.copytree(math1, d)
+    with open(os.path.join(d, "config.json"), "w") as f:
+        f.write('{"torch_dtype": ')
+    cfg = {"models": {"bad": "inputs/math1-badcfg", "lang1": lang1}, "method": "linear",
+           "linear": {"models": ["bad", "lang1"]}, "output": {"path": "out", "dtype": "float32"}}
+    p = os.path.join(W, "badcfg.json")
+    L.write_json(p, cfg)
+    return ["merge", p]
+
+
+def setup_layer_index():
+    names = {}
+    for m in ("lt", "lg"):
+        d = os.path.join(W, "inputs", m)
+        os.makedirs(d)
+        L.st_write(os.path.join(d, "model.safetensors"),
+                   [("model.layers.0.w", "F32", [1], b"\0" * 4), ("model.layers.2147483648.w", "F32", [1], b"\0" * 4)])
+        names[m] = "inputs/" + m
+    cfg = {"models": {"t": names["lt"], "g": names["lg"]}, "method": "layer_swap",
+           "layer_swap": {"task_expert": "t", "language_expert": "g", "bottom": 1, "top": 0},
+           "output": {"path": "out"}}
+    p = os.path.join(W, "bigindex.json")
+    L.write_json(p, cfg)
+    return ["merge", p]
 
 
 # -- run -------------------------------------------------------------------------------------
