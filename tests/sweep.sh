@@ -6,7 +6,8 @@
 # hard links and the sweep reads less than separate merges would; copy and
 # reflink (falls back to copy on ext4) give the same bytes; --emit-array;
 # a write fault mid-sweep resumes to identical bytes; a 2-rank run equals the
-# 1-rank run; an unknown grid key is a config error.
+# 1-rank run; an unknown grid key is a config error; --emit-array refuses a
+# grid with an impossible merge or a missing model path.
 set -euo pipefail
 bin=$1 mpiexec=$2 py=$3 work=$4
 here=$(cd "$(dirname "$0")" && pwd)
@@ -75,5 +76,15 @@ for d in hl-out/*-*/; do n=$(basename "$d"); for f in "$d"model*; do
 sed 's/"top": \[1\]/"tops": [1]/' hl.json > bad.json
 rc=0; "$bin" sweep bad.json 2>bad.log || rc=$?
 ck '[ $rc = 1 ] && grep -q "bad.json" bad.log && grep -q tops bad.log' "unknown grid key: exit $rc"
+# a grid with one impossible merge (bottom 6 + top 1 > 6 layers): --emit-array checks every
+# merge against the checkpoints and refuses before printing or writing anything, naming the merge
+sed 's/"bottom": \[1, 2\]/"bottom": [1, 6]/; s/hl-out/em-out/' hl.json > em.json
+rc=0; "$bin" sweep em.json --emit-array >em.txt 2>em.log || rc=$?
+ck '[ $rc = 1 ] && [ ! -s em.txt ] && [ ! -e em-out/sweep.json ] && grep -q "merge 1 (math1-swh1-b6" em.log' \
+   "emit-array of a grid with an impossible merge: exit $rc, $(cat em.log)"
+# a model the grid never reads, with a path that does not exist: a bad input (exit 2)
+sed 's#"swh2": "m/lang2"#"swh2": "m/lang2", "spare": "m/nothing-here"#; s/hl-out/sp-out/' hl.json > sp.json
+rc=0; "$bin" sweep sp.json --emit-array >/dev/null 2>sp.log || rc=$?
+ck '[ $rc = 2 ] && grep -q "nothing-here" sp.log' "unused model with a missing path: exit $rc"
 if [ $fail -ne 0 ]; then echo "0 passed, 1 failed"; exit 1; fi
 echo "1 passed, 0 failed"
