@@ -35,6 +35,8 @@ typedef struct lsw_run_opts {
 /* Writeback is started every this many bytes written per file. */
 #define LSW_WRITEBACK_BYTES (32ULL << 20)
 #define LSW_MIN_MEM (1ULL << 20)
+/* The usage error of a bad --mem value (printf format, one %s: the value). */
+#define LSW_MEM_USAGE "--mem needs a size from 1M up, such as 512M or 2G (suffixes K M G T, KB MB GB TB), not '%s'"
 
 /* Set by the stop-signal handlers; polled between blocks. */
 extern volatile sig_atomic_t lsw_stop_signal;

@@ -499,7 +499,7 @@ int lsw_stats_main(int argc, char **argv)
         case 'o': outdir = optarg; break;
         case 'm':
             if (lsw_parse_size(optarg, &mem) || mem < LSW_MIN_MEM)
-                return usage_error("--mem needs a size of at least 1M, not '%s'", optarg);
+                return usage_error(LSW_MEM_USAGE, optarg);
             break;
         case 'p': {
             char *end;
@@ -537,6 +537,11 @@ int lsw_stats_main(int argc, char **argv)
     int ex = -1; /* exit code decided early (usage) */
     for (size_t e = 0; e < E && !rc; e++) {
         const char *arg = argv[optind + (int)e], *eq = strchr(arg, '=');
+        if (eq && !name_ok(arg, (size_t)(eq - arg)) && !lsw_is_dir(arg) && !lsw_is_file(arg)) {
+            ex = usage_error("expert '%s': the part before '=' is not a usable expert name (letters, digits, "
+                             ". _ + -)", arg);
+            break;
+        }
         if (eq && name_ok(arg, (size_t)(eq - arg))) {
             names[e] = strndup(arg, (size_t)(eq - arg));
             paths[e] = eq + 1;

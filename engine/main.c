@@ -1,6 +1,7 @@
 /* layerswap — command-line front end.  Parses arguments, runs one command,
  * maps the library's error codes to the exit codes of SPEC §1. */
 #include <dirent.h>
+#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <mpi.h>
@@ -139,7 +140,7 @@ static int reject_options(const char *cmd, int argc, char **argv)
 static int parse_mem(const char *cmd, const char *arg, uint64_t *mem)
 {
     if (lsw_parse_size(arg, mem) || *mem < LSW_MIN_MEM)
-        return usage_error(cmd, "--mem needs a size of at least 1M, not '%s'", arg);
+        return usage_error(cmd, LSW_MEM_USAGE, arg);
     return 0;
 }
 
@@ -226,8 +227,9 @@ static int cmd_merge(int argc, char **argv)
         case 'S': sweep = optarg; break;
         case 'K': {
             char *end;
+            errno = 0;
             index = strtol(optarg, &end, 10);
-            if (*end || index < 0)
+            if (*end || end == optarg || index < 0 || errno == ERANGE)
                 return usage_error("merge", "--index needs a merge number (0, 1, ...), not '%s'", optarg);
             break;
         }
@@ -410,6 +412,10 @@ static int verify_dir(const char *dir)
     size_t len;
     if (!mp)
         return lsw_err_set(LSW_E_NOMEM, "out of memory");
+    if (!lsw_is_dir(dir)) {
+        free(mp);
+        return lsw_err_set(LSW_E_NOTFOUND, "%s: no such folder", dir);
+    }
     int rc = lsw_read_file(mp, &text, &len);
     if (rc) {
         lsw_err_clear();

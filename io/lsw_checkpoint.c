@@ -289,13 +289,19 @@ int lsw_ckpt_open(const char *path, lsw_ckpt **out)
             rc = lsw_err_set(LSW_E_INPUT, "%s: pickle checkpoints are refused (they can run code); convert to safetensors", path);
         else if (lsw_h5_sniff(path) == 1)
             rc = open_h5(c, path);
+        else if (ends_with(path, ".h5"))
+            rc = lsw_err_set(LSW_E_INPUT, "%s: named .h5 but has no HDF5 signature (not an HDF5 file, or damaged)", path);
         else if (ends_with(path, ".json")) {
             c->folder = lsw_dirname(path);
             rc = c->folder ? open_index(c, path) : lsw_err_set(LSW_E_NOMEM, "out of memory");
         } else
             rc = add_file(c, path);
     } else {
-        rc = lsw_err_set(LSW_E_NOTFOUND, "%s: no such file or folder", path);
+        struct stat st;
+        if (stat(path, &st) == 0)
+            rc = lsw_err_set(LSW_E_INPUT, "%s: not a regular file or a folder (a checkpoint is one of those)", path);
+        else
+            rc = lsw_err_set(LSW_E_NOTFOUND, "%s: %s", path, errno == ENOENT ? "no such file or folder" : strerror(errno));
     }
     if (!rc && !c->h5)
         rc = build_table(c);

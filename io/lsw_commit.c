@@ -262,7 +262,12 @@ int lsw_outdir_open(const char *dir, uint64_t plan_hash, const char *const *name
             closedir(d);
         if (foreign)
             conflict = foreign;
-        if (conflict && !overwrite) {
+        if (conflict && !overwrite && !strcmp(conflict, LSW_STATE_NAME)) {
+            rc = lsw_err_set(LSW_E_EXISTS,
+                             "%s: output folder holds the journal (%s) of an interrupted run of another plan: the config "
+                             "or an input changed since; use --overwrite to start afresh, or another -o",
+                             dir, LSW_STATE_NAME);
+        } else if (conflict && !overwrite) {
             rc = lsw_err_set(LSW_E_EXISTS, "%s: output folder already holds \"%s\", which this merge did not write; use --overwrite (it removes "
                              "it) or another -o",
                              dir, conflict);

@@ -363,7 +363,8 @@ def cmd_usage(driver, data, out):
                        (["--base", base, "a=" + os.path.join(data, "math1"), "b=" + os.path.join(data, "lang1"),
                          "--task", "a", "--language", "a"], "expert on both sides"),
                        (["--base", base, os.path.join(data, "math1"), "--mem", "12"], "bad --mem"),
-                       (["--base", base, os.path.join(data, "math1"), "--bogus"], "unknown option")):
+                       (["--base", base, os.path.join(data, "math1"), "--bogus"], "unknown option"),
+                       (["--base", base, "my/expert=" + os.path.join(data, "math1")], "bad NAME in NAME=PATH")):
         rc, so, se = run([driver, "stats"] + args + ["-o", os.path.join(out, "u")])
         check(rc == 1 and "Usage:" in se, "%s: exit %d, want 1 with usage\n%s" % (what, rc, se))
     o = os.path.join(out, "st")

@@ -89,6 +89,12 @@ CASES = {
     # commands with positional arguments only: an option-like word is a usage error, not a path
     "demo-unknown-option": ("usage-noout", ["demo", "--bogus"], 1, ["--bogus"]),
     "inspect-unknown-option": ("usage-noout", ["inspect", "--bogus"], 1, ["--bogus"]),
+    "index-overflow": ("usage-noout", ["merge", "--sweep", "{G}", "--index", "99999999999999999999"], 1,
+                       ["--index", "99999999999999999999"]),
+    # messages that name the real problem
+    "inspect-fifo": ("input-noout", "setup_fifo", 2, ["fifo", "not a regular file"]),
+    "inspect-h5-no-signature": ("input-noout", "setup_fake_h5", 2, ["fake.h5", "HDF5 signature"]),
+    "verify-missing-folder": ("input-noout", ["verify", "{W}/no-such-output"], 2, ["no-such-output", "no such folder"]),
 }
 
 if "--list" in sys.argv:
@@ -232,6 +238,21 @@ def setup_layer_index():
     return ["merge", p]
 
 
+def setup_fifo():
+    p = os.path.join(W, "inputs", "fifo")
+    os.makedirs(os.path.dirname(p))
+    os.mkfifo(p)
+    return ["inspect", p]
+
+
+def setup_fake_h5():
+    p = os.path.join(W, "inputs", "fake.h5")
+    os.makedirs(os.path.dirname(p))
+    with open(p, "wb") as f:
+        f.write(b"\0" * 1000)
+    return ["inspect", p]
+
+
 # -- run -------------------------------------------------------------------------------------
 if isinstance(spec, str):
     argv = globals()[spec]()
@@ -245,8 +266,8 @@ cfg_dirs = {d: set(os.listdir(d)) for d in (ERRS, L.CONFIGS)}
 
 p = t.ls(*argv)
 t.expect_rc(p, want_rc, "layerswap " + " ".join(argv))
-if kind.startswith("config") or kind == "input":
-    t.check_error_line(p, "merge", want_rc, t.args.case, mention)
+if kind.startswith("config") or kind.startswith("input"):
+    t.check_error_line(p, argv[0], want_rc, t.args.case, mention)
 else:
     for m in mention:
         alts = m if isinstance(m, tuple) else (m,)
