@@ -11,14 +11,20 @@ int lsw_mav_eligible(const lsw_tensor_desc *t)
     return (t->ndim == 1 || t->ndim == 2) && lsw_dtype_is_arith(t->dtype) && t->numel > 0;
 }
 
+int lsw_mav_has_rows(const lsw_tensor_desc *t)
+{
+    return t->ndim >= 1 && lsw_dtype_is_arith(t->dtype) && t->numel > 0;
+}
+
 void lsw_mav_rows(const lsw_tensor_desc *t, uint64_t *rows, uint64_t *row_len)
 {
     if (t->ndim == 1) {
         *rows = 1;
         *row_len = t->shape[0];
     } else {
+        /* [r, c1, c2, ...]: r rows of c1·c2·… elements (numel > 0, so r > 0) */
         *rows = t->shape[0];
-        *row_len = t->shape[1];
+        *row_len = t->numel / t->shape[0];
     }
 }
 

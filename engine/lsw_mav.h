@@ -16,9 +16,14 @@
 
 #define LSW_MAV_CHUNK 65536
 
-/* 1 if the tensor takes part in MAV statistics (1-D or 2-D, BF16/F16/F32). */
+/* 1 if the tensor takes part in the model MAV (SPEC §4: 1-D or 2-D,
+ * BF16/F16/F32, not empty). */
 int lsw_mav_eligible(const lsw_tensor_desc *t);
-/* Rows and row length of an eligible tensor. */
+/* 1 if the tensor has row MAVs (stats.h5): any arithmetic tensor of one or
+ * more dimensions that is not empty; scalars have no rows. */
+int lsw_mav_has_rows(const lsw_tensor_desc *t);
+/* Rows and row length of a tensor with rows: [r, c1, c2, ...] has r rows of
+ * c1·c2·… elements, a 1-D tensor one row. */
 void lsw_mav_rows(const lsw_tensor_desc *t, uint64_t *rows, uint64_t *row_len);
 
 /* Row MAVs of rows [row0, row0 + nrows) of tensor `name` of `expert`

@@ -603,7 +603,7 @@ int lsw_stats_main(int argc, char **argv)
         for (size_t i = 0; i < nt && !rc; i++) {
             const lsw_tensor_desc *t = lsw_ckpt_at(bc, i);
             row_off[i] = UINT64_MAX;
-            if (!lsw_mav_eligible(t))
+            if (!lsw_mav_has_rows(t))
                 continue;
             uint64_t r, rl;
             lsw_mav_rows(t, &r, &rl);
@@ -612,7 +612,7 @@ int lsw_stats_main(int argc, char **argv)
             neligible++;
         }
         if (!rc && !neligible)
-            rc = lsw_err_set(LSW_E_INPUT, "%s: no 1-D or 2-D BF16/F16/F32 tensor to compare", lsw_ckpt_path(bc));
+            rc = lsw_err_set(LSW_E_INPUT, "%s: no BF16/F16/F32 tensor with rows (one or more dimensions, not empty) to compare", lsw_ckpt_path(bc));
         rc = agree(rc);
     }
     /* the output folder: refuse to clobber before reading any data */

@@ -486,7 +486,7 @@ int lsw_stats_summarize(const lsw_stats_input *in, lsw_stats_summary **out)
     /* the type sets */
     for (size_t i = 0; i < nt && !rc; i++) {
         const lsw_tensor_desc *t = lsw_ckpt_at(in->base, i);
-        if (in->row_off[i] == UINT64_MAX)
+        if (in->row_off[i] == UINT64_MAX || !lsw_mav_eligible(t))
             continue;
         lsw_stats_tensor_type(t->name, ty, sizeof ty);
         if (t->layer >= 0 ? add_str(&s->types, &s->ntypes, ty) : add_str(&s->nl_types, &s->nnl, ty))
@@ -515,7 +515,7 @@ int lsw_stats_summarize(const lsw_stats_input *in, lsw_stats_summary **out)
     for (size_t i = 0; i < nt; i++) {
         const lsw_tensor_desc *t = lsw_ckpt_at(in->base, i);
         tcell[i] = (size_t)-1;
-        if (in->row_off[i] == UINT64_MAX)
+        if (in->row_off[i] == UINT64_MAX || !lsw_mav_eligible(t))
             continue;
         lsw_stats_tensor_type(t->name, ty, sizeof ty);
         tcell[i] = t->layer >= 0 ? (size_t)t->layer * s->ntypes + find_str(s->types, s->ntypes, ty)
@@ -558,7 +558,7 @@ int lsw_stats_summarize(const lsw_stats_input *in, lsw_stats_summary **out)
         double sum = 0;
         uint64_t total = 0;
         for (size_t i = 0; i < nt; i++) {
-            if (in->row_off[i] == UINT64_MAX)
+            if (in->row_off[i] == UINT64_MAX || !lsw_mav_eligible(lsw_ckpt_at(in->base, i)))
                 continue;
             uint64_t rows, rl;
             lsw_mav_rows(lsw_ckpt_at(in->base, i), &rows, &rl);

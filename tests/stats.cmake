@@ -55,3 +55,9 @@ add_test(NAME stats_usage
          COMMAND ${LSW_PYTHON} ${LSW_STATS_CLI} usage ${LSW_STATS_DRIVER} ${LSW_STATS_FIXTURE}
                  ${LSW_STATS_OUT}/usage)
 set_tests_properties(stats_usage PROPERTIES LABELS cli ENVIRONMENT "${LSW_STATS_ENV}" TIMEOUT 300)
+
+# A 3-D tensor has row MAVs in stats.h5 but stays out of the model MAV and the cells.
+if(LSW_WITH_HDF5)
+  add_test(NAME stats_nd COMMAND ${LSW_PYTHON} ${LSW_STATS_CLI} nd ${LSW_STATS_DRIVER} ${LSW_STATS_OUT}/nd)
+  set_tests_properties(stats_nd PROPERTIES LABELS cli ENVIRONMENT "${LSW_STATS_ENV}" TIMEOUT 120)
+endif()

@@ -9,6 +9,7 @@
     stats_cli.py proposal  LAYERSWAP DRIVER MPIEXEC OUT   planted synth patterns give the expected proposal
     stats_cli.py mismatch  DRIVER MPIEXEC DATA OUT        bad experts: exit 2 on every rank, no hang
     stats_cli.py usage     DRIVER DATA OUT                --help, usage errors, an existing output folder
+    stats_cli.py nd        DRIVER OUT                     3-D tensors: rows in stats.h5, not in the model MAV
 
 DRIVER runs `stats ARGS...` (tests/stats_driver.c, or `layerswap` once main.c dispatches
 `stats`).  MPIEXEC is the MPI launcher; its environment (OMPI_ALLOW_RUN_AS_ROOT, ...) comes
@@ -348,6 +349,59 @@ def cmd_mismatch(driver, mpiexec, data, out):
     done()
 
 
+# ------------------------------------------------------------------------------- nd
+
+def st_file(path, tensors):
+    """A safetensors file of (name, dtype, shape, float32 array) with F32 data."""
+    hdr, off, blob = {}, 0, b""
+    for name, shape, arr in tensors:
+        raw = np.asarray(arr, dtype="<f4").tobytes()
+        hdr[name] = {"dtype": "F32", "shape": shape, "data_offsets": [off, off + len(raw)]}
+        off += len(raw)
+        blob += raw
+    h = json.dumps(hdr).encode()
+    h += b" " * (-len(h) % 8)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(h)) + h + blob)
+
+
+def cmd_nd(driver, out):
+    """Tensors of 3 dimensions get row MAVs in stats.h5 (a row of [r, c1, c2] is c1*c2
+    elements, SPEC §4) but stay out of the model MAV and the cells (1-D and 2-D only);
+    a scalar has no rows."""
+    shutil.rmtree(out, ignore_errors=True)
+    rng = np.random.default_rng(5)
+    shapes = {"model.layers.0.conv.weight": [3, 4, 5], "model.layers.0.mlp.up_proj.weight": [4, 6],
+              "model.layers.0.input_layernorm.weight": [6], "model.scale": []}
+    for who in ("base", "ex"):
+        st_file(os.path.join(out, who, "model.safetensors"),
+                [(n, sh, rng.standard_normal(int(np.prod(sh)) if sh else 1)) for n, sh in shapes.items()])
+    o = os.path.join(out, "st")
+    rc, so, se = run([driver, "stats", "--base", os.path.join(out, "base"), os.path.join(out, "ex"), "-o", o,
+                      "--quiet"])
+    check(rc == 0, "stats with a 3-D tensor and a scalar: exit %d %s" % (rc, se))
+    if rc:
+        done()
+    b, e = lsw_ref.Checkpoint(os.path.join(out, "base")), lsw_ref.Checkpoint(os.path.join(out, "ex"))
+    summary = json.load(open(os.path.join(o, "summary.json")))
+    m, rm = summary["experts"]["ex"]["model_mav"], lsw_ref.model_mav(b, e)
+    check(close(m, rm), "model MAV %r, oracle (1-D and 2-D tensors) %r" % (m, rm))
+    types = {c["type"] for c in summary["experts"]["ex"]["cells"]}
+    check("conv" not in " ".join(types), "a 3-D tensor in the cells: %s" % sorted(types))
+    import h5py
+    with h5py.File(os.path.join(o, "stats.h5"), "r") as h5:
+        g = h5["ex"]
+        check(sorted(g.keys()) == sorted(n for n in shapes if shapes[n]),
+              "stats.h5 datasets %s (want every tensor but the scalar)" % sorted(g.keys()))
+        for n in shapes:
+            if shapes[n] and n in g:
+                got, r = g[n][()], lsw_ref.row_mavs(b, e, n)
+                check(got.shape == r.shape and bool(np.all(np.abs(got - r) <= 1e-12 * np.abs(r))),
+                      "/ex/%s: %s, oracle %s" % (n, got, r))
+    done()
+
+
 # ----------------------------------------------------------------------------- usage
 
 def cmd_usage(driver, data, out):
@@ -395,7 +449,7 @@ def main(argv):
         print(__doc__)
         return 0 if len(argv) >= 2 else 1
     cmds = {"oracle": cmd_oracle, "identical": cmd_identical, "svg": cmd_svg, "proposal": cmd_proposal,
-            "mismatch": cmd_mismatch, "usage": cmd_usage}
+            "mismatch": cmd_mismatch, "usage": cmd_usage, "nd": cmd_nd}
     return cmds[argv[1]](*argv[2:])
 
 
