@@ -17,6 +17,7 @@
 #include "lsw_error.h"
 #include "lsw_execute.h"
 #include "lsw_io.h"
+#include "lsw_modelfiles.h"
 #include "lsw_json.h"
 #include "lsw_plan.h"
 #include "lsw_stats.h"
@@ -406,6 +407,30 @@ static int cmd_inspect(int argc, char **argv)
 
 /* ---- verify -------------------------------------------------------------- */
 
+/* An output's index lists every tensor of its shards (a loader ignores the
+ * others); LSW_E_INPUT otherwise.  No index: nothing to check. */
+static int index_lists_all(const char *dir, const lsw_ckpt *c)
+{
+    char *p = lsw_path_join(dir, "model.safetensors.index.json"), *text = NULL;
+    size_t len = 0;
+    int rc = 0;
+    if (!p)
+        return lsw_err_set(LSW_E_NOMEM, "out of memory");
+    if (lsw_is_file(p) && !(rc = lsw_read_file(p, &text, &len))) {
+        lsw_json_doc *doc = NULL;
+        size_t listed = 0;
+        if (lsw_json_parse(text, len, &doc, NULL, 0) == 0)
+            listed = lsw_json_count(lsw_json_get(lsw_json_root(doc), "weight_map"));
+        if (listed != lsw_ckpt_count(c))
+            rc = lsw_err_set(LSW_E_INPUT, "%s: lists %zu tensors but the shards hold %zu", p, listed,
+                             lsw_ckpt_count(c));
+        lsw_json_free(doc);
+    }
+    free(text);
+    free(p);
+    return rc;
+}
+
 static int verify_dir(const char *dir)
 {
     char *mp = lsw_path_join(dir, LSW_MANIFEST_NAME), *text = NULL;
@@ -437,25 +462,33 @@ static int verify_dir(const char *dir)
         const char *name = lsw_json_str(lsw_json_get(f, "name"), NULL);
         const char *crcs = lsw_json_str(lsw_json_get(f, "crc32c"), NULL);
         uint64_t bytes;
-        if (!name || !crcs || lsw_json_u64(lsw_json_get(f, "bytes"), &bytes) || strchr(name, '/')) {
+        if (!name || !crcs || lsw_json_u64(lsw_json_get(f, "bytes"), &bytes) || strchr(name, '/') || !*name ||
+            !strcmp(name, ".") || !strcmp(name, "..")) {
             rc = lsw_err_set(LSW_E_VERIFY, "%s: files[%zu] is malformed", mp, i);
             break;
         }
-        char *p = lsw_path_join(dir, name), *data = NULL;
-        size_t dl = 0;
+        for (size_t j = 0; j < i && !rc; j++) {
+            const char *other = lsw_json_str(lsw_json_get(lsw_json_at(files, j), "name"), NULL);
+            if (other && !strcmp(other, name))
+                rc = lsw_err_set(LSW_E_VERIFY, "%s: files[%zu] and files[%zu] both list \"%s\"", mp, j, i, name);
+        }
+        if (rc)
+            break;
+        char *p = lsw_path_join(dir, name);
+        uint64_t dl = 0;
+        uint32_t crc = 0;
         const char *problem = NULL;
-        if (!p || lsw_read_file(p, &data, &dl) != 0)
+        if (!p || lsw_file_crc32c(p, &dl, &crc) != 0)
             problem = "missing or unreadable";
         else if (dl != bytes)
             problem = "size differs from the manifest";
-        else if (lsw_crc32c(0, data, dl) != (uint32_t)strtoul(crcs, NULL, 16))
+        else if (crc != (uint32_t)strtoul(crcs, NULL, 16))
             problem = "CRC-32C differs from the manifest";
         lsw_err_clear();
         if (rank == 0)
             printf("%s\t%s\n", name, problem ? problem : "ok");
         if (problem && !bad++)
             snprintf(first, sizeof first, "%s/%s: %s", dir, name, problem);
-        free(data);
         free(p);
     }
     /* A checkpoint file the manifest does not list (left by another run)
@@ -485,8 +518,12 @@ static int verify_dir(const char *dir)
     if (!rc && bad)
         rc = LSW_E_VERIFY;
     if (!rc) {
-        lsw_ckpt *c;
+        lsw_ckpt *c = NULL;
         rc = lsw_ckpt_open(dir, &c);
+        if (!rc)
+            rc = index_lists_all(dir, c);
+        if (!rc)
+            rc = lsw_check_model_files(dir);
         lsw_ckpt_close(c);
         if (rc)
             rc = lsw_err_recode(LSW_E_VERIFY);

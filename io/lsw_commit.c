@@ -311,7 +311,7 @@ void lsw_outdir_free(lsw_outdir *o)
 
 const char *lsw_outdir_path(const lsw_outdir *o) { return o->dir; }
 
-static int file_crc(const char *path, uint64_t *size, uint32_t *crc)
+int lsw_file_crc32c(const char *path, uint64_t *size, uint32_t *crc)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
@@ -350,7 +350,7 @@ int lsw_outdir_reuse(lsw_outdir *o, const char *name)
         char *p = pathf(o->dir, "", name, "");
         uint64_t size;
         uint32_t crc;
-        int ok = p && file_crc(p, &size, &crc) == 0 && size == o->journal[i].bytes && crc == o->journal[i].crc;
+        int ok = p && lsw_file_crc32c(p, &size, &crc) == 0 && size == o->journal[i].bytes && crc == o->journal[i].crc;
         free(p);
         if (ok && add_rec(&o->files, &o->nfiles, name, size, crc) == 0)
             return 1;

@@ -31,6 +31,10 @@ typedef enum lsw_out_state { LSW_OUT_FRESH, LSW_OUT_RESUME, LSW_OUT_COMPLETE } l
  *    journal of another plan) already present is LSW_E_EXISTS unless
  *    `overwrite`, which removes them first.
  * Stale temporaries are removed. */
+/* Size and CRC-32C of a whole file, read in 4 MiB blocks (memory stays
+ * bounded whatever the file's size).  -1 if it cannot be opened or read. */
+int lsw_file_crc32c(const char *path, uint64_t *size, uint32_t *crc);
+
 int lsw_outdir_open(const char *dir, uint64_t plan_hash, const char *const *names, size_t n, int overwrite,
                     lsw_outdir **out, lsw_out_state *state);
 void lsw_outdir_free(lsw_outdir *o); /* accepts NULL; does not delete anything */

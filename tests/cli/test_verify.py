@@ -6,7 +6,10 @@ A merge of shard-size-small.json (5 shards) is copied and damaged in one way per
 verify must exit non-zero (and not 70, an internal error) with a message naming the file:
   one byte flipped in the data of a shard (same size), a shard truncated, a shard removed,
   config.json changed, the manifest removed (the folder is then incomplete), one byte of
-  the manifest's recorded CRC changed, a stray checkpoint file the manifest does not list.  The intact folder verifies (exit 0).
+  the manifest's recorded CRC changed, a stray checkpoint file the manifest does not list,
+  a stray pickle, a manifest that lists a file twice, and -- behind a manifest updated to
+  match -- a config.json that is not JSON and an index that leaves out a tensor.
+  The intact folder verifies (exit 0).
 """
 import os
 import shutil
@@ -76,7 +79,57 @@ def stray(d):
     return "model.safetensors"
 
 
-for fn in (flip, truncate, remove, config, no_manifest, manifest_crc, stray):
+def crc32c(data):
+    c = 0xFFFFFFFF
+    for b in data:
+        c ^= b
+        for _ in range(8):
+            c = (c >> 1) ^ (0x82F63B78 if c & 1 else 0)
+    return c ^ 0xFFFFFFFF
+
+
+def rewrite(d, name, data):
+    """Replace file `name` and record its new size and CRC in the manifest, as a careful
+    hand edit would: only the content rules can catch it then."""
+    with open(os.path.join(d, name), "wb") as f:
+        f.write(data)
+    p = os.path.join(d, "layerswap-manifest.json")
+    m = L.load_json(p)
+    for e in m["files"]:
+        if e["name"] == name:
+            e["bytes"], e["crc32c"] = len(data), "%08x" % crc32c(data)
+    L.write_json(p, m)
+
+
+def pickle(d):
+    with open(os.path.join(d, "pytorch_model.bin"), "wb") as f:
+        f.write(b"\x80\x02}q\x00.")
+    return "pytorch_model.bin"
+
+
+def duplicate_entry(d):
+    p = os.path.join(d, "layerswap-manifest.json")
+    m = L.load_json(p)
+    m["files"].append(dict(m["files"][0]))
+    L.write_json(p, m)
+    return m["files"][0]["name"]
+
+
+def broken_config(d):
+    rewrite(d, "config.json", b'{"torch_dtype": ')
+    return "config.json"
+
+
+def index_gap(d):
+    ip = os.path.join(d, "model.safetensors.index.json")
+    idx = L.load_json(ip)
+    del idx["weight_map"][sorted(idx["weight_map"])[0]]
+    rewrite(d, "model.safetensors.index.json", (L.json.dumps(idx, indent=2) + "\n").encode())
+    return "model.safetensors.index.json"
+
+
+for fn in (flip, truncate, remove, config, no_manifest, manifest_crc, stray, pickle, duplicate_entry,
+           broken_config, index_gap):
     d = os.path.join(W, fn.__name__)
     shutil.copytree(good, d)
     name = fn(d)
