@@ -53,7 +53,8 @@ static const char usage_stats[] =
     "  --quiet             no summary line\n"
     "Writes DIR/stats.h5 (/<expert>/<tensor> = f64 row MAVs), summary.json, heatmap_<expert>.svg,\n"
     "report.html, proposed-layer-swap.json, and layerswap-manifest.json last. Every expert must\n"
-    "have the base's tensors, dtypes and shapes (else exit 2, before any data is read).\n"
+    "have the base's tensors and shapes, in its dtype or another of BF16/F16/F32 (else exit 2,\n"
+    "before any data is read).\n"
     "Runs alone or under mpirun -n N; the outputs are identical for every N.\n";
 
 static int rank = 0, nranks = 1;

@@ -58,8 +58,11 @@ int lsw_stats_check_experts(const lsw_ckpt *base, lsw_ckpt *const *experts, size
                                    "%s: tensor '%s': not in the base %s (extra tensor); "
                                    "every expert must have the base's architecture",
                                    file_of(x, xt), xt->name, lsw_ckpt_path(base));
-            if (bt->dtype != xt->dtype)
-                return lsw_err_set(LSW_E_MISMATCH, "%s: tensor '%s': dtype %s differs from the base's %s (%s)",
+            /* float dtypes may differ (each is widened exactly, SPEC §4); any
+             * other difference cannot be compared */
+            if (bt->dtype != xt->dtype && !(lsw_dtype_is_arith(bt->dtype) && lsw_dtype_is_arith(xt->dtype)))
+                return lsw_err_set(LSW_E_MISMATCH, "%s: tensor '%s': dtype %s differs from the base's %s (%s); "
+                                   "only BF16, F16 and F32 may differ",
                                    file_of(x, xt), xt->name, lsw_dtype_name(xt->dtype), lsw_dtype_name(bt->dtype),
                                    file_of(base, bt));
             if (!same_shape(bt, xt)) {
@@ -81,20 +84,45 @@ size_t lsw_stats_buf_min(size_t nexperts)
     return (nexperts + 1) * (size_t)LSW_MAV_CHUNK * 4;
 }
 
-/* For every expert e < E: s[e] += Σ|x_e − b| over n elements in chunks of
- * LSW_MAV_CHUNK (counted from where x_e[0] / b[0] are, a chunk boundary of
- * the row), the chunk sums added in order.  ep and part are scratch of E
- * entries; one pass over the base serves up to four experts at a time. */
-static void chunks_multi(lsw_dtype dt, size_t es, const char *b, const char *x0, size_t stride, size_t E,
-                         uint64_t n, const void **ep, double *part, double *s)
+/* Scratch of sum_block: pointers and partial sums per expert, and two f32
+ * chunks for experts whose dtype differs from the base's. */
+typedef struct scratch {
+    const void **ep;
+    double *part;
+    size_t *same;     /* indices of the experts with the base's dtype */
+    float *fb, *fx;   /* LSW_MAV_CHUNK each */
+} scratch;
+
+/* For every expert e < E: s[e] += Σ|f64(x_e) − f64(b)| over n elements in
+ * chunks of LSW_MAV_CHUNK (counted from where x[e][0] / b[0] are, a chunk
+ * boundary of the row), the chunk sums added in order.  Experts with the
+ * base's dtype share one pass over the base (lsw_absdiff_sum_multi); one with
+ * another dtype is compared through f32 copies of both chunks, which changes
+ * no value (every BF16/F16/F32 number is an f32 exactly). */
+static void chunks_multi(lsw_dtype dt, const char *b, const char *const *x, const lsw_dtype *xdt, size_t E,
+                         uint64_t n, const scratch *sc, double *s)
 {
+    size_t es = lsw_dtype_size(dt), ns = 0;
+    for (size_t e = 0; e < E; e++)
+        if (xdt[e] == dt)
+            sc->same[ns++] = e;
     for (uint64_t c = 0; c < n; c += LSW_MAV_CHUNK) {
         uint64_t m = n - c < LSW_MAV_CHUNK ? n - c : LSW_MAV_CHUNK;
+        for (size_t k = 0; k < ns; k++)
+            sc->ep[k] = x[sc->same[k]] + c * es;
+        if (ns) {
+            lsw_absdiff_sum_multi(dt, b + c * es, sc->ep, ns, (size_t)m, sc->part);
+            for (size_t k = 0; k < ns; k++)
+                s[sc->same[k]] += sc->part[k];
+        }
+        if (ns == E)
+            continue;
+        lsw_to_f32(dt, b + c * es, sc->fb, (size_t)m);
         for (size_t e = 0; e < E; e++)
-            ep[e] = x0 + e * stride + c * es;
-        lsw_absdiff_sum_multi(dt, b + c * es, ep, E, (size_t)m, part);
-        for (size_t e = 0; e < E; e++)
-            s[e] += part[e];
+            if (xdt[e] != dt) {
+                lsw_to_f32(xdt[e], x[e] + c * lsw_dtype_size(xdt[e]), sc->fx, (size_t)m);
+                s[e] += lsw_absdiff_sum(LSW_DT_F32, sc->fx, sc->fb, (size_t)m);
+            }
     }
 }
 
@@ -115,6 +143,7 @@ typedef struct walker {
     size_t njobs, job;
     uint64_t r, done;
     size_t part;      /* bytes per model part */
+    const size_t *wide; /* per job: the widest element size of its models */
 } walker;
 
 /* Next block; 0 when there is none, -1 if the part holds less than one chunk. */
@@ -129,7 +158,7 @@ static int next_block(walker *w, blk *b)
     const lsw_tensor_desc *t = w->jobs[w->job].bt;
     uint64_t rows, rl;
     lsw_mav_rows(t, &rows, &rl);
-    uint64_t per = w->part / lsw_dtype_size(t->dtype);
+    uint64_t per = w->part / w->wide[w->job];
     per -= per % LSW_MAV_CHUNK;
     if (per == 0)
         return -1;
@@ -165,6 +194,8 @@ typedef struct run {
     const lsw_ckpt *base;
     lsw_ckpt *const *experts;
     const lsw_tensor_desc **xt; /* per job × expert */
+    lsw_dtype *xdt;             /* per job × expert: its dtype */
+    size_t *wide;               /* per job: the widest element size */
     size_t nexperts;
     const lsw_stats_job *jobs;
     size_t njobs, part, nslots;
@@ -180,49 +211,57 @@ static int read_block(run *R, const blk *b, char *p)
     const lsw_stats_job *j = &R->jobs[b->job];
     uint64_t rows, rl;
     lsw_mav_rows(j->bt, &rows, &rl);
+    uint64_t first = (j->row0 + b->r) * rl + b->done; /* element index */
     size_t es = lsw_dtype_size(j->bt->dtype);
-    uint64_t off = ((j->row0 + b->r) * rl + b->done) * es;
-    size_t n = (size_t)(b->n * es);
-    int rc = lsw_ckpt_read(R->base, j->bt, off, p, n);
-    for (size_t e = 0; e < R->nexperts && !rc; e++)
-        rc = lsw_ckpt_read(R->experts[e], R->xt[b->job * R->nexperts + e], off, p + (e + 1) * R->part, n);
+    int rc = lsw_ckpt_read(R->base, j->bt, first * es, p, (size_t)(b->n * es));
+    for (size_t e = 0; e < R->nexperts && !rc; e++) {
+        const lsw_tensor_desc *x = R->xt[b->job * R->nexperts + e];
+        size_t xs = lsw_dtype_size(x->dtype);
+        rc = lsw_ckpt_read(R->experts[e], x, first * xs, p + (e + 1) * R->part, (size_t)(b->n * xs));
+    }
     return rc;
 }
 
 /* Sum block b (read into p) for every expert: whole rows straight into out,
  * pieces of a long row into acc[e] (restarted at the row's first piece).
- * part (2·E doubles) and ep (E pointers) are scratch.  Returns the bytes of
- * the block over all models. */
-static uint64_t sum_block(const run *R, const blk *b, const char *p, double *acc, const void **ep, double *part)
+ * row (E doubles) and sc are scratch.  Returns the bytes of the block over
+ * all models. */
+static uint64_t sum_block(const run *R, const blk *b, const char *p, double *acc, double *row, const char **x,
+                          const scratch *sc)
 {
     const lsw_stats_job *j = &R->jobs[b->job];
     uint64_t rows, rl;
     lsw_mav_rows(j->bt, &rows, &rl);
     lsw_dtype dt = j->bt->dtype;
-    size_t es = lsw_dtype_size(dt);
+    size_t es = lsw_dtype_size(dt), E = R->nexperts;
+    const lsw_dtype *xdt = R->xdt + b->job * E;
+    uint64_t bytes = b->n * es;
+    for (size_t e = 0; e < E; e++)
+        bytes += b->n * lsw_dtype_size(xdt[e]);
     /* all experts against one base row (or chunk) at a time: the base is read
      * once for them, and each expert's additions keep their order */
-    size_t E = R->nexperts;
-    const char *x0 = p + R->part;
     if (b->k) {
-        double *row = part + E;
         for (uint64_t q = 0; q < b->k; q++) {
-            for (size_t e = 0; e < E; e++)
+            for (size_t e = 0; e < E; e++) {
                 row[e] = 0.0;
-            chunks_multi(dt, es, p + q * rl * es, x0 + q * rl * es, R->part, E, rl, ep, part, row);
+                x[e] = p + (e + 1) * R->part + q * rl * lsw_dtype_size(xdt[e]);
+            }
+            chunks_multi(dt, p + q * rl * es, x, xdt, E, rl, sc, row);
             for (size_t e = 0; e < E; e++)
                 j->out[e][b->r + q] = row[e] / (double)rl;
         }
     } else {
-        if (!b->done)
-            for (size_t e = 0; e < E; e++)
+        for (size_t e = 0; e < E; e++) {
+            if (!b->done)
                 acc[e] = 0.0;
-        chunks_multi(dt, es, p, x0, R->part, E, b->n, ep, part, acc);
+            x[e] = p + (e + 1) * R->part;
+        }
+        chunks_multi(dt, p, x, xdt, E, b->n, sc, acc);
         if (b->done + b->n == rl)
             for (size_t e = 0; e < E; e++)
                 j->out[e][b->r] = acc[e] / (double)rl;
     }
-    return b->n * es * (E + 1);
+    return bytes;
 }
 
 /* 1 if b is the last block of its job */
@@ -239,7 +278,7 @@ static int ends_job(const run *R, const blk *b)
 static void *reader_main(void *arg)
 {
     run *R = arg;
-    walker w = {R->jobs, R->njobs, 0, 0, 0, R->part};
+    walker w = {R->jobs, R->njobs, 0, 0, 0, R->part, R->wide};
     blk b;
     for (size_t i = 0; next_block(&w, &b) > 0; i++) {
         slot *s = &R->slots[i % 2];
@@ -281,10 +320,15 @@ int lsw_stats_rows_run(const lsw_ckpt *base, lsw_ckpt *const *experts, size_t ne
     R.jobs = jobs;
     R.njobs = njobs;
     R.xt = malloc(njobs * nexperts * sizeof *R.xt);
-    double *acc = malloc(3 * nexperts * sizeof *acc), *part = acc + nexperts;
-    const void **ep = malloc(nexperts * sizeof *ep);
+    R.xdt = malloc(njobs * nexperts * sizeof *R.xdt);
+    R.wide = malloc(njobs * sizeof *R.wide);
+    double *acc = malloc(3 * nexperts * sizeof *acc), *row = acc + nexperts;
+    const char **x = malloc(nexperts * sizeof *x);
+    scratch sc = {malloc(nexperts * sizeof *sc.ep), acc + 2 * nexperts, malloc(nexperts * sizeof *sc.same),
+                  malloc(2 * LSW_MAV_CHUNK * sizeof(float)), NULL};
+    sc.fx = sc.fb ? sc.fb + LSW_MAV_CHUNK : NULL;
     int rc = 0;
-    if (!R.xt || !acc || !ep)
+    if (!R.xt || !R.xdt || !R.wide || !acc || !x || !sc.ep || !sc.same || !sc.fb)
         rc = lsw_err_set(LSW_E_NOMEM, "out of memory");
     for (size_t j = 0; j < njobs && !rc; j++) {
         const lsw_tensor_desc *bt = jobs[j].bt;
@@ -292,13 +336,19 @@ int lsw_stats_rows_run(const lsw_ckpt *base, lsw_ckpt *const *experts, size_t ne
         lsw_mav_rows(bt, &rows, &rl);
         if (jobs[j].row0 > rows || jobs[j].nrows > rows - jobs[j].row0)
             rc = lsw_err_set(LSW_E_INTERNAL, "stats: tensor '%s': rows out of range", bt->name);
+        R.wide[j] = lsw_dtype_size(bt->dtype);
         for (size_t e = 0; e < nexperts && !rc; e++) {
-            const lsw_tensor_desc *x = lsw_ckpt_find(experts[e], bt->name);
-            if (!x || x->dtype != bt->dtype || !same_shape(x, bt))
+            const lsw_tensor_desc *xt = lsw_ckpt_find(experts[e], bt->name);
+            if (!xt || !lsw_dtype_is_arith(xt->dtype) || !lsw_dtype_is_arith(bt->dtype) || !same_shape(xt, bt)) {
                 rc = lsw_err_set(LSW_E_MISMATCH,
-                                 "%s: tensor '%s': missing, or shape or dtype differs from the base %s",
+                                 "%s: tensor '%s': missing, or shape or dtype not comparable with the base %s",
                                  lsw_ckpt_path(experts[e]), bt->name, lsw_ckpt_path(base));
-            R.xt[j * nexperts + e] = x;
+                break;
+            }
+            R.xt[j * nexperts + e] = xt;
+            R.xdt[j * nexperts + e] = xt->dtype;
+            if (lsw_dtype_size(xt->dtype) > R.wide[j])
+                R.wide[j] = lsw_dtype_size(xt->dtype);
         }
     }
     /* slots: two for overlapped reading when the buffer holds two minimal ones */
@@ -319,7 +369,7 @@ int lsw_stats_rows_run(const lsw_ckpt *base, lsw_ckpt *const *experts, size_t ne
             R.part = (buf_bytes / (nexperts + 1)) & ~(size_t)63;
         }
         if (threaded) {
-            walker w = {jobs, njobs, 0, 0, 0, R.part};
+            walker w = {jobs, njobs, 0, 0, 0, R.part, R.wide};
             blk b;
             int nb;
             for (size_t i = 0; !rc && (nb = next_block(&w, &b)) != 0; i++) {
@@ -342,7 +392,7 @@ int lsw_stats_rows_run(const lsw_ckpt *base, lsw_ckpt *const *experts, size_t ne
                     break;
                 }
                 double t1 = lsw_now();
-                uint64_t bytes = sum_block(&R, &b, s->p, acc, ep, part);
+                uint64_t bytes = sum_block(&R, &b, s->p, acc, row, x, &sc);
                 if (tm) {
                     tm->kernel_s += lsw_now() - t1;
                     tm->wait_s += t1 - tw;
@@ -370,7 +420,7 @@ int lsw_stats_rows_run(const lsw_ckpt *base, lsw_ckpt *const *experts, size_t ne
     }
     if (!rc && !threaded) {
         /* one slot: read, then sum */
-        walker w = {jobs, njobs, 0, 0, 0, R.part};
+        walker w = {jobs, njobs, 0, 0, 0, R.part, R.wide};
         blk b;
         int nb;
         while (!rc && (nb = next_block(&w, &b)) != 0) {
@@ -388,7 +438,7 @@ int lsw_stats_rows_run(const lsw_ckpt *base, lsw_ckpt *const *experts, size_t ne
             if ((rc = read_block(&R, &b, p)))
                 break;
             double t1 = lsw_now();
-            uint64_t bytes = sum_block(&R, &b, p, acc, ep, part);
+            uint64_t bytes = sum_block(&R, &b, p, acc, row, x, &sc);
             if (tm) {
                 tm->read_s += t1 - t0;
                 tm->kernel_s += lsw_now() - t1;
@@ -399,8 +449,13 @@ int lsw_stats_rows_run(const lsw_ckpt *base, lsw_ckpt *const *experts, size_t ne
         }
     }
     free(R.xt);
+    free(R.xdt);
+    free(R.wide);
     free(acc);
-    free(ep);
+    free(x);
+    free(sc.ep);
+    free(sc.same);
+    free(sc.fb);
     return rc;
 }
 

@@ -28,7 +28,8 @@ typedef struct lsw_stats_timing {
 } lsw_stats_timing;
 
 /* Check every expert against the base from the headers alone: the same
- * tensor names (none missing, none extra), dtypes and shapes.  Errors:
+ * tensor names (none missing, none extra) and shapes, and dtypes equal or
+ * both BF16/F16/F32 (compared exactly through f64).  Errors:
  * LSW_E_MISMATCH, "EXPERT_FILE: tensor 'NAME': RULE", for the first expert
  * (in order) and the first tensor (name order) that breaks a rule. */
 int lsw_stats_check_experts(const lsw_ckpt *base, lsw_ckpt *const *experts, size_t nexperts);

@@ -61,3 +61,12 @@ if(LSW_WITH_HDF5)
   add_test(NAME stats_nd COMMAND ${LSW_PYTHON} ${LSW_STATS_CLI} nd ${LSW_STATS_DRIVER} ${LSW_STATS_OUT}/nd)
   set_tests_properties(stats_nd PROPERTIES LABELS cli ENVIRONMENT "${LSW_STATS_ENV}" TIMEOUT 120)
 endif()
+
+# Experts stored in other float dtypes than the base (F32 beside BF16): oracle values, 1 = 3 ranks.
+if(LSW_WITH_HDF5)
+  add_test(NAME stats_mixed_dtypes
+           COMMAND ${LSW_PYTHON} ${LSW_STATS_CLI} mixed ${LSW_STATS_DRIVER} ${MPIEXEC_EXECUTABLE}
+                   ${LSW_STATS_FIXTURE} ${LSW_STATS_OUT}/mixed)
+  set_tests_properties(stats_mixed_dtypes PROPERTIES LABELS "cli;mpi" ENVIRONMENT "${LSW_STATS_ENV}" TIMEOUT 300
+                       PROCESSORS 3)
+endif()

@@ -10,6 +10,7 @@
     stats_cli.py mismatch  DRIVER MPIEXEC DATA OUT        bad experts: exit 2 on every rank, no hang
     stats_cli.py usage     DRIVER DATA OUT                --help, usage errors, an existing output folder
     stats_cli.py nd        DRIVER OUT                     3-D tensors: rows in stats.h5, not in the model MAV
+    stats_cli.py mixed     DRIVER MPIEXEC DATA OUT        experts in other float dtypes than the base
 
 DRIVER runs `stats ARGS...` (tests/stats_driver.c, or `layerswap` once main.c dispatches
 `stats`).  MPIEXEC is the MPI launcher; its environment (OMPI_ALLOW_RUN_AS_ROOT, ...) comes
@@ -315,7 +316,7 @@ def cmd_mismatch(driver, mpiexec, data, out):
     bad[victim] = (dt, [shape[0] // 2, shape[1] * 2], raw)          # same bytes, other shape
     cases["shape"] = (bad, victim, "shape")
     bad = dict(t)
-    bad[victim] = ("F16", shape, raw)                                  # other dtype
+    bad[victim] = ("I16", shape, raw)                                  # a dtype no float can be compared with
     cases["dtype"] = (bad, victim, "dtype")
     bad = dict(t)
     del bad[victim]                                                    # a tensor missing
@@ -402,6 +403,46 @@ def cmd_nd(driver, out):
     done()
 
 
+# ---------------------------------------------------------------------------- mixed
+
+def cmd_mixed(driver, mpiexec, data, out):
+    """Experts whose float dtypes differ from the base's (an F32 and an F16 copy of
+    math1 against the BF16 base, beside BF16 lang1): row MAVs and model MAVs equal the
+    oracle's f64(e) - f64(b), at 1 and 3 ranks, and the two copies of math1 give exactly
+    math1's values where the conversion was exact (F32 holds every BF16 value)."""
+    shutil.rmtree(out, ignore_errors=True)
+    base = os.path.join(data, "base")
+    t = read_checkpoint(os.path.join(data, "math1"))
+    f32 = {}
+    for name, (dt, shape, raw) in t.items():
+        a = np.frombuffer(raw, dtype="<u2").astype(np.uint32) << 16
+        f32[name] = ("F32", shape, a.astype("<u4").tobytes())
+    write_checkpoint(os.path.join(out, "m32"), f32)
+    experts = ["lang1=" + os.path.join(data, "lang1"), "m32=" + os.path.join(out, "m32"),
+               "math1=" + os.path.join(data, "math1")]
+    outs = {}
+    for np_ in (1, 3):
+        o = os.path.join(out, "st%d" % np_)
+        rc, so, se = run(launch(mpiexec, np_, driver, ["--base", base] + experts + ["-o", o, "--quiet", "--mem", "1M"]))
+        check(rc == 0, "mixed dtypes at %d ranks: exit %d %s" % (np_, rc, se))
+        if rc:
+            done()
+        outs[np_] = json.load(open(os.path.join(o, "summary.json")))
+    check(outs[1] == outs[3], "summary.json differs between 1 and 3 ranks")
+    b = lsw_ref.Checkpoint(base)
+    m32 = lsw_ref.Checkpoint(os.path.join(out, "m32"))
+    ex = outs[1]["experts"]
+    check(close(ex["m32"]["model_mav"], lsw_ref.model_mav(b, m32)),
+          "F32 expert: model MAV %r, oracle %r" % (ex["m32"]["model_mav"], lsw_ref.model_mav(b, m32)))
+    check(ex["m32"]["model_mav"] == ex["math1"]["model_mav"],
+          "the F32 copy of math1 gives model MAV %r, math1 %r" % (ex["m32"]["model_mav"], ex["math1"]["model_mav"]))
+    import h5py
+    with h5py.File(os.path.join(out, "st1", "stats.h5"), "r") as h5:
+        for n in sorted(h5["m32"].keys()):
+            check(np.array_equal(h5["m32"][n][()], h5["math1"][n][()]), "/m32/%s differs from /math1/%s" % (n, n))
+    done()
+
+
 # ----------------------------------------------------------------------------- usage
 
 def cmd_usage(driver, data, out):
@@ -449,7 +490,7 @@ def main(argv):
         print(__doc__)
         return 0 if len(argv) >= 2 else 1
     cmds = {"oracle": cmd_oracle, "identical": cmd_identical, "svg": cmd_svg, "proposal": cmd_proposal,
-            "mismatch": cmd_mismatch, "usage": cmd_usage, "nd": cmd_nd}
+            "mismatch": cmd_mismatch, "usage": cmd_usage, "nd": cmd_nd, "mixed": cmd_mixed}
     return cmds[argv[1]](*argv[2:])
 
 
