@@ -183,8 +183,14 @@ static int next_block(walker *w, blk *b)
     return 1;
 }
 
+/* Reader threads at most, and slots: one more than the readers, so that every
+ * reader can fill one while the summing thread works on another. */
+#define MAX_READERS 8
+#define MAX_SLOTS (MAX_READERS + 1)
+
 typedef struct slot {
     char *p;          /* (1 + E) parts: base, expert 0, ... */
+    size_t index;     /* the block it holds when full */
     int full;         /* read and not yet summed */
     int rc;           /* read error of this block */
     char detail[1024];
@@ -199,11 +205,14 @@ typedef struct run {
     size_t nexperts;
     const lsw_stats_job *jobs;
     size_t njobs, part, nslots;
-    slot slots[2];
+    slot slots[MAX_SLOTS];
+    /* shared by the readers and the summing thread, under mu */
     pthread_mutex_t mu;
-    pthread_cond_t cv;
+    pthread_cond_t filled, freed;
+    walker w;                   /* the readers' walk: block `claimed` is next */
+    size_t claimed, consumed;   /* blocks handed to readers; blocks summed */
     int abort;
-    double read_s;    /* reader's time */
+    double read_s;              /* the readers' time, summed */
 } run;
 
 static int read_block(run *R, const blk *b, char *p)
@@ -275,41 +284,48 @@ static int ends_job(const run *R, const blk *b)
     return b->done + b->n == rl && b->r + 1 == j->nrows;
 }
 
+/* A reader: claim the next block (in order), wait for its slot (block i goes
+ * to slot i % nslots, free once block i − nslots is summed), read it there. */
 static void *reader_main(void *arg)
 {
     run *R = arg;
-    walker w = {R->jobs, R->njobs, 0, 0, 0, R->part, R->wide};
-    blk b;
-    for (size_t i = 0; next_block(&w, &b) > 0; i++) {
-        slot *s = &R->slots[i % 2];
-        pthread_mutex_lock(&R->mu);
-        while (s->full && !R->abort)
-            pthread_cond_wait(&R->cv, &R->mu);
-        int stop = R->abort;
-        pthread_mutex_unlock(&R->mu);
-        if (stop)
+    pthread_mutex_lock(&R->mu);
+    for (;;) {
+        blk b;
+        if (R->abort || next_block(&R->w, &b) <= 0)
             break;
+        size_t i = R->claimed++;
+        slot *s = &R->slots[i % R->nslots];
+        while (!R->abort && i >= R->consumed + R->nslots)
+            pthread_cond_wait(&R->freed, &R->mu);
+        if (R->abort)
+            break;
+        pthread_mutex_unlock(&R->mu);
         double t0 = lsw_now();
         int rc = read_block(R, &b, s->p);
-        R->read_s += lsw_now() - t0;
-        pthread_mutex_lock(&R->mu);
-        s->rc = rc;
+        double dt = lsw_now() - t0;
         if (rc)
             snprintf(s->detail, sizeof s->detail, "%s", lsw_err_detail());
+        lsw_err_clear();
+        pthread_mutex_lock(&R->mu);
+        R->read_s += dt;
+        s->rc = rc;
+        s->index = i;
         s->full = 1;
-        pthread_cond_broadcast(&R->cv);
-        pthread_mutex_unlock(&R->mu);
+        pthread_cond_broadcast(&R->filled);
         if (rc)
             break;
     }
-    lsw_err_clear();
+    pthread_mutex_unlock(&R->mu);
     return NULL;
 }
 
 int lsw_stats_rows_run(const lsw_ckpt *base, lsw_ckpt *const *experts, size_t nexperts, const lsw_stats_job *jobs,
-                       size_t njobs, void *buf, size_t buf_bytes, int overlap, lsw_progress *pr,
+                       size_t njobs, void *buf, size_t buf_bytes, int readers, lsw_progress *pr,
                        lsw_stats_timing *tm)
 {
+    if (readers < 0)
+        readers = 0;
     if (nexperts == 0 || njobs == 0)
         return 0;
     run R;
@@ -351,71 +367,83 @@ int lsw_stats_rows_run(const lsw_ckpt *base, lsw_ckpt *const *experts, size_t ne
                 R.wide[j] = lsw_dtype_size(xt->dtype);
         }
     }
-    /* slots: two for overlapped reading when the buffer holds two minimal ones */
-    R.nslots = overlap && buf_bytes >= 2 * lsw_stats_buf_min(nexperts) ? 2 : 1;
+    /* readers: as asked, as many as the buffer holds slots for (one slot each
+     * and one being summed), at most MAX_READERS */
+    size_t nr = readers > MAX_READERS ? MAX_READERS : readers;
+    while (nr > 0 && buf_bytes < (nr + 1) * lsw_stats_buf_min(nexperts))
+        nr--;
+    R.nslots = nr + 1;
     R.part = (buf_bytes / R.nslots / (nexperts + 1)) & ~(size_t)63;
     for (size_t k = 0; k < R.nslots; k++)
         R.slots[k].p = (char *)buf + k * R.part * (nexperts + 1);
-    int threaded = 0;
-    if (!rc && R.nslots == 2) {
-        pthread_t th;
+    R.w = (walker){jobs, njobs, 0, 0, 0, R.part, R.wide};
+    pthread_t th[MAX_READERS];
+    size_t started = 0;
+    if (!rc && nr > 0) {
         pthread_mutex_init(&R.mu, NULL);
-        pthread_cond_init(&R.cv, NULL);
-        threaded = pthread_create(&th, NULL, reader_main, &R) == 0;
-        if (!threaded) {
+        pthread_cond_init(&R.filled, NULL);
+        pthread_cond_init(&R.freed, NULL);
+        while (started < nr && pthread_create(&th[started], NULL, reader_main, &R) == 0)
+            started++;
+        if (!started) {
             pthread_mutex_destroy(&R.mu);
-            pthread_cond_destroy(&R.cv);
+            pthread_cond_destroy(&R.filled);
+            pthread_cond_destroy(&R.freed);
             R.nslots = 1;
             R.part = (buf_bytes / (nexperts + 1)) & ~(size_t)63;
         }
-        if (threaded) {
-            walker w = {jobs, njobs, 0, 0, 0, R.part, R.wide};
-            blk b;
-            int nb;
-            for (size_t i = 0; !rc && (nb = next_block(&w, &b)) != 0; i++) {
-                if (nb < 0) {
-                    rc = lsw_err_set(LSW_E_INTERNAL, "stats: buffer of %zu bytes is too small", buf_bytes);
-                    break;
-                }
-                if (lsw_stop_signal) {
-                    rc = lsw_err_set(LSW_E_INTERRUPTED, "stats: interrupted by a signal; rerun the same command");
-                    break;
-                }
-                slot *s = &R.slots[i % 2];
-                double tw = lsw_now();
-                pthread_mutex_lock(&R.mu);
-                while (!s->full)
-                    pthread_cond_wait(&R.cv, &R.mu);
-                pthread_mutex_unlock(&R.mu);
-                if (s->rc) {
-                    rc = lsw_err_set(s->rc, "%s", s->detail);
-                    break;
-                }
-                double t1 = lsw_now();
-                uint64_t bytes = sum_block(&R, &b, s->p, acc, row, x, &sc);
-                if (tm) {
-                    tm->kernel_s += lsw_now() - t1;
-                    tm->wait_s += t1 - tw;
-                    tm->bytes += bytes;
-                }
-                if (pr)
-                    lsw_progress_add(pr, bytes, (size_t)ends_job(&R, &b));
-                pthread_mutex_lock(&R.mu);
-                s->full = 0;
-                pthread_cond_broadcast(&R.cv);
-                pthread_mutex_unlock(&R.mu);
+    }
+    int threaded = started > 0;
+    if (threaded) {
+        walker w = {jobs, njobs, 0, 0, 0, R.part, R.wide};
+        blk b;
+        int nb;
+        for (size_t i = 0; !rc && (nb = next_block(&w, &b)) != 0; i++) {
+            if (nb < 0) {
+                rc = lsw_err_set(LSW_E_INTERNAL, "stats: buffer of %zu bytes is too small", buf_bytes);
+                break;
             }
+            if (lsw_stop_signal) {
+                rc = lsw_err_set(LSW_E_INTERRUPTED, "stats: interrupted by a signal; rerun the same command");
+                break;
+            }
+            slot *s = &R.slots[i % R.nslots];
+            double tw = lsw_now();
             pthread_mutex_lock(&R.mu);
-            R.abort = 1;
-            pthread_cond_broadcast(&R.cv);
+            while (!(s->full && s->index == i))
+                pthread_cond_wait(&R.filled, &R.mu);
             pthread_mutex_unlock(&R.mu);
-            pthread_join(th, NULL);
-            pthread_mutex_destroy(&R.mu);
-            pthread_cond_destroy(&R.cv);
-            if (tm) {
-                tm->read_s += R.read_s;
-                tm->overlapped = 1;
+            if (s->rc) {
+                rc = lsw_err_set(s->rc, "%s", s->detail);
+                break;
             }
+            double t1 = lsw_now();
+            uint64_t bytes = sum_block(&R, &b, s->p, acc, row, x, &sc);
+            if (tm) {
+                tm->kernel_s += lsw_now() - t1;
+                tm->wait_s += t1 - tw;
+                tm->bytes += bytes;
+            }
+            if (pr)
+                lsw_progress_add(pr, bytes, (size_t)ends_job(&R, &b));
+            pthread_mutex_lock(&R.mu);
+            s->full = 0;
+            R.consumed = i + 1;
+            pthread_cond_broadcast(&R.freed);
+            pthread_mutex_unlock(&R.mu);
+        }
+        pthread_mutex_lock(&R.mu);
+        R.abort = 1;
+        pthread_cond_broadcast(&R.freed);
+        pthread_mutex_unlock(&R.mu);
+        for (size_t k = 0; k < started; k++)
+            pthread_join(th[k], NULL);
+        pthread_mutex_destroy(&R.mu);
+        pthread_cond_destroy(&R.filled);
+        pthread_cond_destroy(&R.freed);
+        if (tm) {
+            tm->read_s += R.read_s;
+            tm->overlapped = (int)started;
         }
     }
     if (!rc && !threaded) {

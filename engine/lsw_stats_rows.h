@@ -24,7 +24,7 @@
 typedef struct lsw_stats_timing {
     double read_s, kernel_s, wait_s;
     uint64_t bytes;
-    int overlapped; /* set when a reader thread did the reads */
+    int overlapped; /* reader threads that did the reads (0: read, then sum) */
 } lsw_stats_timing;
 
 /* Check every expert against the base from the headers alone: the same
@@ -59,14 +59,17 @@ typedef struct lsw_stats_job {
 } lsw_stats_job;
 
 /* Run jobs[0..njobs) in order, streaming blocks of whole rows (or whole
- * chunks of a row longer than a block) through `buf`.  With `overlap` and
- * buf_bytes ≥ 2·lsw_stats_buf_min, the buffer is split in two and a helper
- * thread reads the next block (base and experts) while this thread computes
- * the current one; otherwise reads and sums alternate.  Either way every row
- * is summed exactly as lsw_mav_tensor_rows sums it.  The helper thread only
- * reads files (no MPI).  `pr`, `tm` and errors as lsw_stats_tensor_rows. */
+ * chunks of a row longer than a block) through `buf`.  With `readers` ≥ 1
+ * (at most 8, fewer if the buffer holds fewer than readers + 1 minimal
+ * slots), the buffer is split into readers + 1 slots and that many helper
+ * threads read the next blocks (base and experts, block i into slot
+ * i % slots) while this thread sums the blocks in order; with 0, reads and
+ * sums alternate.  Either way every row is summed exactly as
+ * lsw_mav_tensor_rows sums it, so the results never depend on `readers`.
+ * The helper threads only read files (no MPI; HDF5 reads are serialised by
+ * lsw_ckpt_read).  `pr`, `tm` and errors as lsw_stats_tensor_rows. */
 int lsw_stats_rows_run(const lsw_ckpt *base, lsw_ckpt *const *experts, size_t nexperts, const lsw_stats_job *jobs,
-                       size_t njobs, void *buf, size_t buf_bytes, int overlap, lsw_progress *pr,
+                       size_t njobs, void *buf, size_t buf_bytes, int readers, lsw_progress *pr,
                        lsw_stats_timing *tm);
 
 /* Owner rank of each of n tensors of `bytes[i]` bytes: tensors taken by

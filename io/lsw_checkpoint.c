@@ -1,6 +1,7 @@
 #include "lsw_checkpoint.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -360,8 +361,14 @@ int lsw_ckpt_read(const lsw_ckpt *c, const lsw_tensor_desc *t, uint64_t off, voi
                            t->name, (unsigned long long)off, n);
     int rc;
 #ifdef LSW_HAVE_HDF5
-    if (c->h5)
-        return lsw_h5_input_read((lsw_h5_input *)c->h5, (size_t)t->offset, off, buf, n);
+    if (c->h5) {
+        /* the HDF5 library is not thread-safe: one reader at a time */
+        static pthread_mutex_t h5_mu = PTHREAD_MUTEX_INITIALIZER;
+        pthread_mutex_lock(&h5_mu);
+        rc = lsw_h5_input_read((lsw_h5_input *)c->h5, (size_t)t->offset, off, buf, n);
+        pthread_mutex_unlock(&h5_mu);
+        return rc;
+    }
 #endif
     lsw_st_file *f = c->files[t->file];
     rc = lsw_pread_full(lsw_st_fd(f), buf, n, t->offset + off, lsw_st_path(f));

@@ -151,7 +151,7 @@ static void compare_rows(models *m, const char *what)
             free(got[e]);
         }
     }
-    /* all tensors as one job list, overlapped reading (two slots, a reader thread) and not */
+    /* all tensors as one job list, with 0 to 3 reader threads */
     {
         size_t nt = lsw_ckpt_count(m->base), nj = 0;
         lsw_stats_job *jobs = calloc(nt, sizeof *jobs);
@@ -176,7 +176,7 @@ static void compare_rows(models *m, const char *what)
         size_t obufs[] = {2 * (NEXP + 1) * (size_t)LSW_MAV_CHUNK * es, 2 * lsw_stats_buf_min(NEXP) + 4099,
                           5 * lsw_stats_buf_min(NEXP), 64u << 20};
         for (size_t bi = 0; bi < sizeof obufs / sizeof *obufs; bi++)
-            for (int ov = 0; ov < 2; ov++) {
+            for (int ov = 0; ov < 4; ov++) {   /* 0..3 reader threads */
                 lsw_stats_timing tm = {0, 0, 0, 0, 0};
                 int rc = lsw_stats_rows_run(m->base, m->x, NEXP, jobs, nj, buf, obufs[bi], ov, NULL, &tm);
                 CHECK(rc == 0, "%s: lsw_stats_rows_run: %s", what, lsw_err_detail());
@@ -187,8 +187,10 @@ static void compare_rows(models *m, const char *what)
                 CHECK(bad == 0, "%s: lsw_stats_rows_run buf %zu overlap %d: %ld row vectors differ", what, obufs[bi], ov,
                       bad);
                 CHECK(tm.bytes > 0, "%s: timing counts bytes", what);
-                /* two slots need twice the minimum of the widest type */
-                int want = ov && obufs[bi] >= 2 * lsw_stats_buf_min(NEXP);
+                /* r readers need r + 1 slots of the minimum of the widest type */
+                int want = ov;
+                while (want > 0 && obufs[bi] < (size_t)(want + 1) * lsw_stats_buf_min(NEXP))
+                    want--;
                 CHECK(tm.overlapped == want, "%s: overlapped %d, want %d (buf %zu)", what, tm.overlapped, want, obufs[bi]);
             }
         for (size_t k = 0; k < nj * NEXP; k++) {
