@@ -656,7 +656,7 @@ static int lsw_jp_value(lsw_jp *p, lsw_json *v);
 static int lsw_jp_close(lsw_jp *p, lsw_json *v, size_t base)
 {
     size_t n = p->sn - base, first = p->nn;
-    int rc = lsw_jp_place(p, p->stk + base, n);
+    int rc = lsw_jp_place(p, n ? p->stk + base : NULL, n); /* stk is NULL before the first push */
     if (rc)
         return rc;
     p->sn = base;
