@@ -623,9 +623,9 @@ static int r_check(lsw_h5_input *in, r_tensor *t, hid_t d)
     sp = H5Dget_space(d);
     H5S_class_t sc = sp >= 0 ? H5Sget_simple_extent_type(sp) : H5S_NO_CLASS;
     int rank = sc == H5S_SIMPLE ? H5Sget_simple_extent_ndims(sp) : 0;
-    hsize_t dims[LSW_H5_MAX_RANK];
+    hsize_t dims[LSW_H5_MAX_RANK], maxdims[LSW_H5_MAX_RANK];
     if ((sc != H5S_SIMPLE && sc != H5S_SCALAR) || rank < 0 || rank > LSW_H5_MAX_RANK ||
-        (rank && H5Sget_simple_extent_dims(sp, dims, NULL) != rank)) {
+        (rank && H5Sget_simple_extent_dims(sp, dims, maxdims) != rank)) {
         rc = lsw_err_set(LSW_E_INPUT, "%s: tensor '%s': dataspace is neither simple nor scalar", in->path, name);
         goto done;
     }
@@ -680,15 +680,40 @@ static int r_check(lsw_h5_input *in, r_tensor *t, hid_t d)
         rc = lsw_err_set(LSW_E_INPUT, "%s: tensor '%s': cannot read the dataset properties", in->path, name);
         goto done;
     }
-    if (H5Pget_layout(dcpl) == H5D_CHUNKED) {
+    /* The storage must be what layerswap writes (lsw_h5layout.h): the reader
+     * trusts neither the chunk geometry nor the filter parameters of a file,
+     * since HDF5 1.10 copies a whole chunk out of whatever a filter returns. */
+    for (int i = 0; i < rank; i++)
+        if (maxdims[i] != dims[i]) {
+            rc = lsw_err_set(LSW_E_INPUT, "%s: tensor '%s': an extendible dataset is not a layerswap tensor", in->path,
+                             name);
+            goto done;
+        }
+    H5D_layout_t layout = H5Pget_layout(dcpl);
+    int nf = H5Pget_nfilters(dcpl);
+    if (layout == H5D_CHUNKED) {
+        /* any chunking other writers (h5py) choose, as long as a chunk is no
+         * larger than the tensor and than HDF5's 4 GiB limit: the decoded size
+         * is then bounded by data the file really holds */
         hsize_t cd[LSW_H5_MAX_RANK];
         int cr = H5Pget_chunk(dcpl, LSW_H5_MAX_RANK, cd);
         uint64_t cb = es;
-        for (int i = 0; i < cr; i++)
-            cb = cd[i] && cb <= UINT64_MAX / cd[i] ? cb * cd[i] : UINT64_MAX;
-        t->chunk_bytes = cr > 0 ? cb : 0;
+        int ok = rank > 0 && cr == rank;
+        for (int i = 0; ok && i < cr; i++) {
+            ok = cd[i] >= 1 && cd[i] <= dims[i] && cb <= LSW_H5_CHUNK_MAX / cd[i];
+            cb = ok ? cb * cd[i] : 0;
+        }
+        if (!ok || cb > LSW_H5_CHUNK_MAX) {
+            rc = lsw_err_set(LSW_E_INPUT, "%s: tensor '%s': a chunk is larger than the tensor or than 4 GiB", in->path,
+                             name);
+            goto done;
+        }
+        t->chunk_bytes = cb;
+    } else if (layout != H5D_CONTIGUOUS && layout != H5D_COMPACT) {
+        rc = lsw_err_set(LSW_E_INPUT, "%s: tensor '%s': unknown storage layout", in->path, name);
+        goto done;
     }
-    int nf = H5Pget_nfilters(dcpl);
+    int seen_shuffle = 0, seen_zstd = 0;
     for (int i = 0; i < nf; i++) {
         unsigned flags = 0, cdv[8];
         size_t ncd = 8;
@@ -699,6 +724,17 @@ static int r_check(lsw_h5_input *in, r_tensor *t, hid_t d)
                              "%s: tensor '%s': compressed with HDF5 filter %d (%s), which is not available in this "
                              "build (is HDF5_PLUGIN_PATH set?)",
                              in->path, name, (int)id, fname[0] ? fname : "unnamed");
+            goto done;
+        }
+        if (layout != H5D_CHUNKED || (id != H5Z_FILTER_SHUFFLE && id != LSW_H5Z_ZSTD_ID) ||
+            (id == H5Z_FILTER_SHUFFLE && (seen_shuffle++ || seen_zstd)) || (id == LSW_H5Z_ZSTD_ID && seen_zstd++)) {
+            rc = lsw_err_set(LSW_E_INPUT, "%s: tensor '%s': filter pipeline is not [shuffle,] zstd (%d at %d)",
+                             in->path, name, (int)id, i);
+            goto done;
+        }
+        if (id == LSW_H5Z_ZSTD_ID && (ncd < 2 || (uint64_t)cdv[1] != t->chunk_bytes)) {
+            rc = lsw_err_set(LSW_E_INPUT, "%s: tensor '%s': zstd filter parameters %s the chunk size %llu", in->path,
+                             name, ncd < 2 ? "lack" : "do not match", (unsigned long long)t->chunk_bytes);
             goto done;
         }
     }

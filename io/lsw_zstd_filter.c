@@ -164,6 +164,13 @@ size_t lsw_chunk_encode(const void *raw, size_t nbytes, size_t elem_size, int sh
  * (an empty chunk is never valid either). */
 static size_t frame_size(const void *src, size_t n, unsigned long long cap)
 {
+    /* layerswap always stores the content checksum: a frame without one
+     * (written by something else) would go unchecked.  RFC 8878 §3.1.1: the
+     * magic 0xFD2FB528 (little endian), then the frame header descriptor,
+     * whose bit 2 is the Content_Checksum_flag. */
+    const unsigned char *h = src;
+    if (n < 5 || h[0] != 0x28 || h[1] != 0xB5 || h[2] != 0x2F || h[3] != 0xFD || !(h[4] & 0x04))
+        return 0;
     unsigned long long size = ZSTD_getFrameContentSize(src, n);
     if (size == ZSTD_CONTENTSIZE_UNKNOWN || size == ZSTD_CONTENTSIZE_ERROR || size == 0 || size > cap)
         return 0;
@@ -193,7 +200,7 @@ static size_t decompress_exact(void *dst, size_t size, const void *src, size_t n
 int lsw_chunk_decode(const void *src, size_t n, size_t elem_size, int shuffle, void *dst, size_t nbytes,
                      void *scratch)
 {
-    if (!src || !dst || frame_size(src, n, nbytes) != nbytes)
+    if (!src || !dst || nbytes == 0 || frame_size(src, n, nbytes) != nbytes)
         return -1;
     int do_shuffle = shuffle && elem_size > 1;
     if (do_shuffle && !scratch)
@@ -214,10 +221,15 @@ size_t lsw_h5z_zstd(unsigned flags, size_t cd_nelmts, const unsigned cd_values[]
     unsigned long long cap = have_cap ? cd_values[1] : LSW_H5Z_ZSTD_MAX_OUT;
 
     if (flags & LSW_H5Z_FLAG_REVERSE) {
+        /* A frame must decode to exactly a whole chunk: HDF5 1.10 copies a full
+         * chunk out of the filter's buffer whatever length the filter returns.
+         * Without cd_values[1] (every layerswap file has it) the chunk size is
+         * unknown, so nothing is decoded.  The reader (lsw_hdf5) also checks
+         * cd_values[1] against the dataset's chunk before any read. */
+        if (!have_cap || cap == 0)
+            return 0;
         size_t size = frame_size(*buf, nbytes, cap);
-        /* With the size known, a frame must decode to exactly a whole chunk:
-         * HDF5 copies a full chunk out of the filter's buffer. */
-        if (!size || (have_cap && size != cap))
+        if (!size || size != cap)
             return 0;
         void *out = malloc(size);
         if (!out)
@@ -233,8 +245,9 @@ size_t lsw_h5z_zstd(unsigned flags, size_t cd_nelmts, const unsigned cd_values[]
     }
 
     /* encode: a chunk the decoder would refuse is not encoded (HDF5 then
-     * stores an optional filter's chunk unfiltered) */
-    if (nbytes == 0 || nbytes > cap)
+     * stores an optional filter's chunk unfiltered), nor one without the
+     * chunk size in cd_values[1], which the decoder needs */
+    if (!have_cap || nbytes == 0 || nbytes != cap)
         return 0;
     int level = cd_nelmts >= 1 ? (int)cd_values[0] : 3;
     size_t bound = ZSTD_compressBound(nbytes);

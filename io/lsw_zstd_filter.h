@@ -26,13 +26,16 @@
 
 #define LSW_H5Z_ZSTD_ID 32015            /* registered with The HDF Group */
 #define LSW_H5Z_FLAG_REVERSE 0x0100u     /* == H5Z_FLAG_REVERSE (checked in lsw_hdf5.c) */
-#define LSW_H5Z_ZSTD_MAX_OUT (1ULL << 32) /* decode limit when cd_values[1] is absent */
+#define LSW_H5Z_ZSTD_MAX_OUT (1ULL << 32) /* largest chunk a frame may encode (HDF5 1.10: < 4 GiB) */
 
 /* The filter in H5Z_func_t shape.  flags & LSW_H5Z_FLAG_REVERSE: decode,
  * else encode.  cd_values[0] = level (as an int; 3 if absent),
- * cd_values[1] = the uncompressed chunk size (optional).
- * Decoding: one zstd frame filling exactly `nbytes` bytes with a known content
- * size, equal to cd_values[1] when present and at most 4 GiB otherwise.
+ * cd_values[1] = the uncompressed chunk size (required both ways: HDF5 1.10
+ * copies a whole chunk out of whatever buffer the filter returns, so a
+ * decoder that cannot check the size could expose heap memory).
+ * Decoding: exactly one zstd frame of `nbytes` bytes, with its content size
+ * equal to cd_values[1] and a content checksum.  Encoding: only a chunk of
+ * exactly cd_values[1] bytes.
  * On success replaces *buf (malloc'd, freeing the old one), sets *buf_size
  * and returns the new valid size; on any failure returns 0 and leaves *buf
  * and *buf_size untouched (HDF5's failure convention). */

@@ -205,7 +205,11 @@ def main():
         d = t.create_dataset("w", data=w, chunks=(16, 1000), shuffle=True, compression=ZSTD_ID,
                              compression_opts=(1, 16 * 1000 * 4))
         d.attrs["dtype"] = "F32"           # a variable-length string, unlike layerswap's fixed ones
-        d = t.create_dataset("b", data=b, chunks=(32,), compression=ZSTD_ID, compression_opts=(5,))
+        d = t.create_dataset("b", data=b, chunks=(32,), compression=ZSTD_ID, compression_opts=(5, 32 * 8))
+        d.attrs["dtype"] = np.bytes_("I64")
+        # without the chunk size in cd_values[1] the plugin does not compress (the
+        # filter is optional: h5py stores the chunk raw), and layerswap refuses the dataset
+        d = t.create_dataset("nocap", data=b, chunks=(32,), compression=ZSTD_ID, compression_opts=(5,))
         d.attrs["dtype"] = np.bytes_("I64")
         bf16 = h5py.h5t.IEEE_F32LE.copy()  # a BF16 dataset made with h5py's low-level API
         bf16.set_fields(15, 7, 8, 0, 7)
@@ -226,6 +230,11 @@ def main():
         for name in ("w", "b", "bf"):
             mask, stored = f["tensors/" + name].id.read_direct_chunk((0,) * f["tensors/" + name].ndim)
             check(mask == 0 and stored[:4] == b"\x28\xb5\x2f\xfd", f"h5py wrote {name} with zstd")
+        mask, stored = f["tensors/nocap"].id.read_direct_chunk((0,))
+        check(mask != 0 and stored == b[:32].tobytes(), "without cd_values[1] the chunk is stored raw")
+        del f
+    with h5py.File(out, "a") as f:
+        del f["tensors/nocap"]
     for name, arr in (("w", w), ("b", b), ("bf", bf)):
         r = subprocess.run([unit_hdf5, "--cat", out, name], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         check(r.returncode == 0 and r.stdout == arr.tobytes(),

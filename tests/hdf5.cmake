@@ -24,6 +24,12 @@ if(LSW_WITH_HDF5)
 ! printf '%s\\n' \"$u\" | grep -q ' H5' && printf '%s\\n' \"$d\" | grep -q ' T H5PLget_plugin_info$' && \
 printf '%s\\n' \"$d\" | grep -q ' T H5PLget_plugin_type$'" sh $<TARGET_FILE:h5zstd>)
   set_tests_properties(hdf5_plugin_symbols PROPERTIES LABELS hdf5)
+
+  # Crafted model.h5 inputs (filter parameters, chunk geometry, frames without
+  # checksum): exit 2, never data out of an unchecked filter.
+  add_test(NAME hdf5_bad_inputs COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/bad_h5.sh ${LSW_BIN}
+                                        ${CMAKE_CURRENT_BINARY_DIR}/bad_h5)
+  set_tests_properties(hdf5_bad_inputs PROPERTIES LABELS "cli;hdf5" TIMEOUT 120)
 endif()
 
 if(LSW_WITH_HDF5)
