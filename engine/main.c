@@ -462,8 +462,7 @@ static int verify_dir(const char *dir)
         const char *name = lsw_json_str(lsw_json_get(f, "name"), NULL);
         const char *crcs = lsw_json_str(lsw_json_get(f, "crc32c"), NULL);
         uint64_t bytes;
-        if (!name || !crcs || lsw_json_u64(lsw_json_get(f, "bytes"), &bytes) || strchr(name, '/') || !*name ||
-            !strcmp(name, ".") || !strcmp(name, "..")) {
+        if (!name || !crcs || lsw_json_u64(lsw_json_get(f, "bytes"), &bytes) || !lsw_plain_name(name)) {
             rc = lsw_err_set(LSW_E_VERIFY, "%s: files[%zu] is malformed", mp, i);
             break;
         }

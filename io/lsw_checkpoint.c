@@ -131,8 +131,7 @@ static int open_index(lsw_ckpt *c, const char *index_path)
         const char *s = lsw_json_str(lsw_json_at(wm, i), &sl);
         if (!s)
             rc = lsw_err_set(LSW_E_INPUT, "%s: tensor '%s': weight_map value is not a string", index_path, tname);
-        else if (sl == 0 || lsw_json_str_has_nul(lsw_json_at(wm, i)) || strchr(s, '/') || strchr(s, '\\') ||
-                 strcmp(s, ".") == 0 || strcmp(s, "..") == 0)
+        else if (lsw_json_str_has_nul(lsw_json_at(wm, i)) || !lsw_plain_name(s))
             rc = lsw_err_set(LSW_E_INPUT, "%s: tensor '%s': shard \"%s\" is not a plain file name in the index's folder",
                              index_path, tname, s);
         else if (is_pickle(s))

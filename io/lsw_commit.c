@@ -99,8 +99,13 @@ static uint64_t read_journal(lsw_outdir *o)
     return h;
 }
 
+/* Remove dir/name; a name that is not a plain file name (it came from a
+ * manifest or journal someone else may have written) is never joined to the
+ * folder, so nothing outside it can be removed. */
 static int remove_name(const char *dir, const char *name)
 {
+    if (!lsw_plain_name(name))
+        return 0;
     char *p = pathf(dir, "", name, "");
     if (!p)
         return lsw_err_set(LSW_E_NOMEM, "out of memory");
@@ -123,7 +128,7 @@ static int remove_previous(const char *dir)
             const lsw_json *files = lsw_json_get(lsw_json_root(doc), "files");
             for (size_t i = 0; i < lsw_json_count(files) && !rc; i++) {
                 const char *name = lsw_json_str(lsw_json_get(lsw_json_at(files, i), "name"), NULL);
-                if (name && !strchr(name, '/') && strcmp(name, "..") && strcmp(name, "."))
+                if (name)
                     rc = remove_name(dir, name);
             }
             lsw_json_free(doc);

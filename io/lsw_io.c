@@ -224,6 +224,12 @@ char *lsw_path_join(const char *a, const char *b)
     return p;
 }
 
+int lsw_plain_name(const char *name)
+{
+    return name && *name && !strchr(name, '/') && !strchr(name, '\\') && strcmp(name, ".") != 0 &&
+           strcmp(name, "..") != 0;
+}
+
 char *lsw_dirname(const char *path)
 {
     const char *s = strrchr(path, '/');

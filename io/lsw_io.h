@@ -37,6 +37,10 @@ int lsw_write_path_atomic(const char *path, const void *buf, size_t n);
 /* malloc'd "a/b" (b unchanged when absolute); NULL on OOM. */
 char *lsw_path_join(const char *a, const char *b);
 /* malloc'd folder part of a path ("." when none). */
+/* 1 if `name` is a plain file name of a folder: not empty, no '/' or '\\',
+ * not "." or "..".  Names read from files (an index, a manifest, a journal)
+ * must pass before they are joined to a folder. */
+int lsw_plain_name(const char *name);
 char *lsw_dirname(const char *path);
 int lsw_is_dir(const char *path);
 int lsw_is_file(const char *path);

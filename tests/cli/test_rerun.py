@@ -10,7 +10,8 @@
   * a third config with another layout (5 shards) with --overwrite: no file of the
     single-file merge is left over (the folder holds exactly the manifest's files);
   * the first config again, without --overwrite, is refused again (exit 1); with
-    --overwrite it succeeds and no shard or index of the sharded merge is left over.
+    --overwrite it succeeds and no shard or index of the sharded merge is left over;
+  * --overwrite of a folder whose journal names ../victim.txt leaves that file alone.
 """
 import os
 import sys
@@ -78,4 +79,17 @@ t.verify(out, "after the third --overwrite")
 stale = [f for f in L.all_files(out) if f.startswith("model-") or f == "model.safetensors.index.json"]
 t.check(not stale, "after --overwrite with a single-file merge, files of the sharded merge are "
         "left over: %r" % stale)
+
+# a journal someone else wrote, naming a file outside the folder: --overwrite removes
+# the files of the previous run, but never anything outside the output folder
+victim = os.path.join(W, "victim.txt")
+with open(victim, "w") as f:
+    f.write("precious\n")
+out2 = os.path.join(W, "out2")
+os.makedirs(out2)
+with open(os.path.join(out2, ".layerswap-state"), "w") as f:
+    f.write("layerswap-state 1 1\ndone ../victim.txt 9 0\ndone /etc/hostname 9 0\n")
+p = t.ls("merge", c1, "-o", "out2", "--overwrite")
+t.expect_rc(p, 0, "--overwrite of a folder whose journal names ../victim.txt")
+t.check(os.path.exists(victim), "--overwrite removed ../victim.txt, outside the output folder")
 t.finish()
