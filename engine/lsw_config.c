@@ -208,6 +208,9 @@ static int parse_rules(const ctx *x, const lsw_json *arr)
         if ((rc = get_string(x, o, "match", where, &match)) || (rc = get_string(x, o, "action", where, &action)))
             return rc;
         if (match) {
+            char why[160];
+            if (lsw_regex_tame(match, why, sizeof why))
+                return cfg_err(x, "%s.match \"%.80s\" is refused: %s", where, match, why);
             regex_t re;
             int e = regcomp(&re, match, REG_EXTENDED | REG_NOSUB);
             if (e) {
@@ -403,6 +406,97 @@ static int parse_linear(const ctx *x, const lsw_json *o)
     if (r->weighting == LSW_W_MAGNITUDE && x->c->base < 0)
         return cfg_err(x, "linear: magnitude weights need \"base\" to name the base model");
     x->c->first_model = r->models[0];
+    return 0;
+}
+
+static int is_quant(char c) { return c == '*' || c == '+' || c == '?' || c == '{'; }
+
+int lsw_regex_tame(const char *re, char *why, size_t whylen)
+{
+    size_t len = strlen(re);
+    if (len > LSW_REGEX_MAX) {
+        snprintf(why, whylen, "longer than %d bytes", LSW_REGEX_MAX);
+        return -1;
+    }
+    /* per open group: the deepest nesting of quantified groups inside it */
+    int inner[LSW_REGEX_MAX + 1], depth = 0, last = 0;   /* last: what ended the previous atom */
+    inner[0] = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = re[i];
+        if (c == '\\') {            /* an escaped character is an atom */
+            if (i + 1 < len && re[i + 1] >= '1' && re[i + 1] <= '9') {
+                snprintf(why, whylen, "back-references (\\%c) can take exponential time", re[i + 1]);
+                return -1;
+            }
+            i++;
+            last = 1;
+            continue;
+        }
+        if (c == '[') {                /* a bracket expression is an atom: skip to its ']' */
+            size_t j = i + 1;
+            if (j < len && re[j] == '^')
+                j++;
+            if (j < len && re[j] == ']')
+                j++;
+            while (j < len && re[j] != ']') {
+                if (re[j] == '[' && j + 1 < len && (re[j + 1] == ':' || re[j + 1] == '.' || re[j + 1] == '=')) {
+                    char end = re[j + 1];
+                    j += 2;
+                    while (j + 1 < len && !(re[j] == end && re[j + 1] == ']'))
+                        j++;
+                    j++;
+                }
+                j++;
+            }
+            i = j < len ? j : len - 1;
+            last = 1;
+            continue;
+        }
+        if (c == '(') {
+            inner[++depth] = 0;
+            last = 0;
+            continue;
+        }
+        if (c == ')' && depth > 0) {
+            int q = inner[depth--];
+            if (i + 1 < len && is_quant(re[i + 1]))
+                q++;
+            if (q > 2) {
+                snprintf(why, whylen, "quantified groups nested more than twice can take exponential memory");
+                return -1;
+            }
+            if (q > inner[depth])
+                inner[depth] = q;
+            last = 1;
+            continue;
+        }
+        if (is_quant(c)) {
+            if (last == 2) {
+                snprintf(why, whylen, "a quantifier right after a quantifier (at byte %zu) can take exponential "
+                         "memory", i);
+                return -1;
+            }
+            if (c == '{') {            /* {m}, {m,}, {m,n}: bounds at most LSW_REGEX_REPEAT */
+                size_t j = i + 1;
+                unsigned long v = 0;
+                for (; j < len && re[j] != '}'; j++) {
+                    if (re[j] >= '0' && re[j] <= '9') {
+                        v = v * 10 + (unsigned long)(re[j] - '0');
+                        if (v > LSW_REGEX_REPEAT) {
+                            snprintf(why, whylen, "a repetition bound above %d", LSW_REGEX_REPEAT);
+                            return -1;
+                        }
+                    } else if (re[j] == ',') {
+                        v = 0;
+                    }
+                }
+                i = j < len ? j : len - 1;
+            }
+            last = 2;
+            continue;
+        }
+        last = c == '|' ? 0 : 1;
+    }
     return 0;
 }
 

@@ -97,6 +97,17 @@ typedef struct lsw_config {
     char *text;             /* the config text as read */
 } lsw_config;
 
+/* Rules' "match" expressions are untrusted: glibc's regcomp duplicates the
+ * parse tree for stacked and nested repetitions (memory exponential in their
+ * count; it crashes when memory runs out) and back-references make matching
+ * exponential.  0 if `re` is at most LSW_REGEX_MAX bytes, has no quantifier
+ * right after a quantifier, no repetition bound above LSW_REGEX_REPEAT, no
+ * quantified group inside a quantified group inside a quantified group, and
+ * no back-reference; else -1 with the reason in `why`. */
+#define LSW_REGEX_MAX 512
+#define LSW_REGEX_REPEAT 255
+int lsw_regex_tame(const char *re, char *why, size_t whylen);
+
 /* Parse the config at `path`.  On success *out is owned by the caller
  * (lsw_config_free).  Errors: LSW_E_CONFIG, LSW_E_NOTFOUND (cannot read it). */
 int lsw_config_load(const char *path, lsw_config **out);

@@ -56,6 +56,11 @@ CASES = {
     "unmatched-tensor": ("config", ["merge", "{E}/unmatched-tensor.json"], 1,
                          ["unmatched-tensor.json",
                           ("lm_head.weight", "model.embed_tokens.weight", "model.norm.weight")]),
+    # untrusted regular expressions that glibc would blow up on (fuzzing audit)
+    "regex-stacked": ("config", ["merge", "{E}/regex-stacked.json"], 1,
+                      ["regex-stacked.json", "rules[0].match", "quantifier"]),
+    "regex-backref": ("config", ["merge", "{E}/regex-backref.json"], 1,
+                      ["regex-backref.json", "rules[0].match", "back-reference"]),
     "no-output-path": ("config-noout", ["merge", "{E}/no-output-path.json"], 1,
                        ["no-output-path.json", ("output", "-o")]),
     # -- usage errors: exit 1 -------------------------------------------------------------
