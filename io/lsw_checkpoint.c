@@ -80,6 +80,12 @@ int lsw_is_weight_file_name(const char *name)
            ends_with(name, ".bin.index.json") || is_pickle(name);
 }
 
+static int cmp_size(const void *a, const void *b)
+{
+    size_t x = *(const size_t *)a, y = *(const size_t *)b;
+    return x < y ? -1 : x > y;
+}
+
 static int cmp_desc(const void *a, const void *b)
 {
     return strcmp(((const lsw_tensor_desc *)a)->name, ((const lsw_tensor_desc *)b)->name);
@@ -98,16 +104,41 @@ static int add_file(lsw_ckpt *c, const char *path)
     return 0;
 }
 
-/* Validate an index and open the shards it names, in order of first mention. */
+/* An index entry while the shards are worked out: its shard name, its
+ * position in the weight_map, and the shard number it gets. */
+typedef struct ientry { const char *shard; size_t at; size_t sid; } ientry;
+
+static int cmp_ientry_name(const void *a, const void *b)
+{
+    const ientry *x = a, *y = b;
+    int c = strcmp(x->shard, y->shard);
+    return c ? c : (x->at < y->at ? -1 : x->at > y->at);
+}
+
+static int cmp_ientry_at(const void *a, const void *b)
+{
+    const ientry *x = a, *y = b;
+    return x->at < y->at ? -1 : x->at > y->at;
+}
+
+/* Validate an index and open the shards it names, in order of first mention.
+ * O(n log n) in the entries: a crafted index of 10^6 entries naming as many
+ * shards must fail fast, not after hours of quadratic name searches. */
 static int open_index(lsw_ckpt *c, const char *index_path)
 {
     char *text = NULL;
     size_t len = 0;
+    struct stat st;
+    if (stat(index_path, &st) == 0 && st.st_size > (off_t)LSW_ST_MAX_HEADER)
+        return lsw_err_set(LSW_E_INPUT, "%s: index of %lld bytes is larger than %llu bytes", index_path,
+                           (long long)st.st_size, (unsigned long long)LSW_ST_MAX_HEADER);
     int rc = lsw_read_file(index_path, &text, &len);
     if (rc)
         return rc;
     char why[256];
     lsw_json_doc *doc = NULL;
+    ientry *e = NULL;
+    size_t *first = NULL;   /* per shard number: the entry that names it first */
     if (lsw_json_parse(text, len, &doc, why, sizeof why) != 0) {
         rc = lsw_err_set(LSW_E_INPUT, "%s: index is not valid JSON: %s", index_path, why);
         goto out;
@@ -117,11 +148,10 @@ static int open_index(lsw_ckpt *c, const char *index_path)
         rc = lsw_err_set(LSW_E_INPUT, "%s: index has no \"weight_map\" object", index_path);
         goto out;
     }
-    size_t n = lsw_json_count(wm);
-    /* Distinct shard names, in order of first mention. */
-    const char **shards = calloc(n ? n : 1, sizeof *shards);
-    size_t nshards = 0;
-    if (!shards) {
+    size_t n = lsw_json_count(wm), nshards = 0;
+    e = malloc((n ? n : 1) * sizeof *e);
+    first = malloc((n ? n : 1) * sizeof *first);
+    if (!e || !first) {
         rc = lsw_err_set(LSW_E_NOMEM, "out of memory");
         goto out;
     }
@@ -129,7 +159,9 @@ static int open_index(lsw_ckpt *c, const char *index_path)
         const char *tname = lsw_json_key(wm, i, NULL);
         size_t sl;
         const char *s = lsw_json_str(lsw_json_at(wm, i), &sl);
-        if (!s)
+        if (lsw_json_key_has_nul(wm, i))
+            rc = lsw_err_set(LSW_E_INPUT, "%s: tensor '%s': the name contains a NUL character", index_path, tname);
+        else if (!s)
             rc = lsw_err_set(LSW_E_INPUT, "%s: tensor '%s': weight_map value is not a string", index_path, tname);
         else if (lsw_json_str_has_nul(lsw_json_at(wm, i)) || !lsw_plain_name(s))
             rc = lsw_err_set(LSW_E_INPUT, "%s: tensor '%s': shard \"%s\" is not a plain file name in the index's folder",
@@ -137,20 +169,41 @@ static int open_index(lsw_ckpt *c, const char *index_path)
         else if (is_pickle(s))
             rc = lsw_err_set(LSW_E_INPUT, "%s: tensor '%s': shard \"%s\" is a pickle file; pickle checkpoints are refused",
                              index_path, tname, s);
-        else {
-            size_t k = 0;
-            while (k < nshards && strcmp(shards[k], s) != 0)
-                k++;
-            if (k == nshards)
-                shards[nshards++] = s;
-        }
+        else
+            e[i] = (ientry){s, i, 0};
     }
-    for (size_t k = 0; k < nshards && !rc; k++) {
-        char *p = lsw_path_join(c->folder, shards[k]);
+    if (rc)
+        goto out;
+    /* Distinct shard names: sorted by name, each group's first entry is the
+     * earliest mention; shard numbers then go by first mention. */
+    qsort(e, n, sizeof *e, cmp_ientry_name);
+    for (size_t i = 0; i < n; i++)
+        if (i == 0 || strcmp(e[i - 1].shard, e[i].shard) != 0)
+            first[nshards++] = e[i].at;
+    qsort(first, nshards, sizeof *first, cmp_size);
+    for (size_t i = 0, g = 0; i < n; i++) {
+        if (i > 0 && strcmp(e[i - 1].shard, e[i].shard) != 0)
+            g = i;
+        /* the group's number: the rank of its first mention among all first mentions */
+        size_t lo = 0, hi = nshards;
+        while (lo < hi) {
+            size_t mid = lo + (hi - lo) / 2;
+            if (first[mid] < e[g].at)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        e[i].sid = lo;
+    }
+    qsort(e, n, sizeof *e, cmp_ientry_at);
+    for (size_t k = 0, i = 0; k < nshards && !rc; k++) {
+        while (e[i].sid != k)   /* the entry that names shard k first */
+            i++;
+        char *p = lsw_path_join(c->folder, e[i].shard);
         if (!p)
             rc = lsw_err_set(LSW_E_NOMEM, "out of memory");
         else if (!lsw_is_file(p))
-            rc = lsw_err_set(LSW_E_INPUT, "%s: shard \"%s\" named by the index does not exist", index_path, shards[k]);
+            rc = lsw_err_set(LSW_E_INPUT, "%s: shard \"%s\" named by the index does not exist", index_path, e[i].shard);
         else
             rc = add_file(c, p);
         free(p);
@@ -158,16 +211,13 @@ static int open_index(lsw_ckpt *c, const char *index_path)
     /* Every listed tensor must be in the shard the index names. */
     for (size_t i = 0; i < n && !rc; i++) {
         const char *tname = lsw_json_key(wm, i, NULL);
-        const char *s = lsw_json_str(lsw_json_at(wm, i), NULL);
-        size_t k = 0;
-        while (strcmp(shards[k], s) != 0)
-            k++;
-        if (!lsw_st_find(c->files[k], tname))
+        if (!lsw_st_find(c->files[e[i].sid], tname))
             rc = lsw_err_set(LSW_E_INPUT, "%s: tensor '%s': listed in shard \"%s\" but not present there",
-                             index_path, tname, s);
+                             index_path, tname, e[i].shard);
     }
-    free(shards);
 out:
+    free(e);
+    free(first);
     lsw_json_free(doc);
     free(text);
     return rc;

@@ -62,7 +62,8 @@ foreach(case
     missing-model pickle-folder pickle-file shape-mismatch-rows shape-mismatch-reshape
     dtype-mismatch missing-tensor truncated-shard unused-missing-model bad-config-json
     layer-index-too-big demo-unknown-option inspect-unknown-option index-overflow inspect-fifo
-    inspect-h5-no-signature verify-missing-folder regex-stacked regex-backref)
+    inspect-h5-no-signature verify-missing-folder regex-stacked regex-backref
+    index-nul-name)
   lsw_cli_test(error_${case} test_errors.py --case ${case})
 endforeach()
 

@@ -99,6 +99,7 @@ CASES = {
     # messages that name the real problem
     "inspect-fifo": ("input-noout", "setup_fifo", 2, ["fifo", "not a regular file"]),
     "inspect-h5-no-signature": ("input-noout", "setup_fake_h5", 2, ["fake.h5", "HDF5 signature"]),
+    "index-nul-name": ("input", "setup_index_nul", 2, ["NUL"]),
     "verify-missing-folder": ("input-noout", ["verify", "{W}/no-such-output"], 2, ["no-such-output", "no such folder"]),
 }
 
@@ -241,6 +242,15 @@ def setup_layer_index():
     p = os.path.join(W, "bigindex.json")
     L.write_json(p, cfg)
     return ["merge", p]
+
+
+def setup_index_nul():
+    d = copy_lang1("lang1-nul")
+    ip = os.path.join(d, "model.safetensors.index.json")
+    idx = L.load_json(ip)
+    idx["weight_map"]["model.norm.weight\u0000shadow"] = idx["weight_map"]["model.norm.weight"]
+    L.write_json(ip, idx)
+    return soup_config("inputs/lang1-nul")
 
 
 def setup_fifo():
