@@ -626,6 +626,8 @@ int lsw_stats_main(int argc, char **argv)
         if (lsw_ckpt_in_folder(xc[e], outdir))
             rc = lsw_err_set(LSW_E_CONFIG, "the output folder %s holds expert '%s' (an input); choose another -o",
                              outdir, names[e]);
+    if (!rc)
+        rc = lsw_ckpt_check_layers(bc);
     rc = agree(rc);
     if (!rc)
         rc = agree(lsw_stats_check_experts(bc, xc, E));

@@ -265,6 +265,30 @@ static int build_table(lsw_ckpt *c)
     return 0;
 }
 
+int lsw_ckpt_check_layers(const lsw_ckpt *c)
+{
+    if (c->layers <= 0)
+        return 0;
+    unsigned char *seen = calloc((size_t)c->layers, 1);
+    if (!seen)
+        return lsw_err_set(LSW_E_NOMEM, "out of memory");
+    const lsw_tensor_desc *last = NULL;
+    for (size_t i = 0; i < c->n; i++)
+        if (c->t[i].layer >= 0) {
+            seen[c->t[i].layer] = 1;
+            if (c->t[i].layer == c->layers - 1)
+                last = &c->t[i];
+        }
+    int rc = 0;
+    for (int l = 0; l < c->layers && !rc; l++)
+        if (!seen[l])
+            rc = lsw_err_set(LSW_E_INPUT, "%s: tensor '%s': layer %d exists but layer %d has no tensor (layer "
+                             "numbers must run from 0 without a gap)", c->path, last ? last->name : "?",
+                             c->layers - 1, l);
+    free(seen);
+    return rc;
+}
+
 /* A layerswap model.h5 as input: tensors from lsw_hdf5's reader; `offset`
  * holds the reader's tensor index. */
 static int open_h5(lsw_ckpt *c, const char *path)

@@ -47,6 +47,11 @@ const lsw_tensor_desc *lsw_ckpt_at(const lsw_ckpt *c, size_t i);
 const lsw_tensor_desc *lsw_ckpt_find(const lsw_ckpt *c, const char *name);
 /* Number of layers: 1 + the largest layer index, 0 if none. */
 int lsw_ckpt_layers(const lsw_ckpt *c);
+/* LSW_E_INPUT unless every layer 0..L-1 has a tensor.  A whole model passes;
+ * one shard of it need not (it is still a valid checkpoint), but statistics
+ * of it per layer would be meaningless, and a stray "layers.999999." would
+ * make tables of a million empty layers. */
+int lsw_ckpt_check_layers(const lsw_ckpt *c);
 size_t lsw_ckpt_file_count(const lsw_ckpt *c);
 const char *lsw_ckpt_file_path(const lsw_ckpt *c, unsigned file);
 /* Total bytes of all tensor data. */

@@ -370,7 +370,7 @@ def st_file(path, tensors):
 def cmd_nd(driver, out):
     """Tensors of 3 dimensions get row MAVs in stats.h5 (a row of [r, c1, c2] is c1*c2
     elements, SPEC §4) but stay out of the model MAV and the cells (1-D and 2-D only);
-    a scalar has no rows."""
+    a scalar has no rows.  A base whose layer numbers have a gap is refused (exit 2)."""
     shutil.rmtree(out, ignore_errors=True)
     rng = np.random.default_rng(5)
     shapes = {"model.layers.0.conv.weight": [3, 4, 5], "model.layers.0.mlp.up_proj.weight": [4, 6],
@@ -400,6 +400,15 @@ def cmd_nd(driver, out):
                 got, r = g[n][()], lsw_ref.row_mavs(b, e, n)
                 check(got.shape == r.shape and bool(np.all(np.abs(got - r) <= 1e-12 * np.abs(r))),
                       "/ex/%s: %s, oracle %s" % (n, got, r))
+    # layer numbers with a gap (a stray layers.99999. would size tables for 100,000 layers): exit 2
+    for who in ("gbase", "gex"):
+        st_file(os.path.join(out, who, "model.safetensors"),
+                [("model.layers.0.mlp.up_proj.weight", [2], rng.standard_normal(2)),
+                 ("model.layers.99999.mlp.up_proj.weight", [2], rng.standard_normal(2))])
+    rc, so, se = run([driver, "stats", "--base", os.path.join(out, "gbase"), os.path.join(out, "gex"), "-o",
+                      os.path.join(out, "gst")])
+    check(rc == 2 and "without a gap" in se and "layers.99999" in se, "layers with a gap: exit %d %s" % (rc, se))
+    check(not os.path.exists(os.path.join(out, "gst", "summary.json")), "layers with a gap: output written")
     done()
 
 
