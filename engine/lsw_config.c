@@ -661,26 +661,27 @@ static int parse_root(const ctx *x, const lsw_json *root)
         s = rules ? "rules" : ls ? "layer_swap" : lin ? "linear" : tv_present;
     if (!s)
         return cfg_err(x, "\"method\" is required (layer_swap, linear or rules)");
+    /* one method section, the method's own: another would be ignored unchecked */
+    static const char *const all_sections[] = {"layer_swap", "linear", "rules", "task_arithmetic", "ties",
+                                               "dare_linear", "dare_ties"};
+    if (sections > 1)
+        for (int i = 0; i < 7; i++)
+            if (strcmp(all_sections[i], s) != 0 && lsw_json_get(root, all_sections[i]))
+                return cfg_err(x, "method \"%s\": remove the unused \"%s\" section", s, all_sections[i]);
     if (strcmp(s, "layer_swap") == 0) {
         c->method = LSW_METHOD_LAYER_SWAP;
         if (!ls)
             return cfg_err(x, "method \"layer_swap\" needs a \"layer_swap\" object");
-        if (lin || rules)
-            return cfg_err(x, "method \"layer_swap\": remove the unused \"%s\" section", lin ? "linear" : "rules");
         rc = parse_layer_swap(x, ls);
     } else if (strcmp(s, "linear") == 0) {
         c->method = LSW_METHOD_LINEAR;
         if (!lin)
             return cfg_err(x, "method \"linear\" needs a \"linear\" object");
-        if (ls || rules)
-            return cfg_err(x, "method \"linear\": remove the unused \"%s\" section", ls ? "layer_swap" : "rules");
         rc = parse_linear(x, lin);
     } else if (strcmp(s, "rules") == 0) {
         c->method = LSW_METHOD_RULES;
         if (!rules)
             return cfg_err(x, "method \"rules\" needs a \"rules\" array");
-        if (ls || lin)
-            return cfg_err(x, "method \"rules\": remove the unused \"%s\" section", ls ? "layer_swap" : "linear");
         rc = parse_rules(x, rules);
         if (!rc) {
             /* SPEC §5: config files (and the tensor list) come from the first listed model. */
@@ -694,8 +695,6 @@ static int parse_root(const ctx *x, const lsw_json *root)
         const lsw_json *sec = lsw_json_get(root, s);
         if (!sec)
             return cfg_err(x, "method \"%s\" needs a \"%s\" object", s, s);
-        if (sections != 1)
-            return cfg_err(x, "method \"%s\": remove the sections of other methods", s);
         rc = parse_taskvec(x, sec, s);
     } else {
         return cfg_err(x, "method \"%s\" is unknown (layer_swap, linear, rules, task_arithmetic, ties, dare_linear, dare_ties)", s);

@@ -63,7 +63,7 @@ foreach(case
     dtype-mismatch missing-tensor truncated-shard unused-missing-model bad-config-json
     layer-index-too-big demo-unknown-option inspect-unknown-option index-overflow inspect-fifo
     inspect-h5-no-signature verify-missing-folder regex-stacked regex-backref
-    index-nul-name)
+    index-nul-name unused-section)
   lsw_cli_test(error_${case} test_errors.py --case ${case})
 endforeach()
 

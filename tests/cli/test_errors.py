@@ -61,6 +61,7 @@ CASES = {
                       ["regex-stacked.json", "rules[0].match", "quantifier"]),
     "regex-backref": ("config", ["merge", "{E}/regex-backref.json"], 1,
                       ["regex-backref.json", "rules[0].match", "back-reference"]),
+    "unused-section": ("config", ["merge", "{E}/unused-section.json"], 1, ["unused-section.json", "ties"]),
     "no-output-path": ("config-noout", ["merge", "{E}/no-output-path.json"], 1,
                        ["no-output-path.json", ("output", "-o")]),
     # -- usage errors: exit 1 -------------------------------------------------------------
