@@ -57,6 +57,40 @@ static void put_raw(lsw_strbuf *b, const char *text, const lsw_json *v)
     lsw_sb_put(b, text + off, len);
 }
 
+typedef struct vspan { const char *p; size_t len; } vspan;
+
+static int cmp_vspan(const void *a, const void *b)
+{
+    const vspan *x = a, *y = b;
+    size_t n = x->len < y->len ? x->len : y->len;
+    int c = memcmp(x->p, y->p, n);
+    return c ? c : (x->len < y->len ? -1 : x->len > y->len);
+}
+
+/* Config error if grid axis `arr` (NULL: absent) lists the same value twice
+ * (same JSON text). */
+static int distinct_values(const char *file, const char *text, const lsw_json *arr, const char *key)
+{
+    size_t n = arr ? lsw_json_count(arr) : 0;
+    if (n < 2)
+        return 0;
+    vspan *v = malloc(n * sizeof *v);
+    if (!v)
+        return lsw_err_set(LSW_E_NOMEM, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        size_t off, len;
+        lsw_json_span(lsw_json_at(arr, i), &off, &len);
+        v[i] = (vspan){text + off, len};
+    }
+    qsort(v, n, sizeof *v, cmp_vspan);
+    int rc = 0;
+    for (size_t i = 1; i < n && !rc; i++)
+        if (!cmp_vspan(&v[i - 1], &v[i]))
+            rc = sweep_err(file, "grid.%s lists %.*s twice", key, (int)(v[i].len < 64 ? v[i].len : 64), v[i].p);
+    free(v);
+    return rc;
+}
+
 /* Value text of grid key g for choice i, for names: strings unquoted. */
 static void value_label(const char *text, const lsw_json *arr, size_t i, char *buf, size_t len)
 {
@@ -141,6 +175,27 @@ static int parse(lsw_sweep *s, const char *text, size_t len, const char *out_ove
         }
         s->n *= count[g];
     }
+    /* every merge's config repeats "models", "base" and "output": bound what
+     * the expansion (and sweep.json) may take, before allocating it */
+    {
+        size_t per = 1024, off, slen;
+        const lsw_json *rep[3] = {models, base, out};
+        for (int i = 0; i < 3; i++)
+            if (rep[i]) {
+                lsw_json_span(rep[i], &off, &slen);
+                per += slen;
+            }
+        if (s->n > LSW_SWEEP_MAX_TEXT / per) {
+            rc = sweep_err(s->file, "the grid's %zu merges would need more than %llu MB of merge configs; split the "
+                           "sweep", s->n, (unsigned long long)(LSW_SWEEP_MAX_TEXT >> 20));
+            goto done;
+        }
+    }
+    /* a value listed twice on an axis would give two merges of the same name */
+    for (int g = 0; g < G_KEYS && !rc; g++)
+        rc = distinct_values(s->file, text, axis[g], grid_keys[g]);
+    if (rc)
+        goto done;
     s->names = calloc(s->n, sizeof *s->names);
     s->texts = calloc(s->n, sizeof *s->texts);
     s->cfgs = calloc(s->n, sizeof *s->cfgs);

@@ -33,6 +33,11 @@
 
 typedef struct lsw_sweep lsw_sweep; /* opaque */
 
+/* Most bytes the expanded merge configs of one sweep may take (each repeats
+ * the sweep's "models", "base" and "output"); a larger grid is a config
+ * error, to be split. */
+#define LSW_SWEEP_MAX_TEXT ((size_t)256 << 20)
+
 /* Parse and expand SWEEP.json; every merge's config is validated (exit-1
  * errors found before anything is read or written).  `out_override`
  * (may be NULL) replaces output.path, relative to the current folder. */

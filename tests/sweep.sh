@@ -7,7 +7,9 @@
 # reflink (falls back to copy on ext4) give the same bytes; --emit-array;
 # a write fault mid-sweep resumes to identical bytes; a 2-rank run equals the
 # 1-rank run; an unknown grid key is a config error; --emit-array refuses a
-# grid with an impossible merge or a missing model path.
+# grid with an impossible merge or a missing model path; a value listed twice
+# on an axis, and a grid whose expanded configs would exceed 256 MB, are
+# config errors.
 set -euo pipefail
 bin=$1 mpiexec=$2 py=$3 work=$4
 here=$(cd "$(dirname "$0")" && pwd)
@@ -86,5 +88,22 @@ ck '[ $rc = 1 ] && [ ! -s em.txt ] && [ ! -e em-out/sweep.json ] && grep -q "mer
 sed 's#"swh2": "m/lang2"#"swh2": "m/lang2", "spare": "m/nothing-here"#; s/hl-out/sp-out/' hl.json > sp.json
 rc=0; "$bin" sweep sp.json --emit-array >/dev/null 2>sp.log || rc=$?
 ck '[ $rc = 2 ] && grep -q "nothing-here" sp.log' "unused model with a missing path: exit $rc"
+# a value listed twice on an axis (two merges of one name) is a config error
+sed 's/"bottom": \[1, 2\]/"bottom": [1, 2, 1]/; s/hl-out/dup-out/' hl.json > dup.json
+rc=0; "$bin" sweep dup.json --emit-array >/dev/null 2>dup.log || rc=$?
+ck '[ $rc = 1 ] && grep -q "grid.bottom lists 1 twice" dup.log' "duplicate grid value: exit $rc, $(cat dup.log)"
+# 100,000 merges whose configs each repeat a 3 kB models section: refused before expanding
+"$py" - > amp.json <<'PYEOF'
+import json
+models = {"m%03d" % i: "m/task1" for i in range(100)}
+models["base"] = "m/base"
+print(json.dumps({"models": models, "base": "base",
+                  "grid": {"task_expert": ["m%03d" % i for i in range(100)],
+                           "language_expert": ["m%03d" % i for i in range(10)],
+                           "bottom": list(range(10)), "top": list(range(10))},
+                  "output": {"path": "amp-out"}}))
+PYEOF
+rc=0; "$bin" sweep amp.json --emit-array >/dev/null 2>amp.log || rc=$?
+ck '[ $rc = 1 ] && grep -q "split the sweep" amp.log && [ ! -e amp-out ]' "sweep amplification: exit $rc, $(cat amp.log)"
 if [ $fail -ne 0 ]; then echo "0 passed, 1 failed"; exit 1; fi
 echo "1 passed, 0 failed"
