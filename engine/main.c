@@ -16,6 +16,7 @@
 #include "lsw_crc32c.h"
 #include "lsw_error.h"
 #include "lsw_execute.h"
+#include "lsw_h5probe.h"
 #include "lsw_io.h"
 #include "lsw_modelfiles.h"
 #include "lsw_json.h"
@@ -753,6 +754,10 @@ static int launched(void)
 
 int main(int argc, char **argv)
 {
+    /* the child of lsw_h5probe_run: no MPI, one file */
+    if (argc == 3 && !strcmp(argv[1], "__h5probe"))
+        return lsw_h5probe_child(argv[2]);
+    lsw_ckpt_set_h5_probe(lsw_h5probe_run);
     /* An Open MPI singleton normally forks a helper daemon and initialises
      * UCX (0.25-0.45 s, measured); a process started without a launcher talks
      * to nobody, so it needs neither.  The user's own settings win. */

@@ -291,11 +291,18 @@ int lsw_ckpt_check_layers(const lsw_ckpt *c)
 
 /* A layerswap model.h5 as input: tensors from lsw_hdf5's reader; `offset`
  * holds the reader's tensor index. */
+static lsw_h5_probe_fn h5_probe;
+
+void lsw_ckpt_set_h5_probe(lsw_h5_probe_fn fn) { h5_probe = fn; }
+
 static int open_h5(lsw_ckpt *c, const char *path)
 {
 #ifdef LSW_HAVE_HDF5
     lsw_h5_input *h;
-    int rc = lsw_h5_open_input(path, &h);
+    int rc = h5_probe ? h5_probe(path) : 0;
+    if (rc)
+        return rc;
+    rc = lsw_h5_open_input(path, &h);
     if (rc)
         return rc;
     c->h5 = h;

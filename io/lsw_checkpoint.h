@@ -74,6 +74,12 @@ int lsw_is_weight_file_name(const char *name);
  * billions of empty layers). */
 #define LSW_MAX_LAYER 999999
 #define LSW_LAYER_TOO_BIG (-2)
+/* A check run on every model.h5 before this process opens it with HDF5;
+ * 0 lets it open the file.  NULL (the default): none.  layerswap sets one
+ * that opens the file in a child process first (engine/lsw_h5probe.h). */
+typedef int (*lsw_h5_probe_fn)(const char *path);
+void lsw_ckpt_set_h5_probe(lsw_h5_probe_fn fn);
+
 /* Layer index of a tensor name (i of "layers.<i>."), -1 if none, or
  * LSW_LAYER_TOO_BIG if i > LSW_MAX_LAYER. */
 int lsw_layer_of(const char *name);

@@ -29,7 +29,8 @@ printf '%s\\n' \"$d\" | grep -q ' T H5PLget_plugin_type$'" sh $<TARGET_FILE:h5zs
   # checksum): exit 2, never data out of an unchecked filter.
   add_test(NAME hdf5_bad_inputs COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/bad_h5.sh ${LSW_BIN}
                                         ${CMAKE_CURRENT_BINARY_DIR}/bad_h5)
-  set_tests_properties(hdf5_bad_inputs PROPERTIES LABELS "cli;hdf5" TIMEOUT 120)
+  set_tests_properties(hdf5_bad_inputs PROPERTIES LABELS "cli;hdf5;mpi" TIMEOUT 120 PROCESSORS 2
+                       ENVIRONMENT "MPIEXEC=${MPIEXEC_EXECUTABLE};OMPI_ALLOW_RUN_AS_ROOT=1;OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1;OMPI_MCA_rmaps_base_oversubscribe=1")
 endif()
 
 if(LSW_WITH_HDF5)
