@@ -342,6 +342,11 @@ int lsw_sweep_write_list(const lsw_sweep *s)
     lsw_strbuf b = {0};
     lsw_sb_str(&b, "{\n  \"sweep\": ");
     lsw_sb_json_string(&b, s->file);
+    /* the configs below keep the sweep file's relative model paths */
+    lsw_sb_str(&b, ",\n  \"paths_relative_to\": ");
+    char *abs = realpath(s->dir, NULL);
+    lsw_sb_json_string(&b, abs ? abs : s->dir);
+    free(abs);
     lsw_sb_str(&b, ",\n  \"merges\": [");
     for (size_t k = 0; k < s->n; k++) {
         lsw_sb_printf(&b, "%s\n    {\"index\": %zu, \"name\": ", k ? "," : "", k);

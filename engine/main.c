@@ -69,8 +69,9 @@ static const char usage_merge[] =
 
 static const char usage_inspect[] =
     "Usage: layerswap inspect PATH\n"
-    "Validate a checkpoint (a folder, a .safetensors file or a model.safetensors.index.json)\n"
-    "against every rule of the safetensors format and list its tensors: name, dtype, shape, bytes.\n"
+    "Validate a checkpoint (a folder, a .safetensors file, a model.safetensors.index.json or a\n"
+    "layerswap model.h5) against every rule of its format and list its tensors: name, dtype,\n"
+    "shape, bytes.\n"
     "Exit 0 if valid, 2 with a message naming file, tensor and rule if not.\n";
 
 static const char usage_verify[] =

@@ -51,6 +51,10 @@ import json, sys
 s = json.load(open(sys.argv[1]))
 assert [m["index"] for m in s["merges"]] == list(range(8)), s
 assert s["merges"][5]["name"] == "math2-swh1-b2" and s["merges"][5]["config"]["layer_swap"]["bottom"] == 2
+# the configs keep the sweep file's relative paths; sweep.json says where they start
+import os
+rel = s["paths_relative_to"]
+assert os.path.isabs(rel) and os.path.isdir(os.path.join(rel, s["merges"][5]["config"]["models"]["math2"])), rel
 print("ok sweep.json")
 PY
 for v in cp rl sz; do
