@@ -8,7 +8,8 @@
 # Builds with the serial HDF5 there (rank 0 alone writes model.h5, so serial
 # HDF5 calls suffice), synthesises a base and two ~8 GB experts, and prints
 # the scaling table of benchmarks/bench_scaling.sh for 1, 2, 4, 8, 16 ranks,
-# also into $OUT/scaling.txt.
+# also into $OUT/scaling.txt.  Before that, tests/hf_load_check.py loads merged
+# outputs with the machine's transformers (into $OUT/hf.txt).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -21,6 +22,8 @@ export PKG_CONFIG_PATH=$pc LD_LIBRARY_PATH=$dep/usr/lib/x86_64-linux-gnu
 cmake -S . -B build-dev -DCMAKE_BUILD_TYPE=Release -DLSW_BUILD_TESTS=OFF -DLSW_REQUIRE_PARALLEL_HDF5=OFF >/dev/null
 cmake --build build-dev -j"$(nproc)" >/dev/null
 export LAYERSWAP=$root/build-dev/engine/layerswap
+# first, quick: the outputs load in real transformers (SPEC §5), into $OUT/hf.txt
+python3 tests/hf_load_check.py "$LAYERSWAP" tests/data /tmp/lsw-hf 2>&1 | tee "${OUT:-/tmp}/hf.txt" || true
 nproc; free -g | head -2; df -h /tmp | tail -1
 bash benchmarks/bench_scaling.sh --size large --ranks "1 2 4 8 16" --runs "${RUNS:-2}" --out "${WORK:-/tmp/lsw-scaling}" \
   | tee "${OUT:-/tmp}/scaling.txt"
