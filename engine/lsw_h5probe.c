@@ -88,11 +88,14 @@ int lsw_h5probe_run(const char *path)
             return 0;
     if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
         return 0;
-    if (WIFSIGNALED(st))
-        return lsw_err_set(LSW_E_INPUT,
-                           "%s: the HDF5 library crashed reading this file (signal %d in a probe process): it is "
-                           "damaged; it was not opened here", path, WTERMSIG(st));
-    if (msg[0])
+    /* a refusal (exit 2) carries the child's own message; anything else is a
+     * crash, however it showed (a signal, or a sanitizer's exit code) */
+    if (WIFEXITED(st) && WEXITSTATUS(st) == lsw_err_exit_code(LSW_E_INPUT) && msg[0])
         return lsw_err_set(LSW_E_INPUT, "%s", msg);
-    return lsw_err_set(LSW_E_INPUT, "%s: refused by the HDF5 probe (exit %d)", path, WEXITSTATUS(st));
+    char how[32];
+    snprintf(how, sizeof how, WIFSIGNALED(st) ? "signal %d" : "exit %d",
+             WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
+    return lsw_err_set(LSW_E_INPUT,
+                       "%s: the HDF5 library crashed reading this file (%s in a probe process): it is damaged; it "
+                       "was not opened here", path, how);
 }
