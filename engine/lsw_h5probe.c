@@ -88,10 +88,12 @@ int lsw_h5probe_run(const char *path)
             return 0;
     if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
         return 0;
-    /* a refusal (exit 2) carries the child's own message; anything else is a
-     * crash, however it showed (a signal, or a sanitizer's exit code) */
-    if (WIFEXITED(st) && WEXITSTATUS(st) == lsw_err_exit_code(LSW_E_INPUT) && msg[0])
-        return lsw_err_set(LSW_E_INPUT, "%s", msg);
+    /* a refusal (exit 2) or a read error (exit 4) carries the child's own
+     * message; anything else is a crash, however it showed (a signal, or a
+     * sanitizer's exit code) */
+    if (WIFEXITED(st) && msg[0] &&
+        (WEXITSTATUS(st) == lsw_err_exit_code(LSW_E_INPUT) || WEXITSTATUS(st) == lsw_err_exit_code(LSW_E_IO)))
+        return lsw_err_set(WEXITSTATUS(st) == lsw_err_exit_code(LSW_E_IO) ? LSW_E_IO : LSW_E_INPUT, "%s", msg);
     char how[32];
     snprintf(how, sizeof how, WIFSIGNALED(st) ? "signal %d" : "exit %d",
              WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
