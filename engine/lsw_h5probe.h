@@ -18,9 +18,10 @@
  * (0, or that of the error). */
 int lsw_h5probe_child(const char *path);
 
-/* The parent (an lsw_h5_probe_fn): 0 if the child opened PATH; else
- * LSW_E_INPUT with the child's message or the signal that killed it.  If
- * the child cannot be started at all, 0 (the file is then opened unprobed). */
+/* The parent (an lsw_h5_probe_fn): 0 if the child opened PATH; else the
+ * child's error (LSW_E_INPUT or LSW_E_IO, with its message), or LSW_E_INPUT
+ * naming how it crashed (a signal, or any other exit code).  If the child
+ * cannot be started at all, 0 (the file is then opened unprobed). */
 int lsw_h5probe_run(const char *path);
 
 #endif
