@@ -89,7 +89,8 @@ int lsw_config_json_set_dtype(const char *text, size_t len, const char *torch_na
         free(sp.v);
         return lsw_err_set(LSW_E_NOMEM, "out of memory");
     }
-    qsort(sp.v, sp.n, sizeof *sp.v, cmp_span);
+    if (sp.n > 1)   /* sp.v is NULL when no dtype field was found */
+        qsort(sp.v, sp.n, sizeof *sp.v, cmp_span);
     lsw_strbuf b = {0};
     size_t at = 0;
     for (size_t i = 0; i < sp.n; i++) {
