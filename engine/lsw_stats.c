@@ -56,7 +56,8 @@ static const char usage_stats[] =
     "report.html, proposed-layer-swap.json, and layerswap-manifest.json last. Every expert must\n"
     "have the base's tensors and shapes, in its dtype or another of BF16/F16/F32 (else exit 2,\n"
     "before any data is read).\n"
-    "Runs alone or under mpirun -n N; the outputs are identical for every N.\n";
+    "Runs alone or under mpirun -n N; the outputs are identical for every N. Each rank reads\n"
+    "with its CPUs less one reader threads (1 to 4); LSW_STATS_READERS=n sets it (0: none).\n";
 
 static int rank = 0, nranks = 1;
 
