@@ -76,8 +76,8 @@ static int is_pickle(const char *p)
 
 int lsw_is_weight_file_name(const char *name)
 {
-    return ends_with(name, ".safetensors") || ends_with(name, ".safetensors.index.json") || ends_with(name, ".h5") ||
-           ends_with(name, ".bin.index.json") || is_pickle(name);
+    return ends_with(name, ".safetensors") || ends_with(name, ".safetensors.index.json") ||
+           strcmp(name, "model.h5") == 0 || ends_with(name, ".bin.index.json") || is_pickle(name);
 }
 
 static int cmp_size(const void *a, const void *b)

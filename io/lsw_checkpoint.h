@@ -65,8 +65,9 @@ int lsw_ckpt_in_folder(const lsw_ckpt *c, const char *dir);
 int lsw_ckpt_read(const lsw_ckpt *c, const lsw_tensor_desc *t, uint64_t off, void *buf, size_t n);
 
 /* 1 if a file name is one a model loader would take for weights: *.safetensors,
- * *.safetensors.index.json, *.h5, pickle checkpoints and their indexes.  An
- * output folder must hold no such file that its manifest does not list. */
+ * *.safetensors.index.json, model.h5, pickle checkpoints and their indexes.
+ * An output folder must hold no such file that its manifest does not list.
+ * (stats.h5 is not one: a stats folder writes no weights.) */
 int lsw_is_weight_file_name(const char *name);
 
 /* The largest layer index a tensor name may carry; a larger one is a bad

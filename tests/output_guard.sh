@@ -36,6 +36,12 @@ rc=0; "$bin" merge c.json -o foreign --overwrite --quiet 2>err.log || rc=$?
 [ $rc -eq 0 ] || { echo "FAIL: merge --overwrite into a foreign checkpoint: exit $rc"; cat err.log; fail=1; }
 rc=0; "$bin" verify foreign >/dev/null 2>err.log || rc=$?
 [ $rc -eq 0 ] || { echo "FAIL: verify after --overwrite of a foreign checkpoint: exit $rc"; cat err.log; fail=1; }
+# stats writes no weights: --overwrite into a folder that holds a model (not an input
+# of this run) must not remove its weight files
+mkdir -p statsdir && cp lang1/model-00001-of-00005.safetensors statsdir/
+rc=0; "$bin" stats --base base math1 -o statsdir --overwrite --quiet >/dev/null 2>err.log || rc=$?
+[ $rc -eq 0 ] && [ -f statsdir/model-00001-of-00005.safetensors ] && [ -f statsdir/summary.json ] ||
+  { echo "FAIL: stats --overwrite beside a model's shard: exit $rc, shard kept? $(ls statsdir)"; cat err.log; fail=1; }
 rc=0; "$bin" sweep s.json -o . --quiet 2>/dev/null || rc=$?
 [ $rc -eq 0 ] || { echo "FAIL: sweep into a fresh folder: exit $rc"; fail=1; }
 [ "$(cat math1/* | md5sum)" = "$before" ] || { echo "FAIL: the input changed"; fail=1; }
