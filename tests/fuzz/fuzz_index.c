@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fz_util.h"
 #include "lsw_checkpoint.h"
 #include "lsw_error.h"
 
@@ -98,10 +99,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (!dir[0])
         setup();
-    FILE *f = fopen(idx, "wb");
-    if (!f || (size && fwrite(data, 1, size, f) != size))
-        abort();
-    fclose(f);
+    fz_write_file(idx, data, size);
     lsw_err_clear();
     lsw_ckpt *c = NULL;
     int rc = lsw_ckpt_open(idx, &c);

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fz_util.h"
 #include "lsw_checkpoint.h"
 #include "lsw_error.h"
 #include "lsw_safetensors.h"
@@ -39,12 +40,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (!path[0])
         snprintf(path, sizeof path, "/dev/shm/fz-st-%d.safetensors", (int)getpid());
-    FILE *f = fopen(path, "wb");
-    if (!f)
-        abort();
-    if (size && fwrite(data, 1, size, f) != size)
-        abort();
-    fclose(f);
+    fz_write_file(path, data, size);
 
     lsw_err_clear();
     lsw_st_file *st = NULL;

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fz_util.h"
 #include "lsw_error.h"
 #include "lsw_sweep.h"
 
@@ -21,10 +22,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (!path[0])
         snprintf(path, sizeof path, "/dev/shm/fz-sweep-%d.json", (int)getpid());
-    FILE *f = fopen(path, "wb");
-    if (!f || (size && fwrite(data, 1, size, f) != size))
-        abort();
-    fclose(f);
+    fz_write_file(path, data, size);
     lsw_err_clear();
     lsw_sweep *s = NULL;
     int rc = lsw_sweep_load(path, NULL, &s);
