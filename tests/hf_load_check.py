@@ -102,7 +102,10 @@ if merge(cfg, out):
     c = json.load(open(os.path.join(out, "config.json")))
     check(c.get("torch_dtype", c.get("dtype")) == "float32", "f32 output: config dtype %r"
           % c.get("torch_dtype", c.get("dtype")))
-    m = AutoModelForCausalLM.from_pretrained(out, torch_dtype="auto")
+    try:   # transformers 5 names it dtype; 4.x torch_dtype
+        m = AutoModelForCausalLM.from_pretrained(out, dtype="auto")
+    except TypeError:
+        m = AutoModelForCausalLM.from_pretrained(out, torch_dtype="auto")
     dts = {p.dtype for p in m.parameters()}
     check(dts == {torch.float32}, "f32 output: parameters load as %s" % sorted(str(d) for d in dts))
 
