@@ -73,14 +73,19 @@ static int add_str(char ***v, size_t *n, const char *s)
 
 /* ------------------------------------------------------------ statistics */
 
-double lsw_stats_percentile(const double *sorted, size_t n, unsigned p)
+size_t lsw_stats_rank(size_t n, unsigned p)
 {
     uint64_t rank = ((uint64_t)p * n + 99) / 100; /* ceil(p·n/100) */
     if (rank < 1)
         rank = 1;
     if (rank > n)
         rank = n;
-    return sorted[rank - 1];
+    return (size_t)rank;
+}
+
+double lsw_stats_percentile(const double *sorted, size_t n, unsigned p)
+{
+    return sorted[lsw_stats_rank(n, p) - 1];
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -90,6 +95,76 @@ static int cmp_double(const void *a, const void *b)
     if (isnan(x) || isnan(y))
         return isnan(x) - isnan(y);
     return (x > y) - (x < y);
+}
+
+/* x before y in cmp_double's total order (NaN after every number) */
+static int before(double x, double y)
+{
+    return isnan(y) ? !isnan(x) : x < y;
+}
+
+/* Rearrange v[0..n) so that v[k] is the element a sort by cmp_double would
+ * put there, everything before it not after it and everything after it not
+ * before it.  Three-way partitions (many rows repeat a value, zero above
+ * all), median-of-three pivots, and a sort when the ranges stop shrinking
+ * fast, so the worst case stays O(n log n). */
+static void select_kth(double *v, size_t n, size_t k)
+{
+    size_t lo = 0, hi = n, budget = 64;
+    for (size_t m = n; m; m >>= 1)
+        budget += 2;
+    while (hi - lo > 16) {
+        if (budget-- == 0) {
+            qsort(v + lo, hi - lo, sizeof *v, cmp_double);
+            return;
+        }
+        double a = v[lo], b = v[lo + (hi - lo) / 2], c = v[hi - 1], piv;
+        if (before(a, b))
+            piv = before(b, c) ? b : before(a, c) ? c : a;
+        else
+            piv = before(a, c) ? a : before(b, c) ? c : b;
+        /* [lo, lt) before piv, [lt, i) equal, (gt, hi) after */
+        size_t lt = lo, i = lo, gt = hi;
+        while (i < gt) {
+            double x = v[i];
+            if (before(x, piv)) {
+                v[i++] = v[lt];
+                v[lt++] = x;
+            } else if (before(piv, x)) {
+                v[i] = v[--gt];
+                v[gt] = x;
+            } else {
+                i++;
+            }
+        }
+        if (k < lt)
+            hi = lt;
+        else if (k >= gt)
+            lo = gt;
+        else
+            return;
+    }
+    qsort(v + lo, hi - lo, sizeof *v, cmp_double);
+}
+
+void lsw_stats_percentiles(double *v, size_t n, double *p50, double *p90, double *p99, double *max)
+{
+    if (n == 0)
+        return;
+    double mx = v[0];
+    for (size_t i = 1; i < n; i++)
+        if (before(mx, v[i]))
+            mx = v[i];
+    *max = mx;
+    /* nearest ranks, largest first: each selection leaves the smaller ones
+     * in front, where the next one looks */
+    size_t r99 = lsw_stats_rank(n, 99), r90 = lsw_stats_rank(n, 90), r50 = lsw_stats_rank(n, 50);
+    select_kth(v, n, r99 - 1);
+    *p99 = v[r99 - 1];
+    select_kth(v, r99, r90 - 1);
+    *p90 = v[r90 - 1];
+    select_kth(v, r90, r50 - 1);
+    *p50 = v[r50 - 1];
 }
 
 double lsw_stats_pearson(const double *x, const double *y, size_t n)
@@ -255,11 +330,7 @@ static void cell_stats(const lsw_stats_input *in, size_t e, const size_t *list, 
         return;
     c->mean = sum / (double)n;
     c->unchanged = (double)zeros / (double)n;
-    qsort(tmp, n, sizeof *tmp, cmp_double);
-    c->max = tmp[n - 1];
-    c->p50 = lsw_stats_percentile(tmp, n, 50);
-    c->p90 = lsw_stats_percentile(tmp, n, 90);
-    c->p99 = lsw_stats_percentile(tmp, n, 99);
+    lsw_stats_percentiles(tmp, n, &c->p50, &c->p90, &c->p99, &c->max);
 }
 
 static size_t type_col(char *const *types, size_t n, const char *name)

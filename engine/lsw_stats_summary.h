@@ -98,6 +98,11 @@ void lsw_stats_tensor_type(const char *name, char *buf, size_t len);
 /* Nearest-rank percentile p (0 < p ≤ 100) of sorted[0..n), n ≥ 1:
  * sorted[ceil(p·n/100) − 1]. */
 double lsw_stats_percentile(const double *sorted, size_t n, unsigned p);
+/* The nearest rank of percentile p among n values: ceil(p·n/100), at least 1. */
+size_t lsw_stats_rank(size_t n, unsigned p);
+/* p50, p90, p99 (nearest rank) and max of v[0..n), n ≥ 1, exactly what
+ * sorting v would give, by selection in O(n) on average; reorders v. */
+void lsw_stats_percentiles(double *v, size_t n, double *p50, double *p90, double *p99, double *max);
 
 /* Pearson correlation of x and y (n values), f64; 0 when either has no
  * variance or the result is not finite. */

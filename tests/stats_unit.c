@@ -388,6 +388,54 @@ static void test_rule(void)
     rule(n, 4, 1, 0, 0, 1);
 }
 
+static int cmp_total(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    if (isnan(x) || isnan(y))
+        return isnan(x) - isnan(y);
+    return (x > y) - (x < y);
+}
+
+/* lsw_stats_percentiles (selection) gives exactly what sorting gives: random
+ * values, many repeats and zeros, NaNs, sorted, reversed and constant input,
+ * for n from 1 up. */
+static void test_percentiles(void)
+{
+    enum { MAXN = 40000 };
+    double *v = malloc(MAXN * sizeof *v), *w = malloc(MAXN * sizeof *w);
+    uint64_t x = 88172645463325252ULL;
+    static const size_t ns[] = {1, 2, 3, 4, 5, 10, 17, 99, 100, 101, 1000, 4097, 39999};
+    for (int pattern = 0; pattern < 6; pattern++)
+        for (size_t t = 0; t < sizeof ns / sizeof *ns; t++) {
+            size_t n = ns[t];
+            for (size_t i = 0; i < n; i++) {
+                x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+                double r = (double)(x >> 11) / 9007199254740992.0;
+                switch (pattern) {
+                case 0: v[i] = r; break;                                   /* distinct */
+                case 1: v[i] = (x % 3 == 0) ? 0.0 : (double)(x % 7); break; /* repeats, zeros */
+                case 2: v[i] = (x % 11 == 0) ? NAN : r; break;              /* NaNs */
+                case 3: v[i] = (double)i; break;                            /* sorted */
+                case 4: v[i] = (double)(n - i); break;                      /* reversed */
+                default: v[i] = 0.25; break;                                /* constant */
+                }
+            }
+            memcpy(w, v, n * sizeof *w);
+            qsort(w, n, sizeof *w, cmp_total);
+            double p50, p90, p99, mx;
+            lsw_stats_percentiles(v, n, &p50, &p90, &p99, &mx);
+            double want[4] = {lsw_stats_percentile(w, n, 50), lsw_stats_percentile(w, n, 90),
+                              lsw_stats_percentile(w, n, 99), w[n - 1]};
+            double got[4] = {p50, p90, p99, mx};
+            for (int k = 0; k < 4; k++)
+                CHECK((isnan(got[k]) && isnan(want[k])) || got[k] == want[k],
+                      "percentiles pattern %d n=%zu stat %d: %.17g, sorting gives %.17g", pattern, n, k, got[k],
+                      want[k]);
+        }
+    free(v);
+    free(w);
+}
+
 int main(void)
 {
     char tmp[] = "/tmp/unit_stats.XXXXXX";
@@ -402,6 +450,7 @@ int main(void)
         return 1;
     }
     test_small();
+    test_percentiles();
     test_rule();
     test_assign();
     test_check(dir);
