@@ -345,7 +345,32 @@ LSW_CLONES void lsw_wsum(lsw_dtype out_dt, void *out, size_t n,
  * vectorisable loop with a compile-time trip count), then into the lanes. */
 #define ABS_BLOCK 64
 
-#define ABSDIFF_DEFINE(NAME, LOAD)                                                \
+#define LD_BF16(p, i) ((double)bf16_to_f32(ld16((p), (i))))
+#define LD_F16(p, i) ((double)f16_to_f32(ld16((p), (i))))
+#define LD_F32(p, i) ((double)ldf((p), (i)))
+
+/* The n % 8 tail of one expert, added to the lane total s, left to right (every version shares it). */
+LSW_INLINE double absdiff_tail(lsw_dtype dt, const unsigned char *e, const unsigned char *b, size_t i,
+                               size_t n, double s)
+{
+    switch (dt) {
+    case LSW_DT_BF16: for (; i < n; i++) s = s + fabs(LD_BF16(e, i) - LD_BF16(b, i)); break;
+    case LSW_DT_F16: for (; i < n; i++) s = s + fabs(LD_F16(e, i) - LD_F16(b, i)); break;
+    default: for (; i < n; i++) s = s + fabs(LD_F32(e, i) - LD_F32(b, i)); break;
+    }
+    return s;
+}
+
+/* Lane totals a[0..7] in lane order, then the tail. */
+LSW_INLINE double absdiff_finish(lsw_dtype dt, const double *a, const unsigned char *e,
+                                 const unsigned char *b, size_t g, size_t n)
+{
+    double s = a[0];
+    for (size_t l = 1; l < LANES; l++) s = s + a[l];
+    return absdiff_tail(dt, e, b, g, n, s);
+}
+
+#define ABSDIFF_DEFINE(NAME, LOAD, DT)                                            \
     LSW_INLINE void NAME##_block(const unsigned char *restrict e,                 \
                                  const unsigned char *restrict b,                 \
                                  double *restrict acc, size_t m)                  \
@@ -374,19 +399,13 @@ LSW_CLONES void lsw_wsum(lsw_dtype out_dt, void *out, size_t n,
         size_t g = (n - i) / LANES * LANES;                                       \
         if (g) NAME##_block(e + i * esz, b + i * esz, acc, g);                    \
         i += g;                                                                   \
-        double s = acc[0];                                                        \
-        for (size_t l = 1; l < LANES; l++) s = s + acc[l];                        \
-        for (; i < n; i++) s = s + fabs(LOAD(e, i) - LOAD(b, i));                 \
-        return s;                                                                 \
+        return absdiff_finish(DT, acc, e, b, i, n);                               \
     }
 
-#define LD_BF16(p, i) ((double)bf16_to_f32(ld16((p), (i))))
-#define LD_F16(p, i) ((double)f16_to_f32(ld16((p), (i))))
-#define LD_F32(p, i) ((double)ldf((p), (i)))
 
-ABSDIFF_DEFINE(absdiff_bf16, LD_BF16)
-ABSDIFF_DEFINE(absdiff_f16, LD_F16)
-ABSDIFF_DEFINE(absdiff_f32, LD_F32)
+ABSDIFF_DEFINE(absdiff_bf16, LD_BF16, LSW_DT_BF16)
+ABSDIFF_DEFINE(absdiff_f16, LD_F16, LSW_DT_F16)
+ABSDIFF_DEFINE(absdiff_f32, LD_F32, LSW_DT_F32)
 
 /* The portable version: plain C, vectorised by the compiler. */
 LSW_CLONES static double absdiff_generic(lsw_dtype dt, const void *e, const void *b, size_t n)
@@ -402,27 +421,6 @@ LSW_CLONES static double absdiff_generic(lsw_dtype dt, const void *e, const void
 /* Experts handled per pass over the base by lsw_absdiff_sum_multi (the x86
  * versions keep this many accumulators and the widened base in registers). */
 #define XMULTI 4
-
-/* The n % 8 tail of one expert, added to the lane total s (scalar, as above). */
-LSW_INLINE double absdiff_tail(lsw_dtype dt, const unsigned char *e, const unsigned char *b, size_t i,
-                               size_t n, double s)
-{
-    switch (dt) {
-    case LSW_DT_BF16: for (; i < n; i++) s = s + fabs(LD_BF16(e, i) - LD_BF16(b, i)); break;
-    case LSW_DT_F16: for (; i < n; i++) s = s + fabs(LD_F16(e, i) - LD_F16(b, i)); break;
-    default: for (; i < n; i++) s = s + fabs(LD_F32(e, i) - LD_F32(b, i)); break;
-    }
-    return s;
-}
-
-/* Lane totals a[0..7] in lane order, then the tail. */
-LSW_INLINE double absdiff_finish(lsw_dtype dt, const double *a, const unsigned char *e,
-                                 const unsigned char *b, size_t g, size_t n)
-{
-    double s = a[0];
-    for (size_t l = 1; l < LANES; l++) s = s + a[l];
-    return absdiff_tail(dt, e, b, g, n, s);
-}
 
 /* ------------------------------------------ MAV sum, hand-vectorised x86-64
  *
