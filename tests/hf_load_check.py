@@ -83,19 +83,22 @@ for name in ("base", "math1", "lang1"):
     d = max(abs(float(a) - b) for a, b in zip(got[:8], first8))
     check(d <= 1e-3, "take-%s: first 8 logits within 1e-3 of logits.json (max |diff| %.3g)" % (name, d))
 
-for cfgname in ("layer-swap-paper.json", "ties-four-experts.json"):
-    path = os.path.join(configs, cfgname)
-    cfg = json.load(open(path))
-    here = os.path.dirname(os.path.abspath(path))
+def example(cfgname):
+    """configs/CFGNAME with its model paths made absolute (they are relative to configs/)."""
+    cfg = json.load(open(os.path.join(configs, cfgname)))
+    here = os.path.abspath(configs)
     cfg["models"] = {k: os.path.normpath(os.path.join(here, v)) for k, v in cfg["models"].items()}
+    return cfg
+
+
+for cfgname in ("layer-swap-paper.json", "ties-four-experts.json"):
+    cfg = example(cfgname)
     out = os.path.join(work, cfgname[:-5])
     if merge(cfg, out):
         lg = logits(load(out, cfgname))
         check(all(math.isfinite(float(v)) for v in lg), "%s: finite logits" % cfgname)
 
-cfg = json.load(open(os.path.join(configs, "layer-swap-paper.json")))
-here = os.path.abspath(configs)
-cfg["models"] = {k: os.path.normpath(os.path.join(here, v)) for k, v in cfg["models"].items()}
+cfg = example("layer-swap-paper.json")
 cfg["output"] = {"dtype": "float32"}
 out = os.path.join(work, "layer-swap-f32")
 if merge(cfg, out):
