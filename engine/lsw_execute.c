@@ -499,7 +499,7 @@ static int run_hdf5(const lsw_plan *p, const lsw_run_opts *o, const lsw_comm *c,
     }
     uint64_t *pg = rc ? NULL : piece_granules(p, granule);
     if (!rc)
-        rc = pg ? lsw_assign(p, c->size, pg, 1, &as) : lsw_err_set(LSW_E_NOMEM, "out of memory");
+        rc = pg ? lsw_assign(p, c->size, pg, NULL, 1, &as) : lsw_err_set(LSW_E_NOMEM, "out of memory");
     free(pg);
     st.enc_cap = lsw_chunk_bound(st.chunk_cap ? st.chunk_cap : 1);
     if (!rc && (!(st.raw = malloc(st.chunk_cap + 1)) || !(st.scratch = malloc(st.chunk_cap + 1)) ||
@@ -754,7 +754,7 @@ int lsw_execute_merge(lsw_plan *p, const lsw_run_opts *o, const lsw_comm *c)
         rc = lsw_tv_create(cfg, &tv);
     if (!h5 && !rc) {
         uint64_t *g = piece_granules(p, NULL);
-        rc = g ? lsw_assign(p, c->size, g, 0, &as) : lsw_err_set(LSW_E_NOMEM, "out of memory");
+        rc = g ? lsw_assign(p, c->size, g, NULL, 0, &as) : lsw_err_set(LSW_E_NOMEM, "out of memory");
         free(g);
     }
     /* buffers: the budget, or less if this rank's largest piece needs less;

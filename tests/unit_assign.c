@@ -1,4 +1,4 @@
-/* Invariants of mpi/lsw_assign on a hand-built plan: pieces tile every
+/* Invariants of engine/lsw_assign on a hand-built plan: pieces tile every
  * tensor exactly once in file order, cut only at row boundaries, keep a
  * layer's tensors of one shard on one rank, are deterministic, balanced, and
  * large non-layer tensors are spread over several ranks. */
@@ -53,7 +53,7 @@ int main(void)
         p.t[i].shard = items[i].shard;
     for (int nr = 1; nr <= 8; nr++) {
         lsw_assignment *a = NULL, *b = NULL;
-        CHECK(lsw_assign(&p, nr, NULL, 0, &a) == 0 && lsw_assign(&p, nr, NULL, 0, &b) == 0, "assign %d", nr);
+        CHECK(lsw_assign(&p, nr, NULL, NULL, 0, &a) == 0 && lsw_assign(&p, nr, NULL, NULL, 0, &b) == 0, "assign %d", nr);
         int same = a->npieces == b->npieces;
         for (size_t i = 0; same && i < a->npieces; i++)
             same = a->pieces[i].tensor == b->pieces[i].tensor && a->pieces[i].e0 == b->pieces[i].e0 &&

@@ -23,7 +23,8 @@ static uint64_t row_elems(const lsw_plan_tensor *t)
     return r ? r : 1;
 }
 
-int lsw_assign(const lsw_plan *p, int nranks, const uint64_t *granule, int one_group, lsw_assignment **out)
+int lsw_assign(const lsw_plan *p, int nranks, const uint64_t *granule, const uint64_t *cost, int one_group,
+               lsw_assignment **out)
 {
     *out = NULL;
     lsw_assignment *a = calloc(1, sizeof *a);
@@ -88,7 +89,7 @@ int lsw_assign(const lsw_plan *p, int nranks, const uint64_t *granule, int one_g
                     a->pieces = np;
                 }
                 a->pieces[a->npieces] = (lsw_piece){i, e0, e1, 0};
-                uint64_t bytes = (e1 - e0) * es;
+                uint64_t bytes = (e1 - e0) * (cost ? cost[i] : es);
                 if (joins) {
                     items[nitems - 1].p1 = a->npieces + 1;
                     items[nitems - 1].bytes += bytes;

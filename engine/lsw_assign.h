@@ -1,6 +1,7 @@
-/* lsw_assign — which rank computes which part of a plan.  Pure: a function of
- * the plan and the number of ranks only, so every rank computes the same
- * assignment without talking to the others.
+/* lsw_assign — which rank computes which part of a plan.  Pure (no MPI
+ * call): a function of the plan, the number of ranks and the per-tensor
+ * costs only, so every rank computes the same assignment without talking to
+ * the others.  It lives beside the plan; mpi/ holds what talks MPI.
  *
  * Shards are taken in order and closed into commit groups of about
  * max(total / 8, 64 MiB) bytes (a group never splits a shard); after each
@@ -39,9 +40,15 @@ typedef struct lsw_assignment {
 } lsw_assignment;
 
 /* `granule[i]` (optional) is the number of elements of tensor i that must
- * stay together (HDF5: a chunk of rows); NULL means one row.  `one_group`
- * puts everything in a single commit group (one output file). */
-int lsw_assign(const lsw_plan *p, int nranks, const uint64_t *granule, int one_group, lsw_assignment **out);
+ * stay together (HDF5: a chunk of rows; a task-vector tensor: all of it);
+ * NULL means one row.  `cost[i]` (optional) is the work per element of
+ * tensor i in bytes (a sweep: its sources read plus every distinct output
+ * computed); NULL means the output element size.  Pieces are balanced by
+ * cost; a tensor of cost 0 (nothing to compute, e.g. every output of it
+ * already on disk) still gets its pieces, which then do nothing.
+ * `one_group` puts everything in a single commit group (one output file). */
+int lsw_assign(const lsw_plan *p, int nranks, const uint64_t *granule, const uint64_t *cost, int one_group,
+               lsw_assignment **out);
 void lsw_assignment_free(lsw_assignment *a);
 
 #endif
