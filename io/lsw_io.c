@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,7 +13,7 @@
 
 static int io_rank = 0;
 /* Fault budgets in bytes: -2 not read from the environment yet, -1 off. */
-static int64_t write_budget = -2, read_budget = -2;
+static int64_t write_budget = -2, read_budget = -2, stop_budget = -2;
 
 void lsw_io_set_rank(int rank) { io_rank = rank; }
 
@@ -40,6 +41,10 @@ static int write_error(const char *path, int err)
 
 int lsw_pread_full(int fd, void *buf, size_t n, uint64_t off, const char *path)
 {
+    if (fault_hit(&stop_budget, "LSW_FAULT_STOP_AFTER", n)) { /* as if SIGUSR1 arrived now */
+        stop_budget = -1;
+        raise(SIGUSR1);
+    }
     if (fault_hit(&read_budget, "LSW_FAULT_READ_AFTER", n))
         return lsw_err_set(LSW_E_READ, "%s: read failed at offset %llu: %s (injected)", path,
                            (unsigned long long)off, strerror(EIO));

@@ -7,7 +7,9 @@
  * Fault injection (tests only): LSW_FAULT_WRITE_AFTER=BYTES makes writes of
  * this process fail with ENOSPC once BYTES bytes have been written through
  * lsw_pwrite_full; LSW_FAULT_READ_AFTER=BYTES makes reads fail with EIO
- * likewise; LSW_FAULT_RANK=R limits both to MPI rank R (set by the caller
+ * likewise; LSW_FAULT_STOP_AFTER=BYTES raises SIGUSR1 (a stop request) once
+ * BYTES bytes have been read, so tests interrupt a run at a reproducible
+ * point; LSW_FAULT_RANK=R limits all three to MPI rank R (set by the caller
  * through lsw_io_set_rank).
  */
 #ifndef LSW_IO_H
