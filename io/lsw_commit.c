@@ -29,7 +29,34 @@ struct lsw_outdir {
     rec *files;     /* finished in this run (or reused) */
     size_t nfiles;
     int jfd;        /* journal, append */
+    char **order;   /* the names given to lsw_outdir_open: the manifest lists files in this order */
+    size_t norder;
 };
+
+/* Position of `name` in the planned order (files not planned go last). */
+static size_t order_of(const lsw_outdir *o, const char *name)
+{
+    for (size_t i = 0; i < o->norder; i++)
+        if (!strcmp(o->order[i], name))
+            return i;
+    return o->norder;
+}
+
+/* Files in planned order, whatever order they were finished in (resumed,
+ * cloned or written by ranks in another order): the manifest's bytes are
+ * those of an uninterrupted run. */
+static void sort_files(lsw_outdir *o)
+{
+    for (size_t i = 1; i < o->nfiles; i++) { /* insertion sort: stable, few files */
+        rec r = o->files[i];
+        size_t pos = order_of(o, r.name), j = i;
+        while (j > 0 && order_of(o, o->files[j - 1].name) > pos) {
+            o->files[j] = o->files[j - 1];
+            j--;
+        }
+        o->files[j] = r;
+    }
+}
 
 static char *pathf(const char *dir, const char *prefix, const char *name, const char *suffix)
 {
@@ -225,6 +252,15 @@ int lsw_outdir_open(const char *dir, uint64_t plan_hash, const char *const *name
     }
     o->hash = plan_hash;
     o->jfd = -1;
+    if (!(o->order = calloc(n ? n : 1, sizeof *o->order))) {
+        lsw_outdir_free(o);
+        return lsw_err_set(LSW_E_NOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < n; i++, o->norder++)
+        if (!(o->order[i] = strdup(names[i]))) {
+            lsw_outdir_free(o);
+            return lsw_err_set(LSW_E_NOMEM, "out of memory");
+        }
     remove_temporaries(dir);
     uint64_t mh = manifest_hash(dir);
     uint64_t jh = read_journal(o);
@@ -308,6 +344,9 @@ void lsw_outdir_free(lsw_outdir *o)
         free(o->journal[i].name);
     for (size_t i = 0; i < o->nfiles; i++)
         free(o->files[i].name);
+    for (size_t i = 0; i < o->norder; i++)
+        free(o->order[i]);
+    free(o->order);
     free(o->journal);
     free(o->files);
     free(o->dir);
@@ -534,6 +573,7 @@ int lsw_outdir_finish(lsw_outdir *o, const char *extra_json)
     int rc0 = lsw_fsync_dir(o->dir);
     if (rc0)
         return rc0;
+    sort_files(o);
     lsw_strbuf b = {0};
     lsw_sb_printf(&b, "{\n  \"format\": \"layerswap-manifest\",\n  \"version\": 1,\n  \"plan_hash\": \"%016" PRIx64 "\",\n",
                   o->hash);

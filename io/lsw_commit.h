@@ -66,7 +66,8 @@ int lsw_outdir_adopt(lsw_outdir *o, const char *name, const char *src, lsw_dedup
                      lsw_dedup *how);
 /* Write a whole small file atomically and journal it. */
 int lsw_outdir_put(lsw_outdir *o, const char *name, const void *buf, size_t n);
-/* Write the manifest (files in the order recorded, plus `extra_json`: the
+/* Write the manifest (files in the order of the names given to
+ * lsw_outdir_open, then any others in the order recorded, plus `extra_json`: the
  * text of JSON members to add, e.g. "\"config_hash\": \"...\"", or NULL),
  * then remove the journal. */
 int lsw_outdir_finish(lsw_outdir *o, const char *extra_json);
