@@ -85,3 +85,18 @@ void lsw_progress_end(lsw_progress *p, const char *detail, int quiet)
                 el > 0 ? (double)p->done_bytes / el / 1e9 : 0.0);
     fflush(stderr);
 }
+
+void lsw_progress_close(lsw_progress *p)
+{
+    if (p->drew && p->tty)
+        fprintf(stderr, "\n");
+    p->drew = 0;
+    fflush(stderr);
+}
+
+void lsw_summary_line(const char *what, const char *detail, double seconds, uint64_t bytes)
+{
+    fprintf(stderr, "layerswap %s: %s in %.2f s (%.2f GB/s)\n", what, detail, seconds,
+            seconds > 0 ? (double)bytes / seconds / 1e9 : 0.0);
+    fflush(stderr);
+}

@@ -35,5 +35,11 @@ void lsw_progress_local(const lsw_progress *p, uint64_t *bytes, size_t *items);
 void lsw_progress_sync(lsw_progress *p, uint64_t global_bytes, size_t global_items);
 /* Summary line "layerswap WHAT: DETAIL in T s (R GB/s)" unless `quiet`. */
 void lsw_progress_end(lsw_progress *p, const char *detail, int quiet);
+/* End a progress display without a summary line (a redrawn terminal line
+ * gets its newline). */
+void lsw_progress_close(lsw_progress *p);
+/* The summary line alone: "layerswap WHAT: DETAIL in T s (R GB/s)", R =
+ * bytes / seconds. */
+void lsw_summary_line(const char *what, const char *detail, double seconds, uint64_t bytes);
 
 #endif

@@ -369,31 +369,6 @@ int lsw_sweep_write_list(const lsw_sweep *s)
 
 typedef enum { SH_SKIP, SH_REUSED, SH_OWNER, SH_DUP } shard_status;
 
-typedef struct shard_job {
-    shard_status status;
-    size_t src_k;          /* SH_DUP: the merge whose shard holds the bytes */
-    uint64_t key;
-    int fd;                /* SH_OWNER: open temporary */
-    uint32_t crc;
-    uint64_t pending;      /* bytes written since the last writeback kick */
-    char *path;            /* temporary (owner) */
-} shard_job;
-
-/* Identity of one output tensor's bytes: op, dtypes, shape, sources, weights. */
-static uint64_t tensor_key(const lsw_plan *p, const lsw_plan_tensor *t)
-{
-    uint64_t h = LSW_FNV1A64_INIT;
-    uint64_t head[4] = {(uint64_t)t->op, (uint64_t)t->out_dtype, (uint64_t)t->nsrc, t->numel};
-    h = lsw_fnv1a64(h, head, sizeof head);
-    for (size_t j = 0; j < t->nsrc; j++) {
-        uint64_t id = lsw_ckpt_identity(p->models[t->models[j]]);
-        h = lsw_fnv1a64(h, &id, sizeof id);
-        h = lsw_fnv1a64(h, t->src[j]->name, strlen(t->src[j]->name) + 1);
-        h = lsw_fnv1a64(h, &t->w[j], sizeof t->w[j]);
-    }
-    return h;
-}
-
 /* Do all plans have the same tensors, dtypes and layout (so shards line up)? */
 static int same_layout(lsw_plan *const *plans, size_t n, const char *file)
 {
@@ -409,215 +384,6 @@ static int same_layout(lsw_plan *const *plans, size_t n, const char *file)
                                file, k);
     }
     return 0;
-}
-
-typedef struct comp {      /* one distinct output tensor computation */
-    const lsw_plan_tensor *t;
-    const lsw_plan *p;
-    uint64_t key;
-    char *out;             /* block buffer (NULL: a copy, aliases its source) */
-    size_t src_slot[64];
-} comp;
-
-typedef struct slot { const lsw_ckpt *c; const lsw_tensor_desc *d; char *buf; } slot;
-
-static int run_rank0(const lsw_sweep *s, lsw_plan **plans, lsw_outdir **od, const lsw_out_state *st,
-                     const lsw_run_opts *o, uint64_t *bytes_read, uint64_t *bytes_written, uint64_t *distinct,
-                     size_t *linked, lsw_dedup *how_linked)
-{
-    size_t E = s->n, S = plans[0]->nshards, N = plans[0]->n;
-    shard_job *jobs = calloc(E * S, sizeof *jobs);
-    comp *comps = calloc(E, sizeof *comps);
-    slot *slots = calloc(E * 64 + 1, sizeof *slots);
-    char *arena = malloc(o->mem);
-    int rc = (!jobs || !comps || !slots || !arena) ? lsw_err_set(LSW_E_NOMEM, "out of memory") : 0;
-    lsw_progress pr;
-    uint64_t total = 0;
-    for (size_t k = 0; k < E; k++)
-        total += plans[k]->total_bytes;
-    lsw_progress_start(&pr, "sweep", o->progress, total, N * E);
-    /* 1. what each shard of each merge is: reused, computed here, or a copy of another */
-    for (size_t k = 0; k < E && !rc; k++)
-        for (size_t sh = 0; sh < S; sh++) {
-            shard_job *j = &jobs[k * S + sh];
-            j->fd = -1;
-            if (st[k] == LSW_OUT_COMPLETE) {
-                j->status = SH_SKIP;
-                continue;
-            }
-            const lsw_plan_shard *ps = &plans[k]->shards[sh];
-            j->key = lsw_fnv1a64(LSW_FNV1A64_INIT, ps->header, ps->data_start);
-            for (size_t i = ps->first; i < ps->first + ps->count; i++) {
-                uint64_t tk = tensor_key(plans[k], &plans[k]->t[i]);
-                j->key = lsw_fnv1a64(j->key, &tk, sizeof tk);
-            }
-            size_t q = 0;
-            while (q < k && !(jobs[q * S + sh].status != SH_SKIP && jobs[q * S + sh].key == j->key &&
-                              jobs[q * S + sh].status != SH_DUP))
-                q++;
-            uint64_t bytes;
-            if (st[k] == LSW_OUT_RESUME && lsw_outdir_reuse(od[k], ps->name) &&
-                lsw_outdir_recorded(od[k], ps->name, &bytes, &j->crc) == 0)
-                j->status = SH_REUSED;
-            else if (q < k) {
-                j->status = SH_DUP;
-                j->src_k = q;
-            } else {
-                j->status = SH_OWNER;
-                *distinct += ps->size;
-            }
-        }
-    /* 2. tensor by tensor: each distinct source block read once, each distinct output computed once */
-    for (size_t i = 0; i < N && !rc; i++) {
-        size_t sh = plans[0]->t[i].shard, ncomp = 0, nslot = 0;
-        const lsw_plan_shard *ps0 = &plans[0]->shards[sh];
-        if (i == ps0->first) /* open the owners' temporaries with their headers */
-            for (size_t k = 0; k < E && !rc; k++) {
-                shard_job *j = &jobs[k * S + sh];
-                if (j->status != SH_OWNER)
-                    continue;
-                const lsw_plan_shard *ps = &plans[k]->shards[sh];
-                size_t tn = strlen(s->cfgs[k]->out.path) + strlen(ps->name) + 16;
-                char *tmp = malloc(tn);
-                if (!tmp)
-                    rc = lsw_err_set(LSW_E_NOMEM, "out of memory");
-                else
-                    snprintf(tmp, tn, "%s/.%s.lsw-tmp", s->cfgs[k]->out.path, ps->name);
-                j->path = tmp;
-                if (!rc)
-                    rc = lsw_outdir_tmp_open(od[k], ps->name, &j->fd);
-                if (!rc)
-                    rc = lsw_pwrite_full(j->fd, ps->header, ps->data_start, 0, tmp);
-                j->crc = lsw_crc32c(0, ps->header, ps->data_start);
-            }
-        /* distinct computations of tensor i, and their sources */
-        for (size_t k = 0; k < E && !rc; k++) {
-            if (jobs[k * S + sh].status != SH_OWNER)
-                continue;
-            const lsw_plan_tensor *t = &plans[k]->t[i];
-            uint64_t key = tensor_key(plans[k], t);
-            size_t c = 0;
-            while (c < ncomp && comps[c].key != key)
-                c++;
-            if (c < ncomp)
-                continue;
-            comp *cp = &comps[ncomp++];
-            *cp = (comp){t, plans[k], key, NULL, {0}};
-            if (t->nsrc > 64) {
-                rc = lsw_err_set(LSW_E_CONFIG, "tensor '%s': more than 64 sources", t->name);
-                break;
-            }
-            for (size_t j = 0; j < t->nsrc; j++) {
-                const lsw_ckpt *mc = plans[k]->models[t->models[j]];
-                size_t q = 0;
-                while (q < nslot && !(slots[q].c == mc && slots[q].d == t->src[j]))
-                    q++;
-                if (q == nslot)
-                    slots[nslot++] = (slot){mc, t->src[j], NULL};
-                cp->src_slot[j] = q;
-            }
-        }
-        /* block size: every source and every computed output in the arena */
-        size_t per = 0;
-        for (size_t q = 0; q < nslot; q++)
-            per += lsw_dtype_size(slots[q].d->dtype);
-        for (size_t c = 0; c < ncomp; c++)
-            if (comps[c].t->op == LSW_OP_WSUM)
-                per += lsw_dtype_size(comps[c].t->out_dtype);
-        size_t B = per ? o->mem / per : 0;
-        if (B > LSW_BLOCK_BYTES / 2)
-            B = LSW_BLOCK_BYTES / 2;
-        if (per && !B)
-            rc = lsw_err_set(LSW_E_CONFIG, "--mem %llu is too small for %zu sources and %zu outputs of tensor '%s'",
-                             (unsigned long long)o->mem, nslot, ncomp, plans[0]->t[i].name);
-        char *cur = arena;
-        for (size_t q = 0; q < nslot; q++, cur += B * lsw_dtype_size(slots[q - 1].d->dtype))
-            slots[q].buf = cur;
-        for (size_t c = 0; c < ncomp; c++)
-            if (comps[c].t->op == LSW_OP_WSUM) {
-                comps[c].out = cur;
-                cur += B * lsw_dtype_size(comps[c].t->out_dtype);
-            }
-        /* nothing to compute when every merge reuses or shares this shard */
-        uint64_t numel = ncomp ? plans[0]->t[i].numel : 0;
-        for (uint64_t e0 = 0; e0 < numel && !rc; e0 += B) {
-            size_t n = numel - e0 < B ? (size_t)(numel - e0) : B;
-            if (lsw_stop_signal)
-                rc = lsw_err_set(LSW_E_INTERRUPTED, "stopped by signal %d; finished shards are kept, rerun the same command to resume",
-                                 (int)lsw_stop_signal);
-            for (size_t q = 0; q < nslot && !rc; q++) {
-                size_t es = lsw_dtype_size(slots[q].d->dtype);
-                rc = lsw_ckpt_read(slots[q].c, slots[q].d, e0 * es, slots[q].buf, n * es);
-                *bytes_read += n * es;
-            }
-            for (size_t c = 0; c < ncomp && !rc; c++) {
-                comp *cp = &comps[c];
-                const lsw_plan_tensor *t = cp->t;
-                size_t out_es = lsw_dtype_size(t->out_dtype);
-                const char *out = slots[cp->src_slot[0]].buf;
-                if (t->op == LSW_OP_WSUM) {
-                    const void *in[64];
-                    lsw_dtype dts[64];
-                    for (size_t j = 0; j < t->nsrc; j++) {
-                        in[j] = slots[cp->src_slot[j]].buf;
-                        dts[j] = t->src[j]->dtype;
-                    }
-                    lsw_wsum(t->out_dtype, cp->out, n, t->nsrc, dts, in, t->w);
-                    out = cp->out;
-                }
-                /* to every merge that owns this shard and computes the same tensor */
-                for (size_t k = 0; k < E && !rc; k++) {
-                    shard_job *j = &jobs[k * S + sh];
-                    if (j->status != SH_OWNER || tensor_key(plans[k], &plans[k]->t[i]) != cp->key)
-                        continue;
-                    uint64_t off = plans[k]->t[i].offset + e0 * out_es;
-                    rc = lsw_pwrite_full(j->fd, out, n * out_es, off, j->path);
-                    j->crc = lsw_crc32c(j->crc, out, n * out_es);
-                    /* start writeback every LSW_WRITEBACK_BYTES, so the shard's fsync is short */
-                    j->pending += n * out_es;
-                    if (j->pending >= LSW_WRITEBACK_BYTES) {
-                        lsw_writeback(j->fd, off + n * out_es - j->pending, j->pending);
-                        j->pending = 0;
-                    }
-                    *bytes_written += n * out_es;
-                    lsw_progress_add(&pr, n * out_es, 0);
-                }
-            }
-        }
-        lsw_progress_add(&pr, 0, E);
-        /* last tensor of the shard: commit the owners, then clone or link the duplicates */
-        if (!rc && i + 1 == ps0->first + ps0->count) {
-            for (size_t k = 0; k < E && !rc; k++) {
-                shard_job *j = &jobs[k * S + sh];
-                if (j->status == SH_OWNER) {
-                    rc = lsw_outdir_tmp_commit(od[k], plans[k]->shards[sh].name, j->fd, plans[k]->shards[sh].size, j->crc);
-                    j->fd = -1;
-                }
-            }
-            for (size_t k = 0; k < E && !rc; k++) {
-                shard_job *j = &jobs[k * S + sh];
-                if (j->status != SH_DUP)
-                    continue;
-                const lsw_plan_shard *ps = &plans[k]->shards[sh];
-                char *src = lsw_path_join(s->cfgs[j->src_k]->out.path, ps->name);
-                rc = src ? lsw_outdir_adopt(od[k], ps->name, src, s->dedup, ps->size, jobs[j->src_k * S + sh].crc,
-                                            how_linked)
-                         : lsw_err_set(LSW_E_NOMEM, "out of memory");
-                (*linked)++;
-                free(src);
-            }
-        }
-    }
-    for (size_t x = 0; jobs && x < E * S; x++) {
-        if (jobs[x].fd >= 0)
-            lsw_outdir_tmp_abort(od[x / S], plans[x / S]->shards[x % S].name, jobs[x].fd);
-        free(jobs[x].path);
-    }
-    free(jobs);
-    free(comps);
-    free(slots);
-    free(arena);
-    return rc;
 }
 
 /* Add "SWEEP: merge K (NAME): " in front of the recorded error detail. */
@@ -684,129 +450,110 @@ int lsw_sweep_check(const lsw_sweep *s)
     return rc;
 }
 
-int lsw_sweep_run(const lsw_sweep *s, const lsw_run_opts *o, const lsw_comm *c)
+/* Magnitude weights of every merge still to run: each model's MAV once. */
+static int sweep_magnitude(const lsw_sweep *s, lsw_ckpt **models, lsw_plan **plans, const unsigned char *done,
+                           const lsw_run_opts *o, const lsw_comm *c)
 {
-    size_t E = s->n;
     const lsw_config *c0 = s->cfgs[0];
-    lsw_ckpt **models = calloc(c0->nmodels, sizeof *models);
-    lsw_plan **plans = calloc(E, sizeof *plans);
-    lsw_outdir **od = calloc(E, sizeof *od);
-    lsw_out_state *st = calloc(E, sizeof *st);
-    lsw_ckpt **own = calloc(E * c0->nmodels + 1, sizeof *own);
     int *u = calloc(c0->nmodels, sizeof *u);
     double *mav = calloc(c0->nmodels, sizeof *mav);
-    int rc = (!models || !plans || !od || !st || !own || !u || !mav) ? lsw_err_set(LSW_E_NOMEM, "out of memory") : 0;
+    int rc = (!u || !mav) ? lsw_err_set(LSW_E_NOMEM, "out of memory") : 0;
+    int any = 0;
+    for (size_t k = 0; k < s->n && !rc; k++)
+        for (size_t m = 0; m < c0->nmodels && !done[k]; m++) {
+            u[m] |= plans[k]->mav_needed[m];
+            any |= u[m];
+        }
+    if (!rc && any)
+        rc = lsw_model_mavs(c0, models, u, o, c, mav);
+    for (size_t k = 0; k < s->n && !rc; k++)
+        if (!plans[k]->ready && !done[k])
+            rc = lsw_plan_set_mav(plans[k], mav);
+    free(u);
+    free(mav);
+    return lsw_agree(c, rc);
+}
+
+/* Most HDF5 outputs one executor run writes at once (rank 0 holds them
+ * open); a larger HDF5 sweep runs in batches, reading its inputs once per
+ * batch. */
+#define SWEEP_H5_BATCH 64
+
+static void sweep_lines(const lsw_sweep *s, const lsw_exec_report *rep, double seconds)
+{
+    static const char *const mode[] = {"reflinks", "hard links", "copies"};
+    fprintf(stderr,
+            "layerswap sweep: %zu merges (%zu already complete) in %.2f s -> %s\n"
+            "layerswap sweep: read %.3f GB; distinct content %.3f GB, written %.3f GB; %zu file(s) shared as %s\n",
+            s->n, rep->complete_before, seconds, s->out_path, (double)rep->bytes_read[2] / 1e9,
+            (double)rep->distinct_bytes / 1e9, (double)rep->bytes_written[2] / 1e9, rep->files_shared,
+            rep->files_shared ? mode[rep->shared_as] : "-");
+}
+
+/* Add batch report b into the sweep's total r. */
+static void add_report(lsw_exec_report *r, const lsw_exec_report *b, int first)
+{
+    if (first) {
+        *r = *b;
+        return;
+    }
+    r->outputs += b->outputs;
+    r->complete_before += b->complete_before;
+    r->files_written += b->files_written;
+    r->files_reused += b->files_reused;
+    r->files_shared += b->files_shared;
+    r->output_bytes += b->output_bytes;
+    r->distinct_bytes += b->distinct_bytes;
+    r->compressed_bytes += b->compressed_bytes;
+    r->phase_tensors_s += b->phase_tensors_s;
+    r->phase_commit_s += b->phase_commit_s;
+    for (int j = 0; j < 3; j++) {
+        r->busy_s[j] += b->busy_s[j];
+        r->wait_s[j] += b->wait_s[j];
+        r->bytes_read[j] += b->bytes_read[j];
+        r->bytes_written[j] += b->bytes_written[j];
+    }
+}
+
+int lsw_sweep_run(const lsw_sweep *s, const lsw_run_opts *o, const lsw_comm *c)
+{
+    size_t E = s->n, nm = s->cfgs[0]->nmodels;
+    lsw_ckpt **models = calloc(nm, sizeof *models), **own = calloc(E * nm + 1, sizeof *own);
+    lsw_plan **plans = calloc(E, sizeof *plans);
+    unsigned char *done = calloc(E, 1);
+    int rc = (!models || !own || !plans || !done) ? lsw_err_set(LSW_E_NOMEM, "out of memory") : 0;
     double t0 = lsw_now();
     if (!rc)
         rc = prepare(s, models, own, plans);
     rc = lsw_agree(c, rc);
-    /* magnitude weights: each model's MAV once, for the merges not finished yet */
-    unsigned char *done = calloc(E, 1);
-    if (!done && !rc)
-        rc = lsw_err_set(LSW_E_NOMEM, "out of memory");
-    for (size_t k = 0; k < E && !rc && c->rank == 0; k++)
-        done[k] = !o->overwrite && lsw_outdir_complete(s->cfgs[k]->out.path, plans[k]->hash);
-    if (!rc && c->size > 1)
-        MPI_Bcast(done, (int)E, MPI_BYTE, 0, c->comm);
-    memset(u, 0, c0->nmodels * sizeof *u);
-    for (size_t k = 0; k < E && !rc; k++)
-        for (size_t m = 0; m < c0->nmodels && !done[k]; m++)
-            u[m] |= plans[k]->mav_needed[m];
-    int any = 0;
-    for (size_t m = 0; m < c0->nmodels; m++)
-        any |= u[m];
-    if (!rc && any)
-        rc = lsw_model_mavs(c0, models, u, o, c, mav);
-    for (size_t k = 0; k < E && !rc; k++)
-        if (!plans[k]->ready && !done[k])
-            rc = lsw_plan_set_mav(plans[k], mav);
-    free(done);
-    rc = lsw_agree(c, rc);
-    if (!rc && c0->out.format == LSW_FMT_HDF5) {
-        /* HDF5 outputs are single files: run the merges one by one */
-        for (size_t k = 0; k < E && !rc; k++)
-            rc = lsw_execute_merge(plans[k], o, c);
-        goto out;
-    }
-    uint64_t bytes_read = 0, bytes_written = 0, distinct = 0, separate = 0;
-    size_t linked = 0, complete = 0;
-    lsw_dedup how = s->dedup;
-    if (c->rank == 0 && !rc) {
+    if (!rc)
+        rc = lsw_exec_done(plans, E, o->overwrite, c, done);
+    if (!rc)
+        rc = sweep_magnitude(s, models, plans, done, o, c);
+    double magnitude_s = lsw_now() - t0;
+    if (!rc && c->rank == 0)
         rc = lsw_sweep_write_list(s);
-        for (size_t k = 0; k < E && !rc; k++) {
-            size_t nn = 0;
-            const char **names = calloc(plans[k]->nshards + 16, sizeof *names);
-            if (!names) {
-                rc = lsw_err_set(LSW_E_NOMEM, "out of memory");
-                break;
-            }
-            for (size_t sh = 0; sh < plans[k]->nshards; sh++)
-                names[nn++] = plans[k]->shards[sh].name;
-            names[nn++] = "model.safetensors.index.json";
-            for (const char *const *m = lsw_model_file_names; *m; m++)
-                names[nn++] = *m;
-            rc = lsw_outdir_open(s->cfgs[k]->out.path, plans[k]->hash, names, nn, o->overwrite, &od[k], &st[k]);
-            free(names);
-            complete += st[k] == LSW_OUT_COMPLETE;
-            if (!rc && st[k] != LSW_OUT_COMPLETE && !plans[k]->ready) /* finished a moment ago, not now */
-                rc = lsw_err_set(LSW_E_INTERRUPTED, "%s: the output changed during the run; rerun the same command",
-                                 s->cfgs[k]->out.path);
-            for (size_t i = 0; i < plans[k]->n; i++)
-                for (size_t j = 0; j < plans[k]->t[i].nsrc; j++)
-                    separate += plans[k]->t[i].src[j]->nbytes;
-        }
-        if (!rc)
-            rc = run_rank0(s, plans, od, st, o, &bytes_read, &bytes_written, &distinct, &linked, &how);
-        for (size_t k = 0; k < E && !rc; k++) {
-            if (st[k] == LSW_OUT_COMPLETE)
-                continue;
-            const lsw_config *ck = s->cfgs[k];
-            rc = lsw_copy_model_files(lsw_ckpt_folder(models[ck->first_model]), od[k], ck->out.dtype);
-            if (!rc && plans[k]->nshards > 1)
-                rc = lsw_write_index(plans[k], od[k]);
-            if (!rc) {
-                char *extra = lsw_manifest_extra(plans[k]);
-                rc = extra ? lsw_outdir_finish(od[k], extra) : lsw_err_set(LSW_E_NOMEM, "out of memory");
-                free(extra);
-            }
-        }
-    }
     rc = lsw_agree(c, rc);
-    static const char *const mode[] = {"reflinks", "hard links", "copies"};
-    if (!rc && c->rank == 0 && o->summary) {
-        lsw_strbuf b = {0};
-        lsw_sb_printf(&b,
-                      "{\n  \"command\": \"sweep\",\n  \"merges\": %zu,\n  \"already_complete\": %zu,\n"
-                      "  \"seconds\": %.6f,\n  \"bytes_read\": %" PRIu64 ",\n  \"bytes_read_separately\": %" PRIu64 ",\n"
-                      "  \"distinct_bytes\": %" PRIu64 ",\n  \"bytes_written\": %" PRIu64 ",\n  \"shards_shared\": %zu,\n"
-                      "  \"shared_as\": \"%s\"\n}\n",
-                      E, complete, lsw_now() - t0, bytes_read, separate, distinct, bytes_written, linked, mode[how]);
-        rc = lsw_sb_failed(&b) ? lsw_err_set(LSW_E_NOMEM, "out of memory")
-                               : lsw_write_path_atomic(o->summary, b.p, b.len);
-        lsw_sb_free(&b);
+    lsw_exec_report rep = {0}, batch;
+    size_t step = s->cfgs[0]->out.format == LSW_FMT_HDF5 ? SWEEP_H5_BATCH : E;
+    for (size_t b = 0; b < E && !rc; b += step) {
+        size_t n = E - b < step ? E - b : step;
+        rc = lsw_exec_run(plans + b, n, done + b, o, (int)s->dedup, "sweep", c, &batch);
+        add_report(&rep, &batch, b == 0);
     }
-    rc = lsw_agree(c, rc);
-    if (!rc && c->rank == 0 && !o->quiet) {
-        fprintf(stderr,
-                "layerswap sweep: %zu merges (%zu already complete) in %.2f s -> %s\n"
-                "layerswap sweep: read %.3f GB (separate merges would read %.3f GB); distinct content %.3f GB, "
-                "written %.3f GB; %zu shard(s) as %s\n",
-                E, complete, lsw_now() - t0, s->out_path, (double)bytes_read / 1e9, (double)separate / 1e9,
-                (double)distinct / 1e9, (double)bytes_written / 1e9, linked, mode[how]);
-    }
-out:
-    for (size_t k = 0; k < E; k++) {
-        lsw_outdir_free(od ? od[k] : NULL);
-        lsw_plan_free(plans ? plans[k] : NULL);
-    }
-    for (size_t m = 0; models && m < c0->nmodels; m++)
+    rep.outputs = E;
+    double total_s = lsw_now() - t0;
+    if (!rc)
+        rc = lsw_exec_write_summary(o, "sweep", s->out_path, plans, E, &rep, magnitude_s, total_s, c);
+    if (!rc && c->rank == 0 && !o->quiet)
+        sweep_lines(s, &rep, total_s);
+    for (size_t k = 0; plans && k < E; k++)
+        lsw_plan_free(plans[k]);
+    for (size_t m = 0; models && m < nm; m++)
         lsw_ckpt_close(models[m]);
     free(models);
     free(own);
     free(plans);
-    free(od);
-    free(st);
-    free(u);
-    free(mav);
+    free(done);
     return rc;
 }

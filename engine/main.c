@@ -767,7 +767,8 @@ int main(int argc, char **argv)
         setenv("OMPI_MCA_pml", "ob1", 0);
         setenv("OMPI_MCA_btl", "self", 0);
     }
-    MPI_Init(&argc, &argv);
+    int provided = 0; /* encoder threads never call MPI: FUNNELED is enough */
+    MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided);
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &nranks);
     lsw_io_set_rank(rank);

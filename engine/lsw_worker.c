@@ -1,0 +1,194 @@
+#include "lsw_worker.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "lsw_error.h"
+#include "lsw_execute.h"
+#include "lsw_kernels.h"
+
+struct lsw_worker {
+    const lsw_work *w;
+    lsw_tv *tv;
+    char *arena;
+    size_t arena_bytes;
+    /* the current piece */
+    size_t tensor, ncomp, nsrc, B;
+    uint32_t *rep;          /* E */
+    int32_t *of;            /* E */
+    lsw_work_src *src;      /* distinct sources */
+    uint32_t *slot_of;      /* source refs of the comps */
+    char **sbuf;            /* per distinct source: its block buffer */
+    char **cbuf;            /* per comp: its output buffer (NULL: a copy) */
+    size_t refs_cap;
+    const void **in;        /* scratch for one comp's inputs */
+    lsw_dtype *dts;
+    uint64_t bytes_read;
+};
+
+static int stopped(void)
+{
+    if (lsw_stop_signal)
+        return lsw_err_set(LSW_E_INTERRUPTED, "stopped by signal %d; finished shards are kept, rerun the same command "
+                           "to resume", (int)lsw_stop_signal);
+    return 0;
+}
+
+/* Arena bytes: the budget, or what the most demanding tensor needs if less. */
+static size_t arena_size(const lsw_work *w, uint64_t mem)
+{
+    uint64_t need = 64;
+    for (size_t i = 0; i < w->N; i++) {
+        uint64_t a = w->per_elem[i] * w->plans[0]->t[i].numel, b = w->streams[i] * LSW_BLOCK_BYTES;
+        uint64_t n = a < b ? a : b;
+        need = n > need ? n : need;
+    }
+    return (size_t)(need < mem ? need : mem);
+}
+
+int lsw_worker_create(const lsw_work *w, uint64_t mem, lsw_tv *tv, lsw_worker **out)
+{
+    *out = NULL;
+    lsw_worker *wk = calloc(1, sizeof *wk);
+    if (!wk)
+        return lsw_err_set(LSW_E_NOMEM, "out of memory");
+    wk->w = w;
+    wk->tv = tv;
+    wk->arena_bytes = arena_size(w, mem);
+    wk->arena = malloc(wk->arena_bytes);
+    wk->rep = malloc(w->E * sizeof *wk->rep);
+    wk->of = malloc(w->E * sizeof *wk->of);
+    wk->cbuf = calloc(w->E, sizeof *wk->cbuf);
+    if (!wk->arena || !wk->rep || !wk->of || !wk->cbuf) {
+        lsw_worker_free(wk);
+        return lsw_err_set(LSW_E_NOMEM, "cannot allocate %zu bytes of buffers (--mem)", (size_t)arena_size(w, mem));
+    }
+    *out = wk;
+    return 0;
+}
+
+void lsw_worker_free(lsw_worker *wk)
+{
+    if (!wk)
+        return;
+    free(wk->arena);
+    free(wk->rep);
+    free(wk->of);
+    free(wk->src);
+    free(wk->slot_of);
+    free(wk->sbuf);
+    free(wk->cbuf);
+    free(wk->in);
+    free(wk->dts);
+    free(wk);
+}
+
+static int grow_refs(lsw_worker *wk, size_t refs)
+{
+    if (refs <= wk->refs_cap)
+        return 0;
+    size_t cap = refs * 2;
+    free(wk->src);
+    free(wk->slot_of);
+    free(wk->sbuf);
+    free(wk->in);
+    free(wk->dts);
+    wk->src = malloc(cap * sizeof *wk->src);
+    wk->slot_of = malloc(cap * sizeof *wk->slot_of);
+    wk->sbuf = malloc(cap * sizeof *wk->sbuf);
+    wk->in = malloc(cap * sizeof *wk->in);
+    wk->dts = malloc(cap * sizeof *wk->dts);
+    wk->refs_cap = cap;
+    if (!wk->src || !wk->slot_of || !wk->sbuf || !wk->in || !wk->dts) {
+        wk->refs_cap = 0;
+        return lsw_err_set(LSW_E_NOMEM, "out of memory");
+    }
+    return 0;
+}
+
+static const lsw_plan_tensor *comp_tensor(const lsw_worker *wk, size_t c)
+{
+    return &wk->w->plans[wk->rep[c]]->t[wk->tensor];
+}
+
+int lsw_worker_begin(lsw_worker *wk, size_t i)
+{
+    const lsw_work *w = wk->w;
+    wk->tensor = i;
+    wk->ncomp = lsw_work_comps(w, i, wk->rep, wk->of);
+    wk->nsrc = 0;
+    wk->B = 0;
+    if (!wk->ncomp)
+        return 0;
+    int rc = grow_refs(wk, lsw_work_source_refs(w, i, wk->rep, wk->ncomp));
+    if (rc)
+        return rc;
+    wk->nsrc = lsw_work_sources(w, i, wk->rep, wk->ncomp, wk->src, wk->slot_of);
+    /* block size: every stream of a block in the arena, each at most LSW_BLOCK_BYTES */
+    size_t per = (size_t)w->per_elem[i], es_max = 4;
+    for (size_t q = 0; q < wk->nsrc; q++)
+        es_max = lsw_dtype_size(wk->src[q].desc->dtype) > es_max ? lsw_dtype_size(wk->src[q].desc->dtype) : es_max;
+    size_t B = per ? wk->arena_bytes / per : 0, cap = LSW_BLOCK_BYTES / es_max;
+    B = B > cap ? cap : B;
+    B = B > 4096 ? B - B % 4096 : B;
+    if (!B)
+        return lsw_err_set(LSW_E_INTERNAL, "tensor '%s': no room for one element of its %zu streams",
+                           w->plans[0]->t[i].name, (size_t)w->streams[i]);
+    wk->B = B;
+    char *cur = wk->arena;
+    for (size_t q = 0; q < wk->nsrc; q++) {
+        wk->sbuf[q] = cur;
+        cur += B * lsw_dtype_size(wk->src[q].desc->dtype);
+    }
+    for (size_t c = 0; c < wk->ncomp; c++) {
+        const lsw_plan_tensor *t = comp_tensor(wk, c);
+        wk->cbuf[c] = NULL;
+        if (t->op != LSW_OP_COPY) {
+            wk->cbuf[c] = cur;
+            cur += B * lsw_dtype_size(t->out_dtype);
+        }
+        if (t->op == LSW_OP_TV) {
+            if (wk->ncomp != 1 || !wk->tv)
+                return lsw_err_set(LSW_E_INTERNAL, "tensor '%s': a task-vector tensor shared between outputs", t->name);
+            if ((rc = stopped()) || (rc = lsw_tv_begin(wk->tv, w->plans[wk->rep[c]], t, wk->arena, wk->arena_bytes)))
+                return rc;
+        }
+    }
+    return 0;
+}
+
+size_t lsw_worker_ncomp(const lsw_worker *wk) { return wk->ncomp; }
+const uint32_t *lsw_worker_rep(const lsw_worker *wk) { return wk->rep; }
+const int32_t *lsw_worker_of(const lsw_worker *wk) { return wk->of; }
+size_t lsw_worker_block_elems(const lsw_worker *wk) { return wk->B; }
+uint64_t lsw_worker_bytes_read(const lsw_worker *wk) { return wk->bytes_read; }
+
+int lsw_worker_block(lsw_worker *wk, uint64_t e0, size_t n, const void **out)
+{
+    int rc = stopped();
+    for (size_t q = 0; q < wk->nsrc && !rc; q++) {
+        size_t es = lsw_dtype_size(wk->src[q].desc->dtype);
+        rc = lsw_ckpt_read(wk->src[q].ckpt, wk->src[q].desc, e0 * es, wk->sbuf[q], n * es);
+        wk->bytes_read += n * es;
+    }
+    if (rc)
+        return rc;
+    size_t ref = 0;
+    for (size_t c = 0; c < wk->ncomp; c++) {
+        const lsw_plan_tensor *t = comp_tensor(wk, c);
+        for (size_t j = 0; j < t->nsrc; j++) {
+            wk->in[j] = wk->sbuf[wk->slot_of[ref + j]];
+            wk->dts[j] = t->src[j]->dtype;
+        }
+        if (t->op == LSW_OP_COPY)
+            out[c] = wk->in[0];
+        else if (t->op == LSW_OP_TV)
+            lsw_tv_block(wk->tv, t, e0, n, wk->in, wk->cbuf[c]);
+        else
+            lsw_wsum(t->out_dtype, wk->cbuf[c], n, t->nsrc, wk->dts, wk->in, t->w);
+        if (t->op != LSW_OP_COPY)
+            out[c] = wk->cbuf[c];
+        ref += t->nsrc;
+    }
+    return 0;
+}
