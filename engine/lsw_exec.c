@@ -22,7 +22,6 @@
 #include "lsw_work.h"
 #include "lsw_worker.h"
 
-#define INDEX_NAME "model.safetensors.index.json"
 #define H5_NAME "model.h5"
 /* Writeback is started every this many bytes written per file, so the disk
  * works while the CPU does and the commit's fsync is short. */
@@ -78,7 +77,7 @@ static int open_output(run *r, size_t k, lsw_out_state *st)
     } else {
         for (size_t s = 0; s < p->nshards; s++)
             names[nn++] = p->shards[s].name;
-        names[nn++] = INDEX_NAME;
+        names[nn++] = LSW_INDEX_NAME;
     }
     for (const char *const *m = lsw_model_file_names; *m; m++)
         names[nn++] = *m;
@@ -456,15 +455,6 @@ static int run_group(run *r, const lsw_group *g)
 
 /* ---- finishing each output -------------------------------------------------- */
 
-static int write_index(const lsw_plan *p, lsw_outdir *od)
-{
-    lsw_strbuf b = {0};
-    lsw_layout_index_json(p->items, p->n, p->shards, &b);
-    int rc = lsw_sb_failed(&b) ? nomem() : lsw_outdir_put(od, INDEX_NAME, b.p, b.len);
-    lsw_sb_free(&b);
-    return rc;
-}
-
 /* The manifest's members describing the run: tool, config hash, inputs. */
 static char *manifest_extra(const lsw_plan *p)
 {
@@ -501,7 +491,7 @@ static int finish_outputs(run *r)
         const lsw_plan *p = r->plans[k];
         rc = lsw_copy_model_files(lsw_ckpt_folder(p->models[p->cfg->first_model]), r->od[k], p->cfg->out.dtype);
         if (!rc && !r->h5 && p->nshards > 1)
-            rc = write_index(p, r->od[k]);
+            rc = lsw_layout_put_index(p->items, p->n, p->shards, r->od[k]);
         if (!rc) {
             char *extra = manifest_extra(p);
             rc = extra ? lsw_outdir_finish(r->od[k], extra) : nomem();

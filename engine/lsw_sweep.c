@@ -13,6 +13,7 @@
 #include "lsw_error.h"
 #include "lsw_io.h"
 #include "lsw_json.h"
+#include "lsw_jsonw.h"
 #include "lsw_kernels.h"
 #include "lsw_modelfiles.h"
 #include "lsw_plan.h"
@@ -339,35 +340,34 @@ int lsw_sweep_take_config(lsw_sweep *s, size_t k, lsw_config **out)
 
 int lsw_sweep_write_list(const lsw_sweep *s)
 {
-    lsw_strbuf b = {0};
-    lsw_sb_str(&b, "{\n  \"sweep\": ");
-    lsw_sb_json_string(&b, s->file);
+    lsw_jw *w = lsw_jw_create();
+    lsw_jw_node *r = lsw_jw_root(w);
+    lsw_jw_str(w, r, "sweep", s->file);
     /* the configs below keep the sweep file's relative model paths */
-    lsw_sb_str(&b, ",\n  \"paths_relative_to\": ");
     char *abs = realpath(s->dir, NULL);
-    lsw_sb_json_string(&b, abs ? abs : s->dir);
+    lsw_jw_str(w, r, "paths_relative_to", abs ? abs : s->dir);
     free(abs);
-    lsw_sb_str(&b, ",\n  \"merges\": [");
+    lsw_jw_node *list = lsw_jw_arr(w, r, "merges");
     for (size_t k = 0; k < s->n; k++) {
-        lsw_sb_printf(&b, "%s\n    {\"index\": %zu, \"name\": ", k ? "," : "", k);
-        lsw_sb_json_string(&b, s->names[k]);
-        lsw_sb_str(&b, ", \"path\": ");
-        lsw_sb_json_string(&b, s->cfgs[k]->out.path);
-        lsw_sb_str(&b, ",\n     \"config\": ");
-        lsw_sb_str(&b, s->texts[k]);
-        lsw_sb_str(&b, "}");
+        lsw_jw_node *m = lsw_jw_obj(w, list, NULL);
+        lsw_jw_u64(w, m, "index", k);
+        lsw_jw_str(w, m, "name", s->names[k]);
+        lsw_jw_str(w, m, "path", s->cfgs[k]->out.path);
+        lsw_jw_raw(w, m, "config", s->texts[k]);
     }
-    lsw_sb_str(&b, "\n  ]\n}\n");
-    int rc = lsw_sb_failed(&b) ? lsw_err_set(LSW_E_NOMEM, "out of memory") : lsw_mkdir_p(s->out_path);
+    char *text = NULL;
+    size_t len = 0;
+    int rc = lsw_jw_print(w, &text, &len);
+    lsw_jw_free(w);
     if (!rc)
-        rc = lsw_write_file_atomic(s->out_path, "sweep.json", b.p, b.len);
-    lsw_sb_free(&b);
+        rc = lsw_mkdir_p(s->out_path);
+    if (!rc)
+        rc = lsw_write_file_atomic(s->out_path, "sweep.json", text, len);
+    free(text);
     return rc;
 }
 
 /* ---- running ------------------------------------------------------------- */
-
-typedef enum { SH_SKIP, SH_REUSED, SH_OWNER, SH_DUP } shard_status;
 
 /* Do all plans have the same tensors, dtypes and layout (so shards line up)? */
 static int same_layout(lsw_plan *const *plans, size_t n, const char *file)

@@ -188,13 +188,8 @@ static int write_model(const char *dir, int expert, const lsw_synth_opts *o, ste
             rc = lsw_outdir_tmp_commit(od, s->name, fd, s->size, crc);
         free(path);
     }
-    if (!rc && nshards > 1) {
-        lsw_strbuf b = {0};
-        lsw_layout_index_json(items, n, shards, &b);
-        rc = lsw_sb_failed(&b) ? lsw_err_set(LSW_E_NOMEM, "out of memory")
-                               : lsw_outdir_put(od, "model.safetensors.index.json", b.p, b.len);
-        lsw_sb_free(&b);
-    }
+    if (!rc && nshards > 1)
+        rc = lsw_layout_put_index(items, n, shards, od);
     if (!rc)
         rc = lsw_outdir_put(od, "config.json", cfg, cfglen);
     if (!rc)

@@ -74,6 +74,11 @@ static void raw(lsw_jw *w, cJSON *parent, const char *key, const char *text)
     attach(w, parent, key, cJSON_CreateRaw(text));
 }
 
+void lsw_jw_raw(lsw_jw *w, lsw_jw_node *parent, const char *key, const char *json_text)
+{
+    raw(w, parent, key, json_text ? json_text : "null");
+}
+
 void lsw_jw_u64(lsw_jw *w, lsw_jw_node *parent, const char *key, uint64_t v)
 {
     char t[24];

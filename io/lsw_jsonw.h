@@ -41,6 +41,9 @@ void lsw_jw_i64(lsw_jw *w, lsw_jw_node *parent, const char *key, int64_t v);
 void lsw_jw_f64(lsw_jw *w, lsw_jw_node *parent, const char *key, double v);
 void lsw_jw_bool(lsw_jw *w, lsw_jw_node *parent, const char *key, int v);
 void lsw_jw_null(lsw_jw *w, lsw_jw_node *parent, const char *key);
+/* JSON text this program produced itself (e.g. a generated config),
+ * inserted as it is. */
+void lsw_jw_raw(lsw_jw *w, lsw_jw_node *parent, const char *key, const char *json_text);
 /* A 64-bit value as a 16-digit lower-case hex string (hashes). */
 void lsw_jw_hex64(lsw_jw *w, lsw_jw_node *parent, const char *key, uint64_t v);
 /* A 32-bit value as an 8-digit lower-case hex string (CRC-32C). */

@@ -5,7 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lsw_commit.h"
 #include "lsw_error.h"
+#include "lsw_jsonw.h"
 #include "lsw_safetensors.h"
 
 int lsw_natural_cmp(const char *a, const char *b)
@@ -114,21 +116,33 @@ void lsw_layout_free_shards(lsw_layout_shard *shards, size_t nshards)
     free(shards);
 }
 
-void lsw_layout_index_json(const lsw_layout_item *items, size_t n, const lsw_layout_shard *shards, lsw_strbuf *b)
+int lsw_layout_index_json(const lsw_layout_item *items, size_t n, const lsw_layout_shard *shards, char **text,
+                          size_t *len)
 {
     uint64_t params = 0, bytes = 0;
     for (size_t i = 0; i < n; i++) {
         params += items[i].numel;
         bytes += items[i].nbytes;
     }
-    lsw_sb_printf(b, "{\n  \"metadata\": {\n    \"total_parameters\": %" PRIu64 ",\n    \"total_size\": %" PRIu64
-                     "\n  },\n  \"weight_map\": {",
-                  params, bytes);
-    for (size_t i = 0; i < n; i++) {
-        lsw_sb_str(b, i ? ",\n    " : "\n    ");
-        lsw_sb_json_string(b, items[i].name);
-        lsw_sb_str(b, ": ");
-        lsw_sb_json_string(b, shards[items[i].shard].name);
-    }
-    lsw_sb_str(b, "\n  }\n}\n");
+    lsw_jw *w = lsw_jw_create();
+    lsw_jw_node *meta = lsw_jw_obj(w, lsw_jw_root(w), "metadata");
+    lsw_jw_u64(w, meta, "total_parameters", params);
+    lsw_jw_u64(w, meta, "total_size", bytes);
+    lsw_jw_node *map = lsw_jw_obj(w, lsw_jw_root(w), "weight_map");
+    for (size_t i = 0; i < n; i++)
+        lsw_jw_str(w, map, items[i].name, shards[items[i].shard].name);
+    int rc = lsw_jw_print(w, text, len);
+    lsw_jw_free(w);
+    return rc;
+}
+
+int lsw_layout_put_index(const lsw_layout_item *items, size_t n, const lsw_layout_shard *shards, struct lsw_outdir *od)
+{
+    char *text = NULL;
+    size_t len = 0;
+    int rc = lsw_layout_index_json(items, n, shards, &text, &len);
+    if (!rc)
+        rc = lsw_outdir_put(od, LSW_INDEX_NAME, text, len);
+    free(text);
+    return rc;
 }

@@ -44,7 +44,13 @@ int lsw_natural_cmp(const char *a, const char *b);
 int lsw_layout_build(lsw_layout_item *items, size_t n, uint64_t shard_size, int by_layer,
                      lsw_layout_shard **shards, size_t *nshards);
 void lsw_layout_free_shards(lsw_layout_shard *shards, size_t nshards);
-/* model.safetensors.index.json text for the layout. */
-void lsw_layout_index_json(const lsw_layout_item *items, size_t n, const lsw_layout_shard *shards, lsw_strbuf *b);
+/* model.safetensors.index.json text for the layout: malloc'd *text of *len
+ * bytes.  LSW_E_NOMEM. */
+int lsw_layout_index_json(const lsw_layout_item *items, size_t n, const lsw_layout_shard *shards, char **text,
+                          size_t *len);
+/* Write that index into output folder `od` (atomically, journaled). */
+struct lsw_outdir;
+int lsw_layout_put_index(const lsw_layout_item *items, size_t n, const lsw_layout_shard *shards, struct lsw_outdir *od);
+#define LSW_INDEX_NAME "model.safetensors.index.json"
 
 #endif
