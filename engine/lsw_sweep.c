@@ -106,175 +106,204 @@ static void value_label(const char *text, const lsw_json *arr, size_t i, char *b
     snprintf(buf, len, "%.*s", (int)l, text + off);
 }
 
-static int parse(lsw_sweep *s, const char *text, size_t len, const char *out_override)
-{
-    char why[256];
-    lsw_json_doc *doc = NULL;
-    if (lsw_json_parse(text, len, &doc, why, sizeof why) != 0)
-        return sweep_err(s->file, "not valid JSON: %s", why);
-    int rc = 0;
-    const lsw_json *root = lsw_json_root(doc), *models, *grid, *out, *base;
-    const lsw_json *axis[G_KEYS] = {0};
+/* The sweep file's parts, as parsed. */
+typedef struct sweep_src {
+    const char *text;
+    const lsw_json *models, *grid, *out, *base;
+    const lsw_json *axis[G_KEYS];  /* NULL: key absent (its default) */
     size_t count[G_KEYS];
-    if (lsw_json_type_of(root) != LSW_JSON_OBJECT) {
-        rc = sweep_err(s->file, "a sweep must be a JSON object");
-        goto done;
-    }
-    for (size_t i = 0; i < lsw_json_count(root) && !rc; i++) {
+    const char *raw_path;          /* output.path as written */
+} sweep_src;
+
+/* Top-level keys, models, grid axes and output of the sweep file. */
+static int parse_top(lsw_sweep *s, const lsw_json *root, sweep_src *x)
+{
+    if (lsw_json_type_of(root) != LSW_JSON_OBJECT)
+        return sweep_err(s->file, "a sweep must be a JSON object");
+    for (size_t i = 0; i < lsw_json_count(root); i++) {
         const char *k = lsw_json_key(root, i, NULL);
         if (strcmp(k, "models") && strcmp(k, "base") && strcmp(k, "grid") && strcmp(k, "output"))
-            rc = sweep_err(s->file, "unknown key \"%s\" (a sweep has models, base, grid, output)", k);
+            return sweep_err(s->file, "unknown key \"%s\" (a sweep has models, base, grid, output)", k);
     }
-    models = lsw_json_get(root, "models");
-    grid = lsw_json_get(root, "grid");
-    out = lsw_json_get(root, "output");
-    base = lsw_json_get(root, "base");
-    if (!rc && (!models || lsw_json_type_of(models) != LSW_JSON_OBJECT))
-        rc = sweep_err(s->file, "\"models\" must be an object of name: checkpoint path");
-    if (!rc && (!grid || lsw_json_type_of(grid) != LSW_JSON_OBJECT))
-        rc = sweep_err(s->file, "\"grid\" must be an object of lists");
-    if (!rc && (!out || lsw_json_type_of(out) != LSW_JSON_OBJECT || !lsw_json_str(lsw_json_get(out, "path"), NULL)))
-        rc = sweep_err(s->file, "\"output\" must be an object with a \"path\"");
-    for (size_t i = 0; !rc && i < lsw_json_count(grid); i++) {
-        const char *k = lsw_json_key(grid, i, NULL);
+    x->models = lsw_json_get(root, "models");
+    x->grid = lsw_json_get(root, "grid");
+    x->out = lsw_json_get(root, "output");
+    x->base = lsw_json_get(root, "base");
+    if (!x->models || lsw_json_type_of(x->models) != LSW_JSON_OBJECT)
+        return sweep_err(s->file, "\"models\" must be an object of name: checkpoint path");
+    if (!x->grid || lsw_json_type_of(x->grid) != LSW_JSON_OBJECT)
+        return sweep_err(s->file, "\"grid\" must be an object of lists");
+    if (!x->out || lsw_json_type_of(x->out) != LSW_JSON_OBJECT || !lsw_json_str(lsw_json_get(x->out, "path"), NULL))
+        return sweep_err(s->file, "\"output\" must be an object with a \"path\"");
+    x->raw_path = lsw_json_str(lsw_json_get(x->out, "path"), NULL);
+    for (size_t i = 0; i < lsw_json_count(x->grid); i++) {
+        const char *k = lsw_json_key(x->grid, i, NULL);
         int g = 0;
         while (g < G_KEYS && strcmp(grid_keys[g], k))
             g++;
         if (g == G_KEYS)
-            rc = sweep_err(s->file, "grid: unknown key \"%s\"", k);
-        else if (lsw_json_type_of(lsw_json_at(grid, i)) != LSW_JSON_ARRAY || !lsw_json_count(lsw_json_at(grid, i)))
-            rc = sweep_err(s->file, "grid.%s must be a non-empty list", k);
-        else
-            axis[g] = lsw_json_at(grid, i);
+            return sweep_err(s->file, "grid: unknown key \"%s\"", k);
+        if (lsw_json_type_of(lsw_json_at(x->grid, i)) != LSW_JSON_ARRAY || !lsw_json_count(lsw_json_at(x->grid, i)))
+            return sweep_err(s->file, "grid.%s must be a non-empty list", k);
+        x->axis[g] = lsw_json_at(x->grid, i);
     }
-    if (!rc && (!axis[G_TASK] || !axis[G_LANG]))
-        rc = sweep_err(s->file, "grid needs task_expert and language_expert lists");
-    if (rc)
-        goto done;
-    /* output: everything but path and dedup goes into each merge */
+    if (!x->axis[G_TASK] || !x->axis[G_LANG])
+        return sweep_err(s->file, "grid needs task_expert and language_expert lists");
+    return 0;
+}
+
+/* output.dedup: how shards shared between merges are stored. */
+static int parse_dedup(lsw_sweep *s, const lsw_json *out)
+{
     const char *dd = lsw_json_str(lsw_json_get(out, "dedup"), NULL);
     if (lsw_json_get(out, "dedup") && !dd)
-        rc = sweep_err(s->file, "output.dedup must be \"reflink\", \"hardlink\" or \"copy\"");
-    else if (!dd || !strcmp(dd, "reflink"))
+        return sweep_err(s->file, "output.dedup must be \"reflink\", \"hardlink\" or \"copy\"");
+    if (!dd || !strcmp(dd, "reflink"))
         s->dedup = LSW_DEDUP_REFLINK;
     else if (!strcmp(dd, "hardlink"))
         s->dedup = LSW_DEDUP_HARDLINK;
     else if (!strcmp(dd, "copy"))
         s->dedup = LSW_DEDUP_COPY;
     else
-        rc = sweep_err(s->file, "output.dedup must be \"reflink\", \"hardlink\" or \"copy\", not \"%s\"", dd);
-    if (rc)
-        goto done;
-    const char *raw_path = lsw_json_str(lsw_json_get(out, "path"), NULL);
-    s->out_path = out_override ? strdup(out_override) : lsw_path_join(s->dir, raw_path);
+        return sweep_err(s->file, "output.dedup must be \"reflink\", \"hardlink\" or \"copy\", not \"%s\"", dd);
+    return 0;
+}
+
+/* The number of merges, bounded, and what their configs may take. */
+static int count_merges(lsw_sweep *s, sweep_src *x)
+{
     s->n = 1;
     for (int g = 0; g < G_KEYS; g++) {
-        count[g] = axis[g] ? lsw_json_count(axis[g]) : 1;
-        if (s->n > 100000 / count[g]) {
-            rc = sweep_err(s->file, "the grid has more than 100000 merges");
-            goto done;
-        }
-        s->n *= count[g];
+        x->count[g] = x->axis[g] ? lsw_json_count(x->axis[g]) : 1;
+        if (s->n > 100000 / x->count[g])
+            return sweep_err(s->file, "the grid has more than 100000 merges");
+        s->n *= x->count[g];
     }
     /* every merge's config repeats "models", "base" and "output": bound what
      * the expansion (and sweep.json) may take, before allocating it */
-    {
-        size_t per = 1024, off, slen;
-        const lsw_json *rep[3] = {models, base, out};
-        for (int i = 0; i < 3; i++)
-            if (rep[i]) {
-                lsw_json_span(rep[i], &off, &slen);
-                per += slen;
-            }
-        if (s->n > LSW_SWEEP_MAX_TEXT / per) {
-            rc = sweep_err(s->file, "the grid's %zu merges would need more than %llu MB of merge configs; split the "
-                           "sweep", s->n, (unsigned long long)(LSW_SWEEP_MAX_TEXT >> 20));
-            goto done;
+    size_t per = 1024, off, slen;
+    const lsw_json *rep[3] = {x->models, x->base, x->out};
+    for (int i = 0; i < 3; i++)
+        if (rep[i]) {
+            lsw_json_span(rep[i], &off, &slen);
+            per += slen;
         }
-    }
+    if (s->n > LSW_SWEEP_MAX_TEXT / per)
+        return sweep_err(s->file, "the grid's %zu merges would need more than %llu MB of merge configs; split the "
+                         "sweep", s->n, (unsigned long long)(LSW_SWEEP_MAX_TEXT >> 20));
     /* a value listed twice on an axis would give two merges of the same name */
+    int rc = 0;
     for (int g = 0; g < G_KEYS && !rc; g++)
-        rc = distinct_values(s->file, text, axis[g], grid_keys[g]);
-    if (rc)
-        goto done;
-    s->names = calloc(s->n, sizeof *s->names);
-    s->texts = calloc(s->n, sizeof *s->texts);
-    s->cfgs = calloc(s->n, sizeof *s->cfgs);
-    if (!s->out_path || !s->names || !s->texts || !s->cfgs) {
-        rc = lsw_err_set(LSW_E_NOMEM, "out of memory");
-        goto done;
+        rc = distinct_values(s->file, x->text, x->axis[g], grid_keys[g]);
+    return rc;
+}
+
+/* Merge k's short name: the experts and the values of the keys that vary. */
+static void merge_name(const sweep_src *x, const size_t *idx, lsw_strbuf *nm)
+{
+    for (int g = 0; g < G_KEYS; g++) {
+        if (g > G_LANG && x->count[g] == 1)
+            continue;
+        char v[128];
+        value_label(x->text, x->axis[g], idx[g], v, sizeof v);
+        for (char *c = v; *c; c++)
+            if (*c == '/' || *c == ' ')
+                *c = '_';
+        lsw_sb_printf(nm, "%s%s%s", g ? "-" : "", name_prefix[g], v);
     }
-    for (size_t k = 0; k < s->n && !rc; k++) {
-        size_t idx[G_KEYS], r = k;
-        for (int g = G_KEYS - 1; g >= 0; g--) {
-            idx[g] = r % count[g];
-            r /= count[g];
-        }
-        /* short name */
-        lsw_strbuf nm = {0};
-        for (int g = 0; g < G_KEYS; g++) {
-            if (g > G_LANG && count[g] == 1)
-                continue;
-            char v[128];
-            value_label(text, axis[g], idx[g], v, sizeof v);
-            for (char *c = v; *c; c++)
-                if (*c == '/' || *c == ' ')
-                    *c = '_';
-            lsw_sb_printf(&nm, "%s%s%s", g ? "-" : "", name_prefix[g], v);
-        }
-        /* the merge's config */
-        lsw_strbuf b = {0};
-        lsw_sb_str(&b, "{\"models\": ");
-        put_raw(&b, text, models);
-        if (base) {
-            lsw_sb_str(&b, ", \"base\": ");
-            put_raw(&b, text, base);
-        }
-        lsw_sb_str(&b, ", \"method\": \"layer_swap\", \"layer_swap\": {");
-        for (int g = 0; g < G_KEYS; g++) {
-            lsw_sb_printf(&b, "%s\"%s\": ", g ? ", " : "", grid_keys[g]);
-            if (axis[g])
-                put_raw(&b, text, lsw_json_at(axis[g], idx[g]));
-            else
-                lsw_sb_str(&b, grid_default[g]);
-        }
-        lsw_sb_str(&b, "}, \"output\": {\"path\": ");
-        char *sub = NULL;
-        size_t subn = nm.p ? strlen(raw_path) + strlen(nm.p) + 32 : 0;
-        if (nm.p && (sub = malloc(subn)))
-            snprintf(sub, subn, "%s/%zu-%s", raw_path, k, nm.p);
-        lsw_sb_json_string(&b, sub ? sub : "");
-        free(sub);
-        for (size_t i = 0; i < lsw_json_count(out); i++) {
-            const char *key = lsw_json_key(out, i, NULL);
-            if (!strcmp(key, "path") || !strcmp(key, "dedup"))
-                continue;
-            lsw_sb_str(&b, ", ");
-            lsw_sb_json_string(&b, key);
-            lsw_sb_str(&b, ": ");
-            put_raw(&b, text, lsw_json_at(out, i));
-        }
-        lsw_sb_str(&b, "}}");
-        if (lsw_sb_failed(&b) || lsw_sb_failed(&nm) || !nm.p) {
-            lsw_sb_free(&b);
-            lsw_sb_free(&nm);
+}
+
+/* Merge k's config text: an ordinary layer_swap config. */
+static void merge_config(const sweep_src *x, const size_t *idx, size_t k, const char *name, lsw_strbuf *b)
+{
+    lsw_sb_str(b, "{\"models\": ");
+    put_raw(b, x->text, x->models);
+    if (x->base) {
+        lsw_sb_str(b, ", \"base\": ");
+        put_raw(b, x->text, x->base);
+    }
+    lsw_sb_str(b, ", \"method\": \"layer_swap\", \"layer_swap\": {");
+    for (int g = 0; g < G_KEYS; g++) {
+        lsw_sb_printf(b, "%s\"%s\": ", g ? ", " : "", grid_keys[g]);
+        if (x->axis[g])
+            put_raw(b, x->text, lsw_json_at(x->axis[g], idx[g]));
+        else
+            lsw_sb_str(b, grid_default[g]);
+    }
+    lsw_sb_str(b, "}, \"output\": {\"path\": ");
+    size_t subn = strlen(x->raw_path) + strlen(name) + 32;
+    char *sub = malloc(subn);
+    if (sub)
+        snprintf(sub, subn, "%s/%zu-%s", x->raw_path, k, name);
+    lsw_sb_json_string(b, sub ? sub : "");
+    free(sub);
+    for (size_t i = 0; i < lsw_json_count(x->out); i++) {
+        const char *key = lsw_json_key(x->out, i, NULL);
+        if (!strcmp(key, "path") || !strcmp(key, "dedup"))
+            continue;
+        lsw_sb_str(b, ", ");
+        lsw_sb_json_string(b, key);
+        lsw_sb_str(b, ": ");
+        put_raw(b, x->text, lsw_json_at(x->out, i));
+    }
+    lsw_sb_str(b, "}}");
+}
+
+/* Merge k: name, config text, parsed config, output folder <path>/<k>-<name>. */
+static int expand_merge(lsw_sweep *s, const sweep_src *x, size_t k)
+{
+    size_t idx[G_KEYS], r = k;
+    for (int g = G_KEYS - 1; g >= 0; g--) {
+        idx[g] = r % x->count[g];
+        r /= x->count[g];
+    }
+    lsw_strbuf nm = {0}, b = {0};
+    merge_name(x, idx, &nm);
+    if (!lsw_sb_failed(&nm) && nm.p)
+        merge_config(x, idx, k, nm.p, &b);
+    if (lsw_sb_failed(&b) || lsw_sb_failed(&nm) || !nm.p || !b.p) {
+        lsw_sb_free(&b);
+        lsw_sb_free(&nm);
+        return lsw_err_set(LSW_E_NOMEM, "out of memory");
+    }
+    s->names[k] = nm.p;
+    s->texts[k] = b.p;
+    int rc = lsw_config_parse(b.p, b.len, s->file, s->dir, &s->cfgs[k]);
+    if (!rc) {
+        char leaf[600];
+        snprintf(leaf, sizeof leaf, "%zu-%s", k, nm.p);
+        free(s->cfgs[k]->out.path);
+        s->cfgs[k]->out.path = lsw_path_join(s->out_path, leaf);
+        if (!s->cfgs[k]->out.path)
             rc = lsw_err_set(LSW_E_NOMEM, "out of memory");
-            break;
-        }
-        s->names[k] = nm.p;
-        s->texts[k] = b.p;
-        rc = lsw_config_parse(b.p, b.len, s->file, s->dir, &s->cfgs[k]);
-        if (!rc) {
-            /* the folder: <path>/<K>-<name>, <path> resolved (or -o) */
-            char leaf[600];
-            snprintf(leaf, sizeof leaf, "%zu-%s", k, nm.p);
-            free(s->cfgs[k]->out.path);
-            s->cfgs[k]->out.path = lsw_path_join(s->out_path, leaf);
-            if (!s->cfgs[k]->out.path)
-                rc = lsw_err_set(LSW_E_NOMEM, "out of memory");
-        }
     }
-done:
+    return rc;
+}
+
+static int parse(lsw_sweep *s, const char *text, size_t len, const char *out_override)
+{
+    char why[256];
+    lsw_json_doc *doc = NULL;
+    if (lsw_json_parse(text, len, &doc, why, sizeof why) != 0)
+        return sweep_err(s->file, "not valid JSON: %s", why);
+    sweep_src x = {0};
+    x.text = text;
+    int rc = parse_top(s, lsw_json_root(doc), &x);
+    if (!rc)
+        rc = parse_dedup(s, x.out);
+    if (!rc && !(s->out_path = out_override ? strdup(out_override) : lsw_path_join(s->dir, x.raw_path)))
+        rc = lsw_err_set(LSW_E_NOMEM, "out of memory");
+    if (!rc)
+        rc = count_merges(s, &x);
+    if (!rc) {
+        s->names = calloc(s->n, sizeof *s->names);
+        s->texts = calloc(s->n, sizeof *s->texts);
+        s->cfgs = calloc(s->n, sizeof *s->cfgs);
+        if (!s->names || !s->texts || !s->cfgs)
+            rc = lsw_err_set(LSW_E_NOMEM, "out of memory");
+    }
+    for (size_t k = 0; k < s->n && !rc; k++)
+        rc = expand_merge(s, &x, k);
     lsw_json_free(doc);
     return rc;
 }
