@@ -1,4 +1,5 @@
 #include "lsw_config.h"
+#include "lsw_derived.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -610,6 +611,23 @@ int lsw_config_model_index(const lsw_config *c, const char *name)
     return -1;
 }
 
+/* The derived models of "models" (lsw_derived). */
+static int parse_derived(const ctx *x, const lsw_json *m)
+{
+    lsw_config *c = x->c;
+    for (size_t i = 0; i < c->nmodels; i++) {
+        const lsw_json *v = lsw_json_at(m, i);
+        if (lsw_json_type_of(v) != LSW_JSON_OBJECT)
+            continue;
+        if (!c->derived && !(c->derived = calloc(c->nmodels, sizeof *c->derived)))
+            return lsw_err_set(LSW_E_NOMEM, "out of memory");
+        int rc = lsw_derived_parse(x->file, c->model_names[i], v, c->model_names, c->nmodels, &c->derived[i]);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
 static int parse_root(const ctx *x, const lsw_json *root)
 {
     lsw_config *c = x->c;
@@ -634,11 +652,18 @@ static int parse_root(const ctx *x, const lsw_json *root)
         const lsw_json *v = lsw_json_at(m, i);
         if (kl == 0 || lsw_json_key_has_nul(m, i))
             return cfg_err(x, "models: model names must be non-empty strings without NUL");
+        if (lsw_json_type_of(v) == LSW_JSON_OBJECT) { /* a derived model, parsed once every name is known */
+            if (!(c->model_names[i] = strdup(k)))
+                return lsw_err_set(LSW_E_NOMEM, "out of memory");
+            continue;
+        }
         if (lsw_json_type_of(v) != LSW_JSON_STRING || lsw_json_str_has_nul(v) || lsw_json_str(v, NULL)[0] == 0)
-            return cfg_err(x, "models.%s must be a checkpoint path", k);
+            return cfg_err(x, "models.%s must be a checkpoint path or a derived model (an object)", k);
         if (!(c->model_names[i] = strdup(k)) || !(c->model_paths[i] = lsw_path_join(x->dir, lsw_json_str(v, NULL))))
             return lsw_err_set(LSW_E_NOMEM, "out of memory");
     }
+    if ((rc = parse_derived(x, m)))
+        return rc;
     const char *s;
     c->base = -1;
     if ((rc = get_string(x, root, "base", "config", &s)))
@@ -723,6 +748,8 @@ int lsw_config_parse(const char *text, size_t len, const char *name, const char 
         rc = cfg_err(&x, "not valid JSON: %s", why);
     else
         rc = parse_root(&x, lsw_json_root(doc));
+    if (!rc)
+        rc = lsw_derived_check(c);
     lsw_json_free(doc);
     c->hash = lsw_fnv1a64(LSW_FNV1A64_INIT, text, len);
     if (!rc && !(c->text = strndup(text, len)))
@@ -761,6 +788,9 @@ void lsw_config_free(lsw_config *c)
         free(c->model_names ? c->model_names[i] : NULL);
         free(c->model_paths ? c->model_paths[i] : NULL);
     }
+    for (size_t i = 0; c->derived && i < c->nmodels; i++)
+        lsw_derived_def_free(c->derived[i]);
+    free(c->derived);
     free(c->model_names);
     free(c->model_paths);
     lsw_rules_free(c->rules, c->nrules);

@@ -69,7 +69,8 @@ typedef struct lsw_config {
     char *dir;              /* its folder */
     size_t nmodels;
     char **model_names;
-    char **model_paths;     /* resolved */
+    char **model_paths;     /* resolved; NULL for a derived model */
+    struct lsw_derived_def **derived; /* per model: its definition (lsw_derived), NULL for a checkpoint */
     int base;               /* model index, -1 if none */
     lsw_method method;
     int first_model;        /* task expert / first listed: config files are copied from it */

@@ -10,6 +10,7 @@
 
 #include "lsw_assign.h"
 #include "lsw_crc32c.h"
+#include "lsw_derived.h"
 #include "lsw_error.h"
 #include "lsw_h5layout.h"
 #include "lsw_h5stream.h"
@@ -469,8 +470,10 @@ static char *manifest_extra(const lsw_plan *p)
         lsw_sb_str(&b, first ? "\n    " : ",\n    ");
         first = 0;
         lsw_sb_json_string(&b, c->model_names[m]);
-        lsw_sb_str(&b, ": {\"path\": ");
-        lsw_sb_json_string(&b, c->model_paths[m]);
+        char *what = c->model_paths[m] ? NULL : lsw_derived_describe(c, m);
+        lsw_sb_str(&b, c->model_paths[m] ? ": {\"path\": " : ": {\"derived\": ");
+        lsw_sb_json_string(&b, c->model_paths[m] ? c->model_paths[m] : what ? what : "?");
+        free(what);
         lsw_sb_printf(&b, ", \"identity\": \"%016" PRIx64 "\"}", lsw_ckpt_identity(p->models[m]));
     }
     lsw_sb_str(&b, "\n  }");
@@ -668,6 +671,7 @@ static int summary_text(const char *command, const char *output, lsw_plan *const
     lsw_jw_f64(j, ph, "commit", rep->phase_commit_s);
     lsw_jw_f64(j, ph, "total", total_s);
     lsw_jw_f64(j, r, "gb_per_s", total_s > 0 ? (double)rep->output_bytes / total_s / 1e9 : 0.0);
+    lsw_derived_report(plans[0]->cfg, plans[0]->models, j, r);
     lsw_jw_node *pr = lsw_jw_obj(j, r, "per_rank");
     double br[2] = {(double)rep->bytes_read[0], (double)rep->bytes_read[1]};
     double bw[2] = {(double)rep->bytes_written[0], (double)rep->bytes_written[1]};

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "lsw_derived.h"
 #include "lsw_error.h"
 #include "lsw_progress.h"
 
@@ -47,6 +48,8 @@ int lsw_execute_merge(lsw_plan *p, const lsw_run_opts *o, const lsw_comm *c)
                     p->cfg->out.path);
         return 0;
     }
+    if (!rc)
+        rc = lsw_derived_prepare(p->cfg, p->models, o->mem, o->quiet, c);
     if (!rc)
         rc = lsw_resolve_magnitude(p, o, c);
     double magnitude_s = lsw_now() - t0;

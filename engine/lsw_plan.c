@@ -1,4 +1,5 @@
 #include "lsw_plan.h"
+#include "lsw_derived.h"
 
 #include <inttypes.h>
 #include <math.h>
@@ -108,6 +109,7 @@ void lsw_plan_models_used(const lsw_config *cfg, int *used)
         used[cfg->base] = 1;
     /* the reference model: its tensor list and config files define the output */
     used[cfg->first_model] = 1;
+    lsw_derived_mark_used(cfg, used); /* and what derived models read */
 }
 
 int lsw_plan_open_models(const lsw_config *cfg, const int *used, lsw_ckpt **m)
@@ -116,12 +118,20 @@ int lsw_plan_open_models(const lsw_config *cfg, const int *used, lsw_ckpt **m)
     for (size_t i = 0; i < cfg->nmodels; i++)
         m[i] = NULL;
     for (size_t i = 0; i < cfg->nmodels && !rc; i++)
-        rc = lsw_ckpt_open(cfg->model_paths[i], &m[i]);
-    for (size_t i = 0; i < cfg->nmodels; i++)
-        if (rc || !used[i]) {
-            lsw_ckpt_close(m[i]);
-            m[i] = NULL;
-        }
+        if (cfg->model_paths[i]) /* derived models are opened below, from these */
+            rc = lsw_ckpt_open(cfg->model_paths[i], &m[i]);
+    int *all = rc ? NULL : malloc(cfg->nmodels * sizeof *all);
+    for (size_t i = 0; all && i < cfg->nmodels; i++)
+        all[i] = 1; /* every derived model is checked, like every path */
+    if (!rc)
+        rc = all ? lsw_derived_open(cfg, all, m) : lsw_err_set(LSW_E_NOMEM, "out of memory");
+    free(all);
+    for (int views = 1; views >= 0; views--) /* views before the models they read */
+        for (size_t i = 0; i < cfg->nmodels; i++)
+            if ((rc || !used[i]) && m[i] && (views == (lsw_ckpt_view_user(m[i]) != NULL))) {
+                lsw_ckpt_close(m[i]);
+                m[i] = NULL;
+            }
     return rc;
 }
 

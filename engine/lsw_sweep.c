@@ -10,6 +10,7 @@
 
 #include "lsw_checkpoint.h"
 #include "lsw_crc32c.h"
+#include "lsw_derived.h"
 #include "lsw_error.h"
 #include "lsw_io.h"
 #include "lsw_json.h"
@@ -557,6 +558,11 @@ int lsw_sweep_run(const lsw_sweep *s, const lsw_run_opts *o, const lsw_comm *c)
     rc = lsw_agree(c, rc);
     if (!rc)
         rc = lsw_exec_done(plans, E, o->overwrite, c, done);
+    int pending = 0;
+    for (size_t k = 0; k < E; k++)
+        pending |= !done[k];
+    if (!rc && pending)
+        rc = lsw_derived_prepare(s->cfgs[0], models, o->mem, o->quiet, c);
     if (!rc)
         rc = sweep_magnitude(s, models, plans, done, o, c);
     double magnitude_s = lsw_now() - t0;

@@ -29,6 +29,9 @@ struct lsw_ckpt {
     uint64_t identity;
     void *h5;          /* lsw_h5_input of a model.h5 checkpoint; NULL for safetensors */
     char *h5_path;
+    lsw_ckpt_read_fn view_read; /* a view (derived model): reads computed by the engine */
+    void *view_user;
+    void (*view_free)(void *);
 };
 
 int lsw_layer_of(const char *name)
@@ -401,6 +404,8 @@ void lsw_ckpt_close(lsw_ckpt *c)
 {
     if (!c)
         return;
+    if (c->view_free)
+        c->view_free(c->view_user);
 #ifdef LSW_HAVE_HDF5
     lsw_h5_input_close(c->h5);
 #endif
@@ -413,6 +418,39 @@ void lsw_ckpt_close(lsw_ckpt *c)
     free(c->path);
     free(c);
 }
+
+int lsw_ckpt_open_view(const lsw_ckpt *ref, const char *name, uint64_t identity, lsw_ckpt_read_fn read, void *user,
+                       lsw_ckpt **out)
+{
+    *out = NULL;
+    lsw_ckpt *c = calloc(1, sizeof *c);
+    if (!c)
+        return lsw_err_set(LSW_E_NOMEM, "out of memory");
+    size_t pl = strlen(name) + sizeof "derived model ''";
+    c->path = malloc(pl);
+    c->folder = ref->folder ? strdup(ref->folder) : NULL;
+    c->t = malloc((ref->n ? ref->n : 1) * sizeof *c->t);
+    if (!c->path || (ref->folder && !c->folder) || !c->t) {
+        lsw_ckpt_close(c);
+        return lsw_err_set(LSW_E_NOMEM, "out of memory");
+    }
+    snprintf(c->path, pl, "derived model '%s'", name);
+    memcpy(c->t, ref->t, ref->n * sizeof *c->t);
+    c->n = ref->n;
+    c->layers = ref->layers;
+    c->data_bytes = ref->data_bytes;
+    c->identity = identity;
+    c->view_read = read;
+    c->view_user = user;
+    *out = c;
+    return 0;
+}
+
+void lsw_ckpt_set_view_free(lsw_ckpt *c, void (*fn)(void *)) { c->view_free = fn; }
+
+void *lsw_ckpt_view_user(const lsw_ckpt *c) { return c && c->view_read ? c->view_user : NULL; }
+
+size_t lsw_ckpt_index_of(const lsw_ckpt *c, const lsw_tensor_desc *t) { return (size_t)(t - c->t); }
 
 const char *lsw_ckpt_path(const lsw_ckpt *c) { return c->path; }
 const char *lsw_ckpt_folder(const lsw_ckpt *c) { return c->folder; }
@@ -439,6 +477,8 @@ int lsw_ckpt_read(const lsw_ckpt *c, const lsw_tensor_desc *t, uint64_t off, voi
     if (off > t->nbytes || n > t->nbytes - off)
         return lsw_err_set(LSW_E_INTERNAL, "%s: tensor '%s': read of [%llu, +%zu) outside the tensor", c->path,
                            t->name, (unsigned long long)off, n);
+    if (c->view_read)
+        return c->view_read(c->view_user, c, t, off, buf, n);
     int rc;
 #ifdef LSW_HAVE_HDF5
     if (c->h5) {

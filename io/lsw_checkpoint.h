@@ -61,6 +61,23 @@ uint64_t lsw_ckpt_identity(const lsw_ckpt *c);
 /* 1 if folder `dir` (compared as a file, so links and "a/../a" count)
  * holds a file of checkpoint c: an output there would overwrite an input. */
 int lsw_ckpt_in_folder(const lsw_ckpt *c, const char *dir);
+/* A view: a checkpoint whose tensor list is ref's (names, dtypes, shapes;
+ * ref must stay open while the view is) but whose bytes are computed by
+ * `read` (a derived model, engine/lsw_derived): lsw_ckpt_read on the view
+ * calls read(user, view, t, off, buf, n).  Its path is "derived model
+ * 'NAME'", its folder ref's (config and tokenizer files), it has no files
+ * of its own, and `identity` is its identity.  Close it before ref. */
+typedef int (*lsw_ckpt_read_fn)(void *user, const lsw_ckpt *view, const lsw_tensor_desc *t, uint64_t off, void *buf,
+                                size_t n);
+int lsw_ckpt_open_view(const lsw_ckpt *ref, const char *name, uint64_t identity, lsw_ckpt_read_fn read, void *user,
+                       lsw_ckpt **out);
+/* lsw_ckpt_close of the view calls fn(user) (the view owns its user data). */
+void lsw_ckpt_set_view_free(lsw_ckpt *c, void (*fn)(void *));
+/* The user pointer of a view; NULL for an ordinary checkpoint. */
+void *lsw_ckpt_view_user(const lsw_ckpt *c);
+/* Position of tensor t (one of c's descriptors) in c's name order. */
+size_t lsw_ckpt_index_of(const lsw_ckpt *c, const lsw_tensor_desc *t);
+
 /* Read bytes [off, off + n) of tensor t.  LSW_E_READ names file and tensor. */
 int lsw_ckpt_read(const lsw_ckpt *c, const lsw_tensor_desc *t, uint64_t off, void *buf, size_t n);
 
