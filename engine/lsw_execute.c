@@ -174,8 +174,8 @@ static int compute_block(const lsw_plan *p, const lsw_plan_tensor *t, uint64_t i
     if (rc)
         return rc;
     rs->bytes_read += (uint64_t)(cur - scratch);
-    if (t->op == LSW_OP_TV)
-        lsw_tv_block(tv, t, i0, n, in, out);
+    if (t->op == LSW_OP_TV) /* may read (della: a whole row), so it can fail */
+        return lsw_tv_block(tv, t, i0, n, in, out);
     else
         lsw_wsum(t->out_dtype, out, n, t->nsrc, dts, in, t->w);
     return 0;
