@@ -509,7 +509,10 @@ void lsw_plan_print(const lsw_plan *p, FILE *f)
                 p->shards[k].count, p->shards[k].size, p->shards[k].data_start);
     for (size_t i = 0; i < p->n; i++) {
         const lsw_plan_tensor *t = &p->t[i];
-        fprintf(f, "%s\t%s\t", t->name, t->op == LSW_OP_COPY && c->mk.on ? "take" : action_name(p->rules[t->rule].action));
+        const char *rule = !c->mk.on ? action_name(p->rules[t->rule].action)
+                         : t->op == LSW_OP_COPY ? "take" : t->op == LSW_OP_TV ? c->mk.name
+                         : c->mk.kind == LSW_MK_LINEAR ? "average" : "scale";
+        fprintf(f, "%s\t%s\t", t->name, rule);
         for (size_t j = 0; j < t->nsrc; j++) {
             fprintf(f, "%s%s", j ? "," : "", c->model_names[t->models[j]]);
             if (strcmp(t->src[j]->name, t->name) != 0)
