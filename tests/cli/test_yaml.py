@@ -23,7 +23,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
 from lsw_ref import mk_evaluate, Checkpoint  # noqa: E402
 
 t = Test(__doc__)
-fx = os.path.join(t.args.data, "llama-bf16-sharded")
+fx = os.path.join(os.path.abspath(t.args.data), "llama-bf16-sharded")
 
 
 def write(name, text):
