@@ -12,6 +12,8 @@
 #include "lsw_error.h"
 #include "lsw_io.h"
 #include "lsw_json.h"
+#include "lsw_mkcfg.h"
+#include "lsw_mkyaml.h"
 
 typedef struct ctx {
     const char *file;
@@ -337,8 +339,8 @@ static int parse_taskvec(const ctx *x, const lsw_json *o, const char *name)
     r->action = LSW_ACT_TASKVEC;
     const lsw_json *m = lsw_json_get(o, "models");
     size_t k = lsw_json_count(m);
-    if (!m || lsw_json_type_of(m) != LSW_JSON_ARRAY || k == 0 || k > 63)
-        return cfg_err(x, "%s.models must be a list of 1 to 63 model names", name);
+    if (!m || lsw_json_type_of(m) != LSW_JSON_ARRAY || k == 0 || k > LSW_MAX_SOURCES - 1)
+        return cfg_err(x, "%s.models must be a list of 1 to %d model names", name, LSW_MAX_SOURCES - 1);
     c->tv.k = k;
     r->nmodels = k + 1;
     if (!(r->models = calloc(k + 1, sizeof *r->models)))
@@ -628,17 +630,15 @@ static int parse_derived(const ctx *x, const lsw_json *m)
     return 0;
 }
 
-static int parse_root(const ctx *x, const lsw_json *root)
+/* Every method section a config may hold: the native presets and every
+ * method of the "sources"/"slices" form (lsw_mkcfg). */
+static const char *const all_sections[] = {"layer_swap", "linear", "rules", "task_arithmetic", "ties", "dare_linear",
+                                           "dare_ties", "breadcrumbs", "breadcrumbs_ties", "della", "della_linear",
+                                           "slerp", "model_stock", "passthrough", NULL};
+
+static int parse_models(const ctx *x, const lsw_json *m)
 {
     lsw_config *c = x->c;
-    static const char *const keys[] = {"models", "base", "method", "layer_swap", "linear", "rules", "output",
-                                       "task_arithmetic", "ties", "dare_linear", "dare_ties", NULL};
-    if (lsw_json_type_of(root) != LSW_JSON_OBJECT)
-        return cfg_err(x, "the config must be a JSON object");
-    int rc = check_keys(x, root, "config", keys);
-    if (rc)
-        return rc;
-    const lsw_json *m = lsw_json_get(root, "models");
     if (!m || lsw_json_type_of(m) != LSW_JSON_OBJECT || lsw_json_count(m) == 0)
         return cfg_err(x, "\"models\" must be a non-empty object of name: checkpoint path");
     c->nmodels = lsw_json_count(m);
@@ -662,7 +662,63 @@ static int parse_root(const ctx *x, const lsw_json *root)
         if (!(c->model_names[i] = strdup(k)) || !(c->model_paths[i] = lsw_path_join(x->dir, lsw_json_str(v, NULL))))
             return lsw_err_set(LSW_E_NOMEM, "out of memory");
     }
-    if ((rc = parse_derived(x, m)))
+    return parse_derived(x, m);
+}
+
+/* The method named `s`, from its section. */
+static int parse_method(const ctx *x, const lsw_json *root, const char *s)
+{
+    lsw_config *c = x->c;
+    const lsw_json *sec = lsw_json_get(root, s);
+    int known = 0;
+    for (const char *const *a = all_sections; *a && !known; a++)
+        known = !strcmp(*a, s);
+    if (!known)
+        return cfg_err(x, "method \"%s\" is unknown (layer_swap, linear, rules, task_arithmetic, ties, dare_linear, "
+                       "dare_ties, breadcrumbs, breadcrumbs_ties, della, della_linear, slerp, model_stock, passthrough)", s);
+    if (!sec)
+        return cfg_err(x, "method \"%s\" needs a \"%s\" %s", s, s, strcmp(s, "rules") ? "object" : "array");
+    int general = lsw_mkcfg_is_form(sec);
+    if (lsw_json_get(root, "files_from") && !general)
+        return cfg_err(x, "\"files_from\" applies to a method written with \"sources\" or \"slices\"");
+    if (general)
+        return lsw_mkcfg_parse(c, x->file, sec, s);
+    if (strcmp(s, "layer_swap") == 0) {
+        c->method = LSW_METHOD_LAYER_SWAP;
+        return parse_layer_swap(x, sec);
+    }
+    if (strcmp(s, "linear") == 0) {
+        c->method = LSW_METHOD_LINEAR;
+        return parse_linear(x, sec);
+    }
+    if (strcmp(s, "rules") == 0) {
+        c->method = LSW_METHOD_RULES;
+        int rc = parse_rules(x, sec);
+        /* SPEC §5: config files (and the tensor list) come from the first listed model. */
+        c->first_model = 0;
+        for (size_t i = 0; i < c->nrules && !rc; i++)
+            if (c->rules[i].weighting == LSW_W_MAGNITUDE && c->base < 0)
+                rc = cfg_err(x, "%s: magnitude weights need \"base\" to name the base model", c->rules[i].origin);
+        return rc;
+    }
+    if (!strcmp(s, "task_arithmetic") || !strcmp(s, "ties") || !strcmp(s, "dare_linear") || !strcmp(s, "dare_ties")) {
+        c->method = LSW_METHOD_TASKVEC;
+        return parse_taskvec(x, sec, s);
+    }
+    return cfg_err(x, "method \"%s\": write its section with \"sources\" or \"slices\" (docs/mergekit.md)", s);
+}
+
+static int parse_root(const ctx *x, const lsw_json *root)
+{
+    lsw_config *c = x->c;
+    static const char *const keys[] = {"models", "base", "method", "output", "files_from", "layer_swap", "linear",
+                                       "rules", "task_arithmetic", "ties", "dare_linear", "dare_ties", "breadcrumbs",
+                                       "breadcrumbs_ties", "della", "della_linear", "slerp", "model_stock",
+                                       "passthrough", NULL};
+    if (lsw_json_type_of(root) != LSW_JSON_OBJECT)
+        return cfg_err(x, "the config must be a JSON object");
+    int rc = check_keys(x, root, "config", keys);
+    if (rc || (rc = parse_models(x, lsw_json_get(root, "models"))))
         return rc;
     const char *s;
     c->base = -1;
@@ -670,62 +726,33 @@ static int parse_root(const ctx *x, const lsw_json *root)
         return rc;
     if (s && (rc = model_ref(x, s, "base", &c->base)))
         return rc;
+    c->first_model = -1;
+    if ((rc = get_string(x, root, "files_from", "config", &s)))
+        return rc;
+    if (s && (rc = model_ref(x, s, "files_from", &c->first_model)))
+        return rc;
     if ((rc = get_string(x, root, "method", "config", &s)))
         return rc;
-    const lsw_json *ls = lsw_json_get(root, "layer_swap"), *lin = lsw_json_get(root, "linear"),
-                   *rules = lsw_json_get(root, "rules");
-    static const char *const tv_names[] = {"task_arithmetic", "ties", "dare_linear", "dare_ties"};
-    int sections = (ls != NULL) + (lin != NULL) + (rules != NULL);
-    const char *tv_present = NULL;
-    for (int i = 0; i < 4; i++)
-        if (lsw_json_get(root, tv_names[i])) {
-            sections++;
-            tv_present = tv_names[i];
-        }
-    if (!s)
-        s = rules ? "rules" : ls ? "layer_swap" : lin ? "linear" : tv_present;
-    if (!s)
-        return cfg_err(x, "\"method\" is required (layer_swap, linear or rules)");
     /* one method section, the method's own: another would be ignored unchecked */
-    static const char *const all_sections[] = {"layer_swap", "linear", "rules", "task_arithmetic", "ties",
-                                               "dare_linear", "dare_ties"};
-    if (sections > 1)
-        for (int i = 0; i < 7; i++)
-            if (strcmp(all_sections[i], s) != 0 && lsw_json_get(root, all_sections[i]))
-                return cfg_err(x, "method \"%s\": remove the unused \"%s\" section", s, all_sections[i]);
-    if (strcmp(s, "layer_swap") == 0) {
-        c->method = LSW_METHOD_LAYER_SWAP;
-        if (!ls)
-            return cfg_err(x, "method \"layer_swap\" needs a \"layer_swap\" object");
-        rc = parse_layer_swap(x, ls);
-    } else if (strcmp(s, "linear") == 0) {
-        c->method = LSW_METHOD_LINEAR;
-        if (!lin)
-            return cfg_err(x, "method \"linear\" needs a \"linear\" object");
-        rc = parse_linear(x, lin);
-    } else if (strcmp(s, "rules") == 0) {
-        c->method = LSW_METHOD_RULES;
-        if (!rules)
-            return cfg_err(x, "method \"rules\" needs a \"rules\" array");
-        rc = parse_rules(x, rules);
-        if (!rc) {
-            /* SPEC §5: config files (and the tensor list) come from the first listed model. */
-            c->first_model = 0;
-            for (size_t i = 0; i < c->nrules; i++)
-                if (c->rules[i].weighting == LSW_W_MAGNITUDE && c->base < 0)
-                    return cfg_err(x, "%s: magnitude weights need \"base\" to name the base model", c->rules[i].origin);
+    int sections = 0;
+    const char *present = NULL;
+    for (const char *const *a = all_sections; *a; a++)
+        if (lsw_json_get(root, *a)) {
+            sections++;
+            present = *a;
         }
-    } else if (!strcmp(s, "task_arithmetic") || !strcmp(s, "ties") || !strcmp(s, "dare_linear") || !strcmp(s, "dare_ties")) {
-        c->method = LSW_METHOD_TASKVEC;
-        const lsw_json *sec = lsw_json_get(root, s);
-        if (!sec)
-            return cfg_err(x, "method \"%s\" needs a \"%s\" object", s, s);
-        rc = parse_taskvec(x, sec, s);
-    } else {
-        return cfg_err(x, "method \"%s\" is unknown (layer_swap, linear, rules, task_arithmetic, ties, dare_linear, dare_ties)", s);
-    }
-    if (rc)
+    if (!s)
+        s = sections == 1 ? present : NULL;
+    if (!s)
+        return cfg_err(x, "\"method\" is required (layer_swap, linear, rules, a task-vector method, slerp, ...)");
+    if (sections > 1)
+        for (const char *const *a = all_sections; *a; a++)
+            if (strcmp(*a, s) != 0 && lsw_json_get(root, *a))
+                return cfg_err(x, "method \"%s\": remove the unused \"%s\" section", s, *a);
+    if ((rc = parse_method(x, root, s)))
         return rc;
+    if (c->first_model < 0)
+        c->first_model = 0;
     return parse_output(x, lsw_json_get(root, "output"));
 }
 
@@ -774,7 +801,20 @@ int lsw_config_load(const char *path, lsw_config **out)
         return lsw_err_set(LSW_E_CONFIG, "%s: cannot read the config file", path);
     }
     char *dir = lsw_dirname(path);
-    rc = dir ? lsw_config_parse(text, len, path, dir, out) : lsw_err_set(LSW_E_NOMEM, "out of memory");
+    int yaml = lsw_mkyaml_is_yaml_name(path);
+    if (yaml && dir) {
+        /* a mergekit config: translated into its native JSON first (docs/mergekit.md) */
+        char *json = NULL;
+        size_t jlen = 0;
+        rc = lsw_mkyaml_to_json(text, len, path, dir, &json, &jlen);
+        free(text);
+        text = json;
+        len = jlen;
+    }
+    if (!rc)
+        rc = dir ? lsw_config_parse(text, len, path, dir, out) : lsw_err_set(LSW_E_NOMEM, "out of memory");
+    if (!rc && yaml)
+        (*out)->yaml = 1;
     free(dir);
     free(text);
     return rc;
@@ -794,6 +834,7 @@ void lsw_config_free(lsw_config *c)
     free(c->model_names);
     free(c->model_paths);
     lsw_rules_free(c->rules, c->nrules);
+    lsw_mkcfg_free(c);
     free(c->out.path);
     free(c->text);
     free(c->file);

@@ -15,12 +15,50 @@
 
 #include "lsw_dtype.h"
 
+/* The most models one output tensor may read (a task-vector merge: the base
+ * and LSW_MAX_SOURCES - 1 experts). */
+#define LSW_MAX_SOURCES 64
+
 typedef enum lsw_method {
-    LSW_METHOD_LAYER_SWAP, LSW_METHOD_LINEAR, LSW_METHOD_RULES, LSW_METHOD_TASKVEC
+    LSW_METHOD_LAYER_SWAP, LSW_METHOD_LINEAR, LSW_METHOD_RULES, LSW_METHOD_TASKVEC,
+    LSW_METHOD_SLICES   /* linear / passthrough written with "sources" or "slices" (cfg->mk) */
 } lsw_method;
 
-/* Task-vector methods (SPEC §2, engine/lsw_taskvec.h for the arithmetic). */
-typedef enum lsw_tv_kind { LSW_TV_TASK_ARITHMETIC, LSW_TV_TIES, LSW_TV_DARE_LINEAR, LSW_TV_DARE_TIES } lsw_tv_kind;
+/* Task-vector methods (SPEC §2, engine/lsw_taskvec.h for the arithmetic),
+ * and the methods of mergekit configs that run through the same hooks: each
+ * output tensor computed whole by one rank, a per-tensor pre-pass allowed. */
+typedef enum lsw_tv_kind {
+    LSW_TV_TASK_ARITHMETIC, LSW_TV_TIES, LSW_TV_DARE_LINEAR, LSW_TV_DARE_TIES,
+    LSW_TV_BREADCRUMBS, LSW_TV_BREADCRUMBS_TIES, LSW_TV_DELLA, LSW_TV_DELLA_LINEAR,
+    LSW_TV_SLERP, LSW_TV_MODEL_STOCK
+} lsw_tv_kind;
+
+/* A method parameter of a "sources"/"slices" section (docs/mergekit.md):
+ * conditions tried in order; the first whose `contains` is a substring of
+ * the tensor name (NULL: every name) gives the value, a number (nv == 1) or
+ * a gradient (nv >= 1 values interpolated over the layers of the slice).
+ * No condition matching: the next level (slice, then section), then the
+ * method's default. */
+typedef struct lsw_cond { char *contains; int gradient; size_t nv; double *v; } lsw_cond;
+typedef struct lsw_setting { size_t n; lsw_cond *c; } lsw_setting;
+/* Parameters of one source (filtered on the source tensor's name) ... */
+enum { LSW_SP_WEIGHT, LSW_SP_DENSITY, LSW_SP_GAMMA, LSW_SP_EPSILON, LSW_SP_SCALE, LSW_SP_N };
+/* ... and of the merge (filtered on the output tensor's name). */
+enum { LSW_GP_LAMBDA, LSW_GP_T, LSW_GP_N };
+
+typedef struct lsw_mk_source {
+    int model;
+    int64_t lo, hi;           /* source layers [lo, hi); hi < 0: every layer of the model */
+    lsw_setting p[LSW_SP_N];
+} lsw_mk_source;
+
+typedef struct lsw_mk_slice {
+    size_t nsrc;
+    lsw_mk_source *src;
+    lsw_setting g[LSW_GP_N];
+} lsw_mk_slice;
+
+typedef enum lsw_mk_kind { LSW_MK_LINEAR, LSW_MK_PASSTHROUGH, LSW_MK_TV } lsw_mk_kind;
 
 typedef enum lsw_action {
     LSW_ACT_TAKE, LSW_ACT_AVERAGE, LSW_ACT_BASE,
@@ -87,12 +125,25 @@ typedef struct lsw_config {
     struct {
         lsw_tv_kind kind;
         size_t k;
-        double weight[64], density[64];
+        double weight[LSW_MAX_SOURCES], density[LSW_MAX_SOURCES];
         double lambda;
         int normalize;
         uint64_t seed;
         int global_trim;    /* ties, "trim": "global": one threshold per expert over the whole model */
+        int rescale;        /* dare_*, della*: survivors divided by their keep probability */
     } tv;
+    /* A method written with "sources" or "slices" (every mergekit method;
+     * docs/mergekit.md): output layers come from slices of source layers,
+     * parameters per tensor from settings.  mk.on == 0 otherwise. */
+    struct {
+        int on;
+        lsw_mk_kind kind;     /* TV: the kind is tv.kind */
+        const char *name;     /* the method's name, static */
+        size_t nslices;
+        lsw_mk_slice *slices; /* "sources": one slice whose sources have hi < 0 */
+        lsw_setting g[LSW_GP_N];
+    } mk;
+    int yaml;               /* read from a mergekit YAML file; text holds its native JSON */
     lsw_output_cfg out;
     uint64_t hash;          /* identity of the config text */
     char *text;             /* the config text as read */

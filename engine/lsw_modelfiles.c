@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "lsw_error.h"
+#include "lsw_hfconfig.h"
 #include "lsw_io.h"
 #include "lsw_json.h"
 #include "lsw_strbuf.h"
@@ -137,6 +138,8 @@ int lsw_copy_model_files(const char *src_folder, lsw_outdir *o, lsw_dtype dtype)
             return lsw_err_set(LSW_E_NOMEM, "out of memory");
         if (lsw_is_file(p)) {
             rc = lsw_read_file(p, &text, &len);
+            if (!rc && strcmp(*n, "config.json") == 0) /* slices that restack layers (lsw_hfconfig) */
+                rc = lsw_hfconfig_restack(&text, &len, p);
             if (!rc && strcmp(*n, "config.json") == 0 && lsw_dtype_torch_name(dtype))
                 rc = lsw_config_json_set_dtype(text, len, lsw_dtype_torch_name(dtype), p, &edited, &elen);
             if (!rc)

@@ -10,6 +10,8 @@
 
 #include "lsw_crc32c.h"
 #include "lsw_error.h"
+#include "lsw_hfconfig.h"
+#include "lsw_mkplan.h"
 #include "lsw_modelfiles.h"
 #include "lsw_io.h"
 
@@ -107,6 +109,8 @@ void lsw_plan_models_used(const lsw_config *cfg, int *used)
     }
     if (mag && cfg->base >= 0)
         used[cfg->base] = 1;
+    if (cfg->mk.on)
+        lsw_mkplan_models_used(cfg, used);
     /* the reference model: its tensor list and config files define the output */
     used[cfg->first_model] = 1;
     lsw_derived_mark_used(cfg, used); /* and what derived models read */
@@ -146,21 +150,6 @@ static int rule_matches(const lsw_rule *r, const regex_t *re, const char *name, 
     if (r->match && regexec(re, name, 0, NULL, 0) != 0)
         return 0;
     return 1;
-}
-
-static int cmp_natural_desc(const void *a, const void *b)
-{
-    return lsw_natural_cmp((*(const lsw_tensor_desc *const *)a)->name, (*(const lsw_tensor_desc *const *)b)->name);
-}
-
-static int cmp_by_layer(const void *a, const void *b)
-{
-    const lsw_tensor_desc *x = *(const lsw_tensor_desc *const *)a, *y = *(const lsw_tensor_desc *const *)b;
-    /* layer tensors first, by layer; non-layer tensors (-1) last */
-    unsigned lx = (unsigned)x->layer, ly = (unsigned)y->layer;
-    if (lx != ly)
-        return lx < ly ? -1 : 1;
-    return lsw_natural_cmp(x->name, y->name);
 }
 
 static const char *model_label(const lsw_plan *p, int m)
@@ -238,29 +227,12 @@ static int layout(lsw_plan *p)
     return rc;
 }
 
-int lsw_plan_build(const lsw_config *cfg, lsw_ckpt *const *models, lsw_plan **out)
+/* Phase 1: presets expanded to rules, the config's own rules copied and their
+ * layer ranges checked against L. */
+static int plan_rules(lsw_plan *p)
 {
-    *out = NULL;
-    lsw_plan *p = calloc(1, sizeof *p);
-    int *used = calloc(cfg->nmodels, sizeof *used);
-    regex_t *re = NULL;
-    const lsw_tensor_desc **order = NULL;
-    int rc = 0;
-    if (!p || !used) {
-        rc = lsw_err_set(LSW_E_NOMEM, "out of memory");
-        goto out;
-    }
-    p->cfg = cfg;
-    p->models = models;
-    lsw_plan_models_used(cfg, used);
-    const lsw_ckpt *ref = models[cfg->first_model];
-    if (!ref) {
-        rc = lsw_err_set(LSW_E_INTERNAL, "reference model not opened");
-        goto out;
-    }
-    p->layers = lsw_ckpt_layers(ref);
-    if (cfg->method == LSW_METHOD_LAYER_SWAP)
-        rc = expand_layer_swap(p);
+    const lsw_config *cfg = p->cfg;
+    int rc = cfg->method == LSW_METHOD_LAYER_SWAP ? expand_layer_swap(p) : 0;
     for (size_t i = 0; i < cfg->nrules && !rc; i++) {
         const lsw_rule *r = &cfg->rules[i];
         if (r->sel == LSW_SEL_RANGE && r->hi > p->layers)
@@ -269,128 +241,177 @@ int lsw_plan_build(const lsw_config *cfg, lsw_ckpt *const *models, lsw_plan **ou
         else
             rc = copy_rule(p, r);
     }
-    if (rc || (rc = check_agreement(p, used, ref)))
-        goto out;
-    re = calloc(p->nrules ? p->nrules : 1, sizeof *re);
-    if (!re) {
-        rc = lsw_err_set(LSW_E_NOMEM, "out of memory");
-        goto out;
+    return rc;
+}
+
+/* Phase 2 (rules): the tensor's rule, sources, weights, dtypes and op. */
+static int plan_tensor(lsw_plan *p, lsw_plan_tensor *t, const lsw_tensor_desc *d, const regex_t *re)
+{
+    const lsw_config *cfg = p->cfg;
+    t->name = d->name;
+    t->layer = d->layer;
+    t->ndim = d->ndim;
+    t->shape = d->shape;
+    t->numel = d->numel;
+    t->in_dtype = d->dtype;
+    size_t r = 0;
+    while (r < p->nrules && !rule_matches(&p->rules[r], &re[r], d->name, d->layer))
+        r++;
+    if (r == p->nrules)
+        return lsw_err_set(LSW_E_CONFIG, "%s: tensor '%s': no rule matches it (every tensor needs a rule; add a catch-all rule last)",
+                           cfg->file, d->name);
+    const lsw_rule *rl = &p->rules[r];
+    t->rule = r;
+    t->nsrc = rl->nmodels;
+    memcpy((int *)t->models, rl->models, rl->nmodels * sizeof(int));
+    rule_weights(cfg, rl, (float *)t->w);
+    if (rl->weighting == LSW_W_MAGNITUDE && rl->action == LSW_ACT_AVERAGE) {
+        p->ready = 0;
+        for (size_t j = 0; j < rl->nmodels; j++)
+            p->mav_needed[rl->models[j]] = 1;
     }
-    for (size_t i = 0; i < p->nrules; i++)
-        if (p->rules[i].match && regcomp(&re[i], p->rules[i].match, REG_EXTENDED | REG_NOSUB) != 0) {
-            rc = lsw_err_set(LSW_E_CONFIG, "%s: %s: bad regular expression", cfg->file, p->rules[i].origin);
-            goto out;
-        }
-    /* output order */
+    for (size_t j = 0; j < t->nsrc; j++) {
+        const lsw_ckpt *mc = p->models[t->models[j]];
+        const lsw_tensor_desc *s = mc ? lsw_ckpt_find(mc, d->name) : NULL;
+        if (!s)
+            return lsw_err_set(LSW_E_MISMATCH, "%s: tensor '%s': missing from model '%s', which %s reads",
+                               mc ? lsw_ckpt_path(mc) : cfg->model_paths[t->models[j]], d->name,
+                               model_label(p, t->models[j]), rl->origin);
+        int same_shape = s->ndim == d->ndim;
+        for (size_t k = 0; same_shape && k < d->ndim; k++)
+            same_shape = s->shape[k] == d->shape[k];
+        if (!same_shape)
+            return lsw_err_set(LSW_E_MISMATCH, "%s: tensor '%s': shape differs between model '%s' and model '%s'",
+                               lsw_ckpt_path(mc), d->name, model_label(p, t->models[j]),
+                               model_label(p, cfg->first_model));
+        if ((rl->action == LSW_ACT_AVERAGE || rl->action == LSW_ACT_TASKVEC) && s->dtype != d->dtype)
+            return lsw_err_set(LSW_E_MISMATCH, "%s: tensor '%s': dtype %s in model '%s' but %s in model '%s'; averaged tensors must agree",
+                               lsw_ckpt_path(mc), d->name, lsw_dtype_name(s->dtype), model_label(p, t->models[j]),
+                               lsw_dtype_name(d->dtype), model_label(p, cfg->first_model));
+        ((const lsw_tensor_desc **)t->src)[j] = s;
+    }
+    t->in_dtype = t->src[0]->dtype;
+    if (rl->action == LSW_ACT_AVERAGE && !lsw_dtype_is_arith(t->in_dtype))
+        return lsw_err_set(LSW_E_INPUT, "%s: tensor '%s': dtype %s cannot be averaged (only BF16, F16, F32)",
+                           lsw_ckpt_path(p->models[cfg->first_model]), d->name, lsw_dtype_name(t->in_dtype));
+    t->out_dtype = (cfg->out.dtype != LSW_DT_INVALID && lsw_dtype_is_arith(t->in_dtype)) ? cfg->out.dtype
+                                                                                          : t->in_dtype;
+    if (rl->action == LSW_ACT_TASKVEC)
+        /* integer and other non-float tensors are the base's, byte for byte */
+        t->op = lsw_dtype_is_arith(t->in_dtype) ? LSW_OP_TV : LSW_OP_COPY;
+    else
+        t->op = (rl->action != LSW_ACT_AVERAGE && t->out_dtype == t->in_dtype) ? LSW_OP_COPY : LSW_OP_WSUM;
+    t->nbytes = t->numel * lsw_dtype_size(t->out_dtype); /* no overflow: bounded by the input's */
+    p->total_bytes += t->nbytes;
+    return 0;
+}
+
+/* Phase 2: every tensor of the reference model through the rules. */
+static int plan_rule_tensors(lsw_plan *p, const lsw_ckpt *ref, const int *used)
+{
+    const lsw_config *cfg = p->cfg;
+    int rc = check_agreement(p, used, ref);
+    if (rc)
+        return rc;
+    regex_t *re = calloc(p->nrules ? p->nrules : 1, sizeof *re);
+    if (!re)
+        return lsw_err_set(LSW_E_NOMEM, "out of memory");
+    size_t ncomp = 0;
+    for (; ncomp < p->nrules && !rc; ncomp++)
+        if (p->rules[ncomp].match && regcomp(&re[ncomp], p->rules[ncomp].match, REG_EXTENDED | REG_NOSUB) != 0)
+            rc = lsw_err_set(LSW_E_CONFIG, "%s: %s: bad regular expression", cfg->file, p->rules[ncomp].origin);
+    if (rc)
+        ncomp--; /* the failed one holds nothing to free */
     p->n = lsw_ckpt_count(ref);
-    order = malloc((p->n ? p->n : 1) * sizeof *order);
-    p->t = calloc(p->n ? p->n : 1, sizeof *p->t);
-    size_t total_src = 0;
+    size_t k = 0;
     for (size_t i = 0; i < p->nrules; i++)
-        total_src = p->rules[i].nmodels > total_src ? p->rules[i].nmodels : total_src;
-    /* per-tensor arrays: models, sources, weights */
-    int *models_arr = p->models_arena = calloc(p->n * total_src + 1, sizeof(int));
-    const lsw_tensor_desc **src_arr = p->src_arena = calloc(p->n * total_src + 1, sizeof *src_arr);
-    float *w_arr = p->w_arena = calloc(p->n * total_src + 1, sizeof(float));
+        k = p->rules[i].nmodels > k ? p->rules[i].nmodels : k;
+    p->t = calloc(p->n ? p->n : 1, sizeof *p->t);
+    p->models_arena = calloc(p->n * k + 1, sizeof(int));
+    p->src_arena = calloc(p->n * k + 1, sizeof *p->src_arena);
+    p->w_arena = calloc(p->n * k + 1, sizeof(float));
     p->mav_needed = calloc(cfg->nmodels, sizeof *p->mav_needed);
-    if (!order || !p->t || !models_arr || !src_arr || !w_arr || !p->mav_needed) {
+    if (!rc && (!p->t || !p->models_arena || !p->src_arena || !p->w_arena || !p->mav_needed))
         rc = lsw_err_set(LSW_E_NOMEM, "out of memory");
-        goto out;
-    }
-    for (size_t i = 0; i < p->n; i++)
-        order[i] = lsw_ckpt_at(ref, i);
-    qsort(order, p->n, sizeof *order, cfg->out.shard_by_layer ? cmp_by_layer : cmp_natural_desc);
     p->ready = 1;
     for (size_t i = 0; i < p->n && !rc; i++) {
-        const lsw_tensor_desc *d = order[i];
         lsw_plan_tensor *t = &p->t[i];
-        t->name = d->name;
-        t->layer = d->layer;
-        t->ndim = d->ndim;
-        t->shape = d->shape;
-        t->numel = d->numel;
-        t->in_dtype = d->dtype;
-        t->models = models_arr + i * total_src;
-        t->src = src_arr + i * total_src;
-        t->w = w_arr + i * total_src;
-        size_t r = 0;
-        while (r < p->nrules && !rule_matches(&p->rules[r], &re[r], d->name, d->layer))
-            r++;
-        if (r == p->nrules) {
-            rc = lsw_err_set(LSW_E_CONFIG, "%s: tensor '%s': no rule matches it (every tensor needs a rule; add a catch-all rule last)",
-                             cfg->file, d->name);
-            break;
-        }
-        const lsw_rule *rl = &p->rules[r];
-        t->rule = r;
-        t->nsrc = rl->nmodels;
-        memcpy((int *)t->models, rl->models, rl->nmodels * sizeof(int));
-        rule_weights(cfg, rl, (float *)t->w);
-        if (rl->weighting == LSW_W_MAGNITUDE && rl->action == LSW_ACT_AVERAGE) {
-            p->ready = 0;
-            for (size_t j = 0; j < rl->nmodels; j++)
-                p->mav_needed[rl->models[j]] = 1;
-        }
-        for (size_t j = 0; j < t->nsrc && !rc; j++) {
-            const lsw_ckpt *mc = models[t->models[j]];
-            const lsw_tensor_desc *s = mc ? lsw_ckpt_find(mc, d->name) : NULL;
-            if (!s) {
-                rc = lsw_err_set(LSW_E_MISMATCH, "%s: tensor '%s': missing from model '%s', which %s reads",
-                                 mc ? lsw_ckpt_path(mc) : cfg->model_paths[t->models[j]], d->name,
-                                 model_label(p, t->models[j]), rl->origin);
-                break;
-            }
-            int same_shape = s->ndim == d->ndim;
-            for (size_t k = 0; same_shape && k < d->ndim; k++)
-                same_shape = s->shape[k] == d->shape[k];
-            if (!same_shape)
-                rc = lsw_err_set(LSW_E_MISMATCH, "%s: tensor '%s': shape differs between model '%s' and model '%s'",
-                                 lsw_ckpt_path(mc), d->name, model_label(p, t->models[j]),
-                                 model_label(p, cfg->first_model));
-            else if ((rl->action == LSW_ACT_AVERAGE || rl->action == LSW_ACT_TASKVEC) && s->dtype != d->dtype)
-                rc = lsw_err_set(LSW_E_MISMATCH, "%s: tensor '%s': dtype %s in model '%s' but %s in model '%s'; averaged tensors must agree",
-                                 lsw_ckpt_path(mc), d->name, lsw_dtype_name(s->dtype), model_label(p, t->models[j]),
-                                 lsw_dtype_name(d->dtype), model_label(p, cfg->first_model));
-            ((const lsw_tensor_desc **)t->src)[j] = s;
-        }
-        if (rc)
-            break;
-        t->in_dtype = t->src[0]->dtype;
-        if (rl->action == LSW_ACT_AVERAGE && !lsw_dtype_is_arith(t->in_dtype)) {
-            rc = lsw_err_set(LSW_E_INPUT, "%s: tensor '%s': dtype %s cannot be averaged (only BF16, F16, F32)",
-                             lsw_ckpt_path(ref), d->name, lsw_dtype_name(t->in_dtype));
-            break;
-        }
-        t->out_dtype = (cfg->out.dtype != LSW_DT_INVALID && lsw_dtype_is_arith(t->in_dtype)) ? cfg->out.dtype
-                                                                                              : t->in_dtype;
-        if (rl->action == LSW_ACT_TASKVEC)
-            /* integer and other non-float tensors are the base's, byte for byte */
-            t->op = lsw_dtype_is_arith(t->in_dtype) ? LSW_OP_TV : LSW_OP_COPY;
-        else
-            t->op = (rl->action != LSW_ACT_AVERAGE && t->out_dtype == t->in_dtype) ? LSW_OP_COPY : LSW_OP_WSUM;
-        t->nbytes = t->numel * lsw_dtype_size(t->out_dtype); /* no overflow: bounded by the input's */
-        p->total_bytes += t->nbytes;
+        t->models = p->models_arena + i * k;
+        t->src = p->src_arena + i * k;
+        t->w = p->w_arena + i * k;
+        rc = plan_tensor(p, t, lsw_ckpt_at(ref, i), re);
     }
-    if (rc)
-        goto out;
+    for (size_t i = 0; i < ncomp; i++)
+        if (p->rules[i].match)
+            regfree(&re[i]);
+    free(re);
+    return rc;
+}
+
+static int cmp_tensor_natural(const void *a, const void *b)
+{
+    return lsw_natural_cmp(((const lsw_plan_tensor *)a)->name, ((const lsw_plan_tensor *)b)->name);
+}
+
+static int cmp_tensor_by_layer(const void *a, const void *b)
+{
+    const lsw_plan_tensor *x = a, *y = b;
+    /* layer tensors first, by layer; non-layer tensors (-1) last */
+    unsigned lx = (unsigned)x->layer, ly = (unsigned)y->layer;
+    if (lx != ly)
+        return lx < ly ? -1 : 1;
+    return lsw_natural_cmp(x->name, y->name);
+}
+
+/* Phase 3: output order, identity hash, layout. */
+static int plan_finish(lsw_plan *p)
+{
+    const lsw_config *cfg = p->cfg;
+    qsort(p->t, p->n, sizeof *p->t, cfg->out.shard_by_layer ? cmp_tensor_by_layer : cmp_tensor_natural);
+    for (size_t i = 1; i < p->n; i++)
+        if (strcmp(p->t[i].name, p->t[i - 1].name) == 0)
+            return lsw_err_set(LSW_E_CONFIG, "%s: tensor '%s' would be written twice", cfg->file, p->t[i].name);
     p->hash = lsw_fnv1a64(LSW_FNV1A64_INIT, &cfg->hash, sizeof cfg->hash);
     for (size_t m = 0; m < cfg->nmodels; m++)
-        if (models[m]) {
-            uint64_t id = lsw_ckpt_identity(models[m]);
+        if (p->models[m]) {
+            uint64_t id = lsw_ckpt_identity(p->models[m]);
             p->hash = lsw_fnv1a64(p->hash, &id, sizeof id);
         }
     uint64_t knobs[5] = {(uint64_t)cfg->out.format, (uint64_t)cfg->out.dtype, cfg->out.shard_size,
                          (uint64_t)cfg->out.shard_by_layer, (uint64_t)cfg->out.zstd_level * 2 + (uint64_t)cfg->out.shuffle};
     p->hash = lsw_fnv1a64(p->hash, knobs, sizeof knobs);
-    rc = layout(p);
-out:
-    if (re) {
-        for (size_t i = 0; i < p->nrules; i++)
-            if (p->rules[i].match)
-                regfree(&re[i]);
-        free(re);
+    return layout(p);
+}
+
+int lsw_plan_build(const lsw_config *cfg, lsw_ckpt *const *models, lsw_plan **out)
+{
+    *out = NULL;
+    lsw_plan *p = calloc(1, sizeof *p);
+    int *used = calloc(cfg->nmodels, sizeof *used);
+    int rc = 0;
+    if (!p || !used) {
+        free(used);
+        free(p);
+        return lsw_err_set(LSW_E_NOMEM, "out of memory");
     }
-    free(order);
+    p->cfg = cfg;
+    p->models = models;
+    lsw_plan_models_used(cfg, used);
+    const lsw_ckpt *ref = models[cfg->first_model];
+    if (!ref) {
+        rc = lsw_err_set(LSW_E_INTERNAL, "reference model not opened");
+    } else if (cfg->mk.on) {
+        p->ready = 1;
+        rc = lsw_mkplan_build(p);
+    } else {
+        p->layers = lsw_ckpt_layers(ref);
+        if (!(rc = plan_rules(p)))
+            rc = plan_rule_tensors(p, ref, used);
+    }
+    if (!rc)
+        rc = plan_finish(p);
+    if (!rc && p->restacked)
+        rc = lsw_hfconfig_set_layers(p->layer_map, p->layers, lsw_ckpt_layers(ref));
     free(used);
     if (rc) {
         lsw_plan_free(p);
@@ -444,9 +465,24 @@ static const char *action_name(lsw_action a)
 void lsw_plan_print(const lsw_plan *p, FILE *f)
 {
     const lsw_config *c = p->cfg;
-    fprintf(f, "# layerswap plan: %d layers, %zu tensors, %" PRIu64 " bytes in %zu shard(s), format %s, dtype %s\n",
-            p->layers, p->n, p->total_bytes, p->nshards, c->out.format == LSW_FMT_HDF5 ? "hdf5" : "safetensors",
-            c->out.dtype == LSW_DT_INVALID ? "input" : lsw_dtype_torch_name(c->out.dtype));
+    if (c->yaml) {
+        fprintf(f, "# the native JSON config equivalent to %s:\n", c->file);
+        fputs(c->text, f);
+        if (!*c->text || c->text[strlen(c->text) - 1] != '\n')
+            fputc('\n', f);
+    }
+    uint64_t file_bytes = 0;
+    for (size_t k = 0; k < p->nshards; k++)
+        file_bytes += p->shards[k].size;
+    fprintf(f, "# layerswap plan: %d layers, %zu tensors, %" PRIu64 " bytes of tensor data", p->layers, p->n,
+            p->total_bytes);
+    if (c->out.format == LSW_FMT_HDF5)
+        fprintf(f, " (model.h5 is compressed: its size is known after writing)");
+    else
+        fprintf(f, " in %zu shard(s) of %" PRIu64 " file bytes (headers included)", p->nshards, file_bytes);
+    fprintf(f, ", format %s, dtype %s%s\n", c->out.format == LSW_FMT_HDF5 ? "hdf5" : "safetensors",
+            c->out.dtype == LSW_DT_INVALID ? "input" : lsw_dtype_torch_name(c->out.dtype),
+            p->restacked ? ", layers restacked (config.json rewritten)" : "");
     for (size_t i = 0; i < p->nrules; i++) {
         const lsw_rule *r = &p->rules[i];
         fprintf(f, "# rule %zu (%s):", i, r->origin);
@@ -461,7 +497,9 @@ void lsw_plan_print(const lsw_plan *p, FILE *f)
         fprintf(f, " -> %s", action_name(r->action));
         for (size_t j = 0; j < r->nmodels; j++)
             fprintf(f, "%s%s", j ? "," : " ", c->model_names[r->models[j]]);
-        if (r->action == LSW_ACT_TASKVEC) {
+        if (r->action == LSW_ACT_TASKVEC && c->mk.on) {
+            fprintf(f, " (base first): %s, normalize %s", c->mk.name, c->tv.normalize ? "true" : "false");
+        } else if (r->action == LSW_ACT_TASKVEC) {
             static const char *const kinds[] = {"task_arithmetic", "ties", "dare_linear", "dare_ties"};
             fprintf(f, " (base first): %s, density", kinds[c->tv.kind]);
             for (size_t j = 0; j < c->tv.k; j++)
@@ -469,7 +507,7 @@ void lsw_plan_print(const lsw_plan *p, FILE *f)
             fprintf(f, ", lambda %.9g, normalize %s, seed %llu", c->tv.lambda, c->tv.normalize ? "true" : "false",
                     (unsigned long long)c->tv.seed);
         }
-        if (r->action == LSW_ACT_AVERAGE)
+        if (r->action == LSW_ACT_AVERAGE && !c->mk.on)
             fprintf(f, " weights %s", r->weighting == LSW_W_MAGNITUDE ? "magnitude"
                                       : r->weighting == LSW_W_UNIFORM ? "uniform"
                                       : r->normalize                  ? "explicit (normalised)"
@@ -477,13 +515,19 @@ void lsw_plan_print(const lsw_plan *p, FILE *f)
         fprintf(f, "\n");
     }
     for (size_t k = 0; k < p->nshards; k++)
-        fprintf(f, "# shard %s: %zu tensors, %" PRIu64 " bytes\n", p->shards[k].name, p->shards[k].count,
-                p->shards[k].size);
+        fprintf(f, "# shard %s: %zu tensors, %" PRIu64 " file bytes (%" PRIu64 " of header)\n", p->shards[k].name,
+                p->shards[k].count, p->shards[k].size, p->shards[k].data_start);
     for (size_t i = 0; i < p->n; i++) {
         const lsw_plan_tensor *t = &p->t[i];
-        fprintf(f, "%s\t%s\t", t->name, action_name(p->rules[t->rule].action));
-        for (size_t j = 0; j < t->nsrc; j++)
+        const char *rule = !c->mk.on ? action_name(p->rules[t->rule].action)
+                         : t->op == LSW_OP_COPY ? "take" : t->op == LSW_OP_TV ? c->mk.name
+                         : c->mk.kind == LSW_MK_LINEAR ? "average" : "scale";
+        fprintf(f, "%s\t%s\t", t->name, rule);
+        for (size_t j = 0; j < t->nsrc; j++) {
             fprintf(f, "%s%s", j ? "," : "", c->model_names[t->models[j]]);
+            if (strcmp(t->src[j]->name, t->name) != 0)
+                fprintf(f, ":%s", t->src[j]->name);
+        }
         fprintf(f, "\t");
         for (size_t j = 0; j < t->nsrc; j++) {
             if (isnan(t->w[j]))
@@ -491,6 +535,7 @@ void lsw_plan_print(const lsw_plan *p, FILE *f)
             else
                 fprintf(f, "%s%.9g", j ? "," : "", (double)t->w[j]);
         }
+        lsw_mkplan_print_par(p, t, f);
         fprintf(f, "\n");
     }
 }
@@ -507,5 +552,10 @@ void lsw_plan_free(lsw_plan *p)
     lsw_layout_free_shards(p->shards, p->nshards);
     free(p->items);
     free(p->mav_needed);
+    free(p->par_arena);
+    free(p->name_arena);
+    if (p->restacked)
+        lsw_hfconfig_set_layers(NULL, 0, 0);
+    free(p->layer_map);
     free(p);
 }

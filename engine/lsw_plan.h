@@ -28,8 +28,17 @@ typedef enum lsw_op {
     LSW_OP_TV    /* task-vector merge: source 0 the base, the others the experts (lsw_taskvec) */
 } lsw_op;
 
+/* Per-tensor method parameters of a "sources"/"slices" method (cfg->mk.on):
+ * t->par[LSW_PAR_LAMBDA], t->par[LSW_PAR_T], and for source j (in t->models
+ * order) t->par[LSW_PAR_SRC(j, LSW_PAR_DENSITY | _GAMMA | _EPSILON)].
+ * Source weights are t->w (f32).  NULL for the other methods. */
+enum { LSW_PAR_LAMBDA, LSW_PAR_T, LSW_PAR_GLOBALS };
+enum { LSW_PAR_DENSITY, LSW_PAR_GAMMA, LSW_PAR_EPSILON, LSW_PAR_PER_SRC };
+#define LSW_PAR_SRC(j, k) (LSW_PAR_GLOBALS + (size_t)(j) * LSW_PAR_PER_SRC + (size_t)(k))
+
 typedef struct lsw_plan_tensor {
-    const char *name;               /* borrowed from the reference checkpoint */
+    const char *name;               /* borrowed from the reference checkpoint, or owned by the plan
+                                       when slices renumber layers (src[j]->name is then the source's) */
     int layer;                      /* -1: non-layer */
     size_t rule;                    /* index into plan->rules */
     lsw_op op;
@@ -44,6 +53,8 @@ typedef struct lsw_plan_tensor {
     uint64_t nbytes;                /* output bytes */
     unsigned shard;
     uint64_t offset;                /* absolute offset in the shard file */
+    const double *par;              /* see LSW_PAR_*; NULL unless cfg->mk.on */
+    double pos;                     /* position in its slice (0 first layer .. 1 last; 0 non-layer) */
 } lsw_plan_tensor;
 
 typedef lsw_layout_shard lsw_plan_shard;
@@ -66,6 +77,10 @@ typedef struct lsw_plan {
     const lsw_tensor_desc **src_arena;
     float *w_arena;
     lsw_layout_item *items;         /* the layout's view of the tensors (index writing) */
+    double *par_arena;              /* storage behind every tensor's par */
+    char *name_arena;               /* storage behind renamed tensors' names */
+    int *layer_map;                 /* slices: output layer i is source layer layer_map[i] (NULL otherwise) */
+    int restacked;                  /* slices changed the layer stack: config.json is rewritten */
 } lsw_plan;
 
 /* Models (by index) that the config's method reads; 1 in used[i] for each.
@@ -96,8 +111,10 @@ int lsw_plan_check_output(const lsw_plan *p);
  * expert identical to the base has no inverse-MAV weight). */
 int lsw_plan_set_mav(lsw_plan *p, const double *model_mav);
 
-/* --dry-run: the expanded rules, the shard layout and one line per tensor:
- * "NAME\tRULE\tSOURCES\tWEIGHTS". */
+/* --dry-run: for a YAML config its native JSON first; then the expanded
+ * rules, the shard layout (tensor data and file bytes) and one line per
+ * tensor: "NAME\tRULE\tSOURCES\tWEIGHTS" (a source whose tensor has
+ * another name than the output's is written MODEL:NAME). */
 void lsw_plan_print(const lsw_plan *p, FILE *f);
 
 #endif

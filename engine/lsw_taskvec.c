@@ -8,33 +8,55 @@
 #include "lsw_error.h"
 #include "lsw_kernels.h"
 
-enum { CH = 1024, MAXK = 63 };
+enum { CH = 1024, MAXK = LSW_MAX_SOURCES - 1, LANES = 8 };
 
-typedef enum { KEEP_ALL, KEEP_NONE, KEEP_THRESH } keep_mode;
+typedef enum { KEEP_ALL, KEEP_NONE, KEEP_CUTS } keep_mode;
+
+/* The K largest keys of a tensor (largest first, ties to the lower index):
+ * a key is among them iff key > thresh, or key == thresh and it is one of
+ * the first `quota` such keys in index order. */
+typedef struct cut {
+    uint64_t K;          /* 0: none; numel or more: all */
+    int all;
+    uint32_t bin, thresh;
+    uint64_t above, quota;
+} cut;
 
 struct lsw_tv {
     lsw_tv_kind kind;
+    size_t kmax;              /* buffers are sized for this many experts */
+    const lsw_config *cfg;
+    int rescale;
+    uint64_t seed;
+    /* per tensor */
     size_t k;
     float w[MAXK];
-    double d[MAXK];
+    double d[MAXK], gamma[MAXK], eps[MAXK];
     float dinv_f[MAXK];       /* f32(d_i), the dare divisor */
     float lambda;
     int normalize;
-    uint64_t seed;
     float wsum;               /* D of the non-consensus methods */
-    /* per tensor */
     keep_mode mode[MAXK];
-    uint32_t thresh[MAXK];    /* ties: keep keys > thresh, and `quota` keys == thresh */
-    uint64_t quota[MAXK];
-    uint64_t s[MAXK];         /* dare: per-expert stream */
-    uint64_t *hist;           /* MAXK x 65536 */
+    int ncut[MAXK];           /* ties: 1 (keep the top); breadcrumbs: 2 (top of cut 0 but not of cut 1) */
+    cut cut[MAXK][2];
+    uint64_t s[MAXK];         /* dare, della: per-expert stream */
+    float mw[LSW_MAX_SOURCES];/* slerp, model_stock: the weights of the weighted sum */
+    uint64_t *hist;           /* kmax x 65536 */
     /* "trim": "global" (ties): per expert, over the whole model */
     int global;
     keep_mode gmode[MAXK];
     uint32_t gthresh[MAXK];
     uint64_t *gquota;         /* [plan tensor][expert]: equal keys this tensor keeps */
-    float *delta;             /* MAXK x CH */
+    float *delta;             /* kmax x CH */
     float *bf, *xf;           /* CH each */
+    /* della: the current row */
+    const lsw_plan *p;
+    uint64_t row_len, row_first; /* row_first = UINT64_MAX: none cached */
+    uint32_t *rank;           /* kmax x row_len */
+    float *rowd;              /* kmax x row_len */
+    char *rowsrc;             /* (kmax + 1) x row_len x 4 bytes */
+    size_t row_cap;
+    double *acc;              /* slerp, model_stock: lanes of the f64 sums */
 };
 
 static uint64_t splitmix64(uint64_t z)
@@ -46,8 +68,15 @@ static uint64_t splitmix64(uint64_t z)
 }
 
 static int is_ties(const lsw_tv *tv) { return tv->kind == LSW_TV_TIES; }
+static int is_crumbs(const lsw_tv *tv) { return tv->kind == LSW_TV_BREADCRUMBS || tv->kind == LSW_TV_BREADCRUMBS_TIES; }
 static int is_dare(const lsw_tv *tv) { return tv->kind == LSW_TV_DARE_LINEAR || tv->kind == LSW_TV_DARE_TIES; }
-static int consensus(const lsw_tv *tv) { return tv->kind == LSW_TV_TIES || tv->kind == LSW_TV_DARE_TIES; }
+static int is_della(const lsw_tv *tv) { return tv->kind == LSW_TV_DELLA || tv->kind == LSW_TV_DELLA_LINEAR; }
+static int is_wsum(const lsw_tv *tv) { return tv->kind == LSW_TV_SLERP || tv->kind == LSW_TV_MODEL_STOCK; }
+static int consensus(const lsw_tv *tv)
+{
+    return tv->kind == LSW_TV_TIES || tv->kind == LSW_TV_DARE_TIES || tv->kind == LSW_TV_BREADCRUMBS_TIES ||
+           tv->kind == LSW_TV_DELLA;
+}
 
 int lsw_tv_create(const lsw_config *cfg, lsw_tv **out)
 {
@@ -55,26 +84,25 @@ int lsw_tv_create(const lsw_config *cfg, lsw_tv **out)
     lsw_tv *tv = calloc(1, sizeof *tv);
     if (!tv)
         return lsw_err_set(LSW_E_NOMEM, "out of memory");
+    tv->cfg = cfg;
     tv->kind = cfg->tv.kind;
-    tv->k = cfg->tv.k;
-    tv->lambda = (float)cfg->tv.lambda;
-    tv->normalize = cfg->tv.normalize;
+    tv->kmax = cfg->tv.k;
+    for (size_t s = 0; cfg->mk.on && s < cfg->mk.nslices; s++)
+        if (cfg->mk.slices[s].nsrc - 1 > tv->kmax)
+            tv->kmax = cfg->mk.slices[s].nsrc - 1;
     tv->seed = cfg->tv.seed;
+    tv->rescale = cfg->mk.on ? cfg->tv.rescale : 1;
     tv->global = cfg->tv.global_trim;
-    float D = 0;
-    for (size_t i = 0; i < tv->k; i++) {
-        tv->w[i] = (float)cfg->tv.weight[i];
-        tv->d[i] = cfg->tv.density[i];
-        tv->dinv_f[i] = (float)cfg->tv.density[i];
-        D = i ? D + tv->w[i] : tv->w[i];
-    }
-    tv->wsum = fabs((double)D) < 1e-8 ? 1.0f : D;
-    tv->delta = malloc(tv->k * CH * sizeof *tv->delta);
+    tv->row_first = UINT64_MAX;
+    tv->delta = malloc((tv->kmax ? tv->kmax : 1) * CH * sizeof *tv->delta);
     tv->bf = malloc(CH * sizeof *tv->bf);
     tv->xf = malloc(CH * sizeof *tv->xf);
-    if (is_ties(tv))
-        tv->hist = malloc(tv->k * 65536 * sizeof *tv->hist);
-    if (!tv->delta || !tv->bf || !tv->xf || (is_ties(tv) && !tv->hist)) {
+    size_t pairs = tv->kmax * (tv->kmax + 1) / 2 + 3;
+    tv->acc = calloc((tv->kmax + pairs) * LANES, sizeof *tv->acc);
+    int hist = is_ties(tv) || is_crumbs(tv);
+    if (hist)
+        tv->hist = malloc(tv->kmax * 65536 * sizeof *tv->hist);
+    if (!tv->delta || !tv->bf || !tv->xf || !tv->acc || (hist && !tv->hist)) {
         lsw_tv_free(tv);
         return lsw_err_set(LSW_E_NOMEM, "out of memory for task-vector buffers");
     }
@@ -91,6 +119,10 @@ void lsw_tv_free(lsw_tv *tv)
     free(tv->delta);
     free(tv->bf);
     free(tv->xf);
+    free(tv->rank);
+    free(tv->rowd);
+    free(tv->rowsrc);
+    free(tv->acc);
     free(tv);
 }
 
@@ -115,38 +147,49 @@ static void deltas(lsw_tv *tv, const lsw_plan_tensor *t, const void *const *in, 
     }
 }
 
+/* The one place source data is read: elements [e0, e0 + n) of source j of t. */
+static int read_source(const lsw_plan *p, const lsw_plan_tensor *t, size_t j, uint64_t e0, size_t n, void *buf)
+{
+    size_t es = lsw_dtype_size(t->src[j]->dtype);
+    return lsw_ckpt_read(p->models[t->models[j]], t->src[j], e0 * es, buf, n * es);
+}
+
 /* Read elements [e0, e0 + n) of every source of t into scratch; in[] points at them. */
 static int read_sources(const lsw_plan *p, const lsw_plan_tensor *t, uint64_t e0, size_t n, char *scratch,
                         const void **in)
 {
     char *cur = scratch;
     for (size_t j = 0; j < t->nsrc; j++) {
-        size_t es = lsw_dtype_size(t->src[j]->dtype);
-        int rc = lsw_ckpt_read(p->models[t->models[j]], t->src[j], e0 * es, cur, n * es);
+        int rc = read_source(p, t, j, e0, n, cur);
         if (rc)
             return rc;
         in[j] = cur;
-        cur += n * es;
+        cur += n * lsw_dtype_size(t->src[j]->dtype);
     }
     return 0;
 }
 
-/* One pass over tensor t for the experts whose mode is KEEP_THRESH, adding to `out`:
- *   pass 0: out[i·65536 + (key >> 15)]++
- *   pass 1: out[i·65536 + (key & 0x7FFF)]++ for keys with (key >> 15) == arg[i]
- *   pass 2: out[i]++ for keys == arg[i] */
-static int scan_tensor(lsw_tv *tv, const lsw_plan *p, const lsw_plan_tensor *t, char *scratch, size_t bytes,
-                       int pass, const uint32_t *arg, uint64_t *out)
+/* Elements per streamed block of t within `bytes` of scratch. */
+static size_t stream_block(const lsw_plan_tensor *t, size_t bytes)
 {
     size_t per = 0;
     for (size_t j = 0; j < t->nsrc; j++)
         per += lsw_dtype_size(t->src[j]->dtype);
     size_t B = bytes / per;
-    if (B > CH * 64)
-        B = CH * 64;
+    return B > CH * 64 ? CH * 64 : B;
+}
+
+/* One pass over tensor t for the experts with nc[i] > 0 cuts to select, adding to `out`:
+ *   pass 0: out[i·65536 + (key >> 15)]++
+ *   pass 1: out[i·65536 + c·32768 + (key & 0x7FFF)]++ for cuts c < nc[i] with (key >> 15) == arg[i][c]
+ *   pass 2: out[i]++ for keys == arg[i][0] */
+static int scan_tensor(lsw_tv *tv, const lsw_plan *p, const lsw_plan_tensor *t, char *scratch, size_t bytes,
+                       int pass, const int *nc, uint32_t (*arg)[2], uint64_t *out)
+{
+    size_t B = stream_block(t, bytes);
     if (B == 0)
         return lsw_err_set(LSW_E_INTERNAL, "task-vector scratch of %zu bytes is too small", bytes);
-    const void *in[MAXK + 1];
+    const void *in[LSW_MAX_SOURCES];
     for (uint64_t e0 = 0; e0 < t->numel;) {
         size_t n = t->numel - e0 < B ? (size_t)(t->numel - e0) : B;
         int rc = read_sources(p, t, e0, n, scratch, in);
@@ -156,7 +199,7 @@ static int scan_tensor(lsw_tv *tv, const lsw_plan *p, const lsw_plan_tensor *t, 
             size_t m = n - c < CH ? n - c : CH;
             deltas(tv, t, in, c, m);
             for (size_t i = 0; i < tv->k; i++) {
-                if (tv->mode[i] != KEEP_THRESH)
+                if (nc[i] == 0)
                     continue;
                 uint64_t *h = out + (pass == 2 ? i : i * 65536);
                 const float *d = tv->delta + i * CH;
@@ -164,10 +207,12 @@ static int scan_tensor(lsw_tv *tv, const lsw_plan *p, const lsw_plan_tensor *t, 
                     uint32_t key = key_of(d[j]);
                     if (pass == 0)
                         h[key >> 15]++;
-                    else if (pass == 1 && (key >> 15) == arg[i])
-                        h[key & 0x7FFF]++;
-                    else if (pass == 2 && key == arg[i])
+                    else if (pass == 2 && key == arg[i][0])
                         h[0]++;
+                    else if (pass == 1)
+                        for (int q = 0; q < nc[i]; q++)
+                            if ((key >> 15) == arg[i][q])
+                                h[q * 32768 + (key & 0x7FFF)]++;
                 }
             }
         }
@@ -188,51 +233,209 @@ static uint32_t from_top(const uint64_t *h, uint32_t top, uint64_t need, uint64_
     return b;
 }
 
+/* Thresholds of every cut with 0 < K < numel: two passes over the tensor. */
+static int select_cuts(lsw_tv *tv, const lsw_plan *p, const lsw_plan_tensor *t, char *scratch, size_t bytes)
+{
+    int nc[MAXK] = {0}, any = 0;
+    uint32_t arg[MAXK][2] = {{0}};
+    for (size_t i = 0; i < tv->k; i++) {
+        for (int q = 0; q < tv->ncut[i]; q++) {
+            cut *c = &tv->cut[i][q];
+            c->all = c->K >= t->numel;
+            if (c->K > 0 && !c->all)
+                nc[i] = q + 1;
+        }
+        /* a needless cut 0 under a needed cut 1: select both (the histogram is shared) */
+        any |= nc[i] > 0;
+    }
+    if (!any)
+        return 0;
+    memset(tv->hist, 0, tv->k * 65536 * sizeof *tv->hist);
+    int rc = scan_tensor(tv, p, t, scratch, bytes, 0, nc, arg, tv->hist);
+    for (size_t i = 0; i < tv->k && !rc; i++)
+        for (int q = 0; q < nc[i]; q++) {
+            cut *c = &tv->cut[i][q];
+            if (c->K > 0 && !c->all)
+                arg[i][q] = c->bin = from_top(tv->hist + i * 65536, 65535, c->K, &c->above);
+            else
+                arg[i][q] = UINT32_MAX; /* matches no bin */
+        }
+    if (!rc) {
+        memset(tv->hist, 0, tv->k * 65536 * sizeof *tv->hist);
+        rc = scan_tensor(tv, p, t, scratch, bytes, 1, nc, arg, tv->hist);
+    }
+    for (size_t i = 0; i < tv->k && !rc; i++)
+        for (int q = 0; q < nc[i]; q++) {
+            cut *c = &tv->cut[i][q];
+            if (!(c->K > 0 && !c->all))
+                continue;
+            uint64_t need = c->K - c->above, acc;
+            uint32_t lo = from_top(tv->hist + i * 65536 + q * 32768, 0x7FFF, need, &acc);
+            c->thresh = (c->bin << 15) | lo;
+            c->quota = need - acc; /* keys equal to the threshold still to keep, lowest index first */
+        }
+    return rc;
+}
+
+/* Per-tensor parameters: t->w and t->par ("sources"/"slices"), else the config's. */
+static void load_params(lsw_tv *tv, const lsw_plan_tensor *t)
+{
+    const lsw_config *cfg = tv->cfg;
+    tv->k = t->nsrc - 1;
+    tv->normalize = cfg->tv.normalize;
+    tv->lambda = (float)(t->par ? t->par[LSW_PAR_LAMBDA] : cfg->tv.lambda);
+    float D = 0;
+    for (size_t i = 0; i < tv->k; i++) {
+        tv->w[i] = t->w[1 + i];
+        tv->d[i] = t->par ? t->par[LSW_PAR_SRC(1 + i, LSW_PAR_DENSITY)] : cfg->tv.density[i];
+        tv->gamma[i] = t->par ? t->par[LSW_PAR_SRC(1 + i, LSW_PAR_GAMMA)] : 0;
+        tv->eps[i] = t->par ? t->par[LSW_PAR_SRC(1 + i, LSW_PAR_EPSILON)] : 0;
+        tv->dinv_f[i] = (float)tv->d[i];
+        D = i ? D + tv->w[i] : tv->w[i];
+    }
+    tv->wsum = fabs((double)D) < 1e-8 ? 1.0f : D;
+}
+
+/* The cuts of ties / breadcrumbs for tensor t. */
+static void set_cuts(lsw_tv *tv, const lsw_plan *p, const lsw_plan_tensor *t)
+{
+    size_t ti = (size_t)(t - p->t);
+    for (size_t i = 0; i < tv->k; i++) {
+        tv->mode[i] = KEEP_ALL;
+        tv->ncut[i] = 0;
+        if (tv->d[i] >= 1.0 && !tv->global)
+            continue;
+        if (is_ties(tv) && tv->global) {
+            /* the whole model's threshold, this tensor's share of the ties */
+            tv->mode[i] = tv->gmode[i];
+            tv->ncut[i] = 1;
+            tv->cut[i][0] = (cut){1, 0, 0, tv->gthresh[i], 0, tv->gquota[ti * tv->k + i]};
+        } else if (is_ties(tv) || is_crumbs(tv)) {
+            uint64_t K = (uint64_t)floor(tv->d[i] * (double)t->numel);
+            tv->mode[i] = K == 0 ? KEEP_NONE : KEEP_CUTS;
+            tv->ncut[i] = is_crumbs(tv) ? 2 : 1;
+            uint64_t top = 0;
+            if (is_crumbs(tv)) {
+                top = (uint64_t)floor(tv->gamma[i] * (double)t->numel);
+                if (top > t->numel - K)
+                    top = t->numel - K;
+            }
+            memset(tv->cut[i], 0, sizeof tv->cut[i]);
+            tv->cut[i][0].K = K + top;
+            tv->cut[i][1].K = top;
+        }
+    }
+}
+
+/* slerp, model_stock: the f64 sums of one pass over the tensor, in LANES lanes. */
+static int weight_pass(lsw_tv *tv, const lsw_plan *p, const lsw_plan_tensor *t, char *scratch, size_t bytes)
+{
+    size_t B = stream_block(t, bytes), k = tv->k, npair = k * (k - 1) / 2;
+    if (B == 0)
+        return lsw_err_set(LSW_E_INTERNAL, "scratch of %zu bytes is too small", bytes);
+    double *acc = tv->acc; /* slerp: n0, n1, dot; model_stock: n_i, then the pairs */
+    size_t nacc = tv->kind == LSW_TV_SLERP ? 3 : k + npair;
+    memset(acc, 0, nacc * LANES * sizeof *acc);
+    const void *in[LSW_MAX_SOURCES];
+    for (uint64_t e0 = 0; e0 < t->numel;) {
+        size_t n = t->numel - e0 < B ? (size_t)(t->numel - e0) : B;
+        int rc = read_sources(p, t, e0, n, scratch, in);
+        if (rc)
+            return rc;
+        for (size_t c = 0; c < n; c += CH) {
+            size_t m = n - c < CH ? n - c : CH;
+            deltas(tv, t, in, c, m);
+            if (tv->kind == LSW_TV_SLERP) {
+                size_t xs = lsw_dtype_size(t->src[1]->dtype);
+                lsw_to_f32(t->src[1]->dtype, (const char *)in[1] + c * xs, tv->xf, m);
+                for (size_t j = 0; j < m; j++) {
+                    size_t l = (size_t)((e0 + c + j) & (LANES - 1));
+                    double b = tv->bf[j], x = tv->xf[j];
+                    acc[0 * LANES + l] += b * b;
+                    acc[1 * LANES + l] += x * x;
+                    acc[2 * LANES + l] += b * x;
+                }
+                continue;
+            }
+            for (size_t j = 0; j < m; j++) {
+                size_t l = (size_t)((e0 + c + j) & (LANES - 1)), q = k;
+                for (size_t a = 0; a < k; a++) {
+                    double da = tv->delta[a * CH + j];
+                    acc[a * LANES + l] += da * da;
+                    for (size_t b2 = a + 1; b2 < k; b2++)
+                        acc[(q++) * LANES + l] += da * (double)tv->delta[b2 * CH + j];
+                }
+            }
+        }
+        e0 += n;
+    }
+    for (size_t a = 0; a < nacc; a++) {
+        double s = 0.0;
+        for (size_t l = 0; l < LANES; l++)
+            s += acc[a * LANES + l];
+        acc[a] = s; /* lane totals into the first nacc slots (a ≤ a * LANES) */
+    }
+    return 0;
+}
+
+static void slerp_weights(lsw_tv *tv, double t)
+{
+    double n0 = sqrt(tv->acc[0]), n1 = sqrt(tv->acc[1]);
+    double n0p = n0 > 1e-8 ? n0 : 1.0, n1p = n1 > 1e-8 ? n1 : 1.0;
+    double c = tv->acc[2] / (n0p * n1p), w0, w1;
+    if (fabs(c) > 0.9995) {
+        w0 = 1.0 - t;
+        w1 = t;
+    } else {
+        double th = acos(c), s = sin(th), tht = th * t;
+        w0 = sin(th - tht) / s;
+        w1 = sin(tht) / s;
+    }
+    tv->mw[0] = (float)w0;
+    tv->mw[1] = (float)w1;
+}
+
+static void model_stock_weights(lsw_tv *tv)
+{
+    size_t k = tv->k, q = k;
+    double csum = 0.0, nrm[MAXK];
+    for (size_t a = 0; a < k; a++)
+        nrm[a] = sqrt(tv->acc[a]);
+    for (size_t a = 0; a < k; a++)
+        for (size_t b = a + 1; b < k; b++) {
+            double den = nrm[a] * nrm[b];
+            double c = tv->acc[q++] / (den > 1e-6 ? den : 1e-6);
+            c = c < -1.0 ? -1.0 : c > 1.0 ? 1.0 : c;
+            csum += c;
+        }
+    double cos = csum / (double)(k * (k - 1) / 2), N = (double)k;
+    double den = 1.0 + (N - 1.0) * cos, tau = den == 0.0 ? 0.0 : (N * cos) / den;
+    tv->mw[0] = (float)(1.0 - tau);
+    for (size_t a = 0; a < k; a++)
+        tv->mw[1 + a] = (float)(tau / N);
+}
+
 int lsw_tv_begin(lsw_tv *tv, const lsw_plan *p, const lsw_plan_tensor *t, char *scratch, size_t scratch_bytes)
 {
     uint64_t h = lsw_fnv1a64(LSW_FNV1A64_INIT, t->name, strlen(t->name));
     uint64_t s0 = splitmix64(tv->seed ^ h);
-    size_t ti = (size_t)(t - p->t);
-    int any = 0;
-    for (size_t i = 0; i < tv->k; i++) {
+    load_params(tv, t);
+    tv->p = p;
+    tv->row_first = UINT64_MAX;
+    for (size_t i = 0; i < tv->k; i++)
         tv->s[i] = splitmix64(s0 + i);
-        tv->mode[i] = KEEP_ALL;
-        if (is_ties(tv) && tv->global) {
-            /* the whole model's threshold, this tensor's share of the ties */
-            tv->mode[i] = tv->gmode[i];
-            tv->thresh[i] = tv->gthresh[i];
-            tv->quota[i] = tv->gquota[ti * tv->k + i];
-        } else if (is_ties(tv)) {
-            uint64_t K = (uint64_t)floor(tv->d[i] * (double)t->numel);
-            tv->mode[i] = K >= t->numel ? KEEP_ALL : K == 0 ? KEEP_NONE : KEEP_THRESH;
-            tv->quota[i] = K; /* the number still to place from the top */
-            any |= tv->mode[i] == KEEP_THRESH;
-        }
+    if (is_wsum(tv)) {
+        int rc = weight_pass(tv, p, t, scratch, scratch_bytes);
+        if (!rc && tv->kind == LSW_TV_SLERP)
+            slerp_weights(tv, t->par ? t->par[LSW_PAR_T] : 0.0);
+        else if (!rc)
+            model_stock_weights(tv);
+        return rc;
     }
-    if (!any)
+    set_cuts(tv, p, t);
+    if (is_ties(tv) && tv->global)
         return 0;
-    /* pass 0: the bin of the upper 16 bits holding the K-th largest key */
-    uint32_t bin[MAXK] = {0};
-    uint64_t above[MAXK] = {0};
-    memset(tv->hist, 0, tv->k * 65536 * sizeof *tv->hist);
-    int rc = scan_tensor(tv, p, t, scratch, scratch_bytes, 0, bin, tv->hist);
-    for (size_t i = 0; i < tv->k && !rc; i++)
-        if (tv->mode[i] == KEEP_THRESH) /* quota[i] = K here, 0 < K < numel */
-            bin[i] = from_top(tv->hist + i * 65536, 65535, tv->quota[i], &above[i]);
-    /* pass 1: the lower 15 bits within that bin */
-    if (!rc) {
-        memset(tv->hist, 0, tv->k * 65536 * sizeof *tv->hist);
-        rc = scan_tensor(tv, p, t, scratch, scratch_bytes, 1, bin, tv->hist);
-    }
-    for (size_t i = 0; i < tv->k && !rc; i++) {
-        if (tv->mode[i] != KEEP_THRESH)
-            continue;
-        uint64_t need = tv->quota[i] - above[i], acc;
-        uint32_t lo = from_top(tv->hist + i * 65536, 0x7FFF, need, &acc);
-        tv->thresh[i] = (bin[i] << 15) | lo;
-        tv->quota[i] = need - acc; /* keys equal to the threshold still to keep, lowest index first */
-    }
-    return rc;
+    return select_cuts(tv, p, t, scratch, scratch_bytes);
 }
 
 static int cmp_by_name(const void *a, const void *b)
@@ -257,18 +460,19 @@ int lsw_tv_global(lsw_tv *tv, const lsw_plan *p, const lsw_comm *c, char *scratc
         }
     if (!rc)
         qsort(order, nt, sizeof *order, cmp_by_name);
+    tv->k = tv->kmax;
     tv->gquota = calloc(p->n * tv->k + 1, sizeof *tv->gquota);
     counts = calloc(nt * tv->k + 1, sizeof *counts);
     if (!rc && (!tv->gquota || !counts))
         rc = lsw_err_set(LSW_E_NOMEM, "out of memory");
     uint64_t K[MAXK], above[MAXK] = {0};
-    uint32_t bin[MAXK] = {0};
-    int any = 0;
+    uint32_t arg[MAXK][2] = {{0}};
+    int nc[MAXK] = {0}, any = 0;
     for (size_t i = 0; i < tv->k; i++) {
-        K[i] = (uint64_t)floor(tv->d[i] * (double)N);
-        tv->gmode[i] = K[i] >= N ? KEEP_ALL : K[i] == 0 ? KEEP_NONE : KEEP_THRESH;
-        tv->mode[i] = tv->gmode[i];
-        any |= tv->gmode[i] == KEEP_THRESH;
+        K[i] = (uint64_t)floor(tv->cfg->tv.density[i] * (double)N);
+        tv->gmode[i] = K[i] >= N ? KEEP_ALL : K[i] == 0 ? KEEP_NONE : KEEP_CUTS;
+        nc[i] = tv->gmode[i] == KEEP_CUTS;
+        any |= nc[i];
     }
     /* three passes, each over this rank's tensors (i mod size), summed over ranks */
     for (int pass = 0; any && pass < 3 && !rc; pass++) {
@@ -276,12 +480,8 @@ int lsw_tv_global(lsw_tv *tv, const lsw_plan *p, const lsw_comm *c, char *scratc
         for (size_t q = 0; q < nt && !rc; q++) {
             if ((int)(q % (size_t)c->size) != c->rank)
                 continue;
-            const lsw_plan_tensor *t = order[q];
-            if (pass < 2) {
-                rc = scan_tensor(tv, p, t, scratch, scratch_bytes, pass, bin, tv->hist);
-            } else {
-                rc = scan_tensor(tv, p, t, scratch, scratch_bytes, 2, tv->gthresh, counts + q * tv->k);
-            }
+            rc = scan_tensor(tv, p, order[q], scratch, scratch_bytes, pass, nc, arg,
+                             pass < 2 ? tv->hist : counts + q * tv->k);
         }
         rc = lsw_agree(c, rc);
         if (rc)
@@ -291,14 +491,14 @@ int lsw_tv_global(lsw_tv *tv, const lsw_plan *p, const lsw_comm *c, char *scratc
         if (pass == 2 && c->size > 1)
             MPI_Allreduce(MPI_IN_PLACE, counts, (int)(nt * tv->k), MPI_UINT64_T, MPI_SUM, c->comm);
         for (size_t i = 0; i < tv->k; i++) {
-            if (tv->gmode[i] != KEEP_THRESH)
+            if (tv->gmode[i] != KEEP_CUTS)
                 continue;
             if (pass == 0) {
-                bin[i] = from_top(tv->hist + i * 65536, 65535, K[i], &above[i]);
+                arg[i][0] = from_top(tv->hist + i * 65536, 65535, K[i], &above[i]);
             } else if (pass == 1) {
                 uint64_t need = K[i] - above[i], acc;
                 uint32_t lo = from_top(tv->hist + i * 65536, 0x7FFF, need, &acc);
-                tv->gthresh[i] = (bin[i] << 15) | lo;
+                arg[i][0] = tv->gthresh[i] = (arg[i][0] << 15) | lo;
                 above[i] = need - acc; /* keys equal to the threshold to keep, over the whole model */
             } else {
                 /* in name order, each tensor keeps the equal keys the earlier ones left */
@@ -316,83 +516,204 @@ int lsw_tv_global(lsw_tv *tv, const lsw_plan *p, const lsw_comm *c, char *scratc
     return rc;
 }
 
-void lsw_tv_block(lsw_tv *tv, const lsw_plan_tensor *t, uint64_t j0, size_t n, const void *const *in, void *out)
+/* Whether a key is among the cut's K largest (call for every element, in order). */
+static int in_top(cut *c, uint32_t key)
 {
+    if (c->K == 0)
+        return 0;
+    if (c->all || key > c->thresh)
+        return 1;
+    if (key == c->thresh && c->quota > 0) {
+        c->quota--;
+        return 1;
+    }
+    return 0;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* della: ranks of |δ| in the row holding element g (read whole when the
+ * block does not hold it: [j0, j0 + n) is what in[] holds). */
+static int della_row(lsw_tv *tv, const lsw_plan_tensor *t, uint64_t g, uint64_t j0, size_t n, const void *const *in)
+{
+    uint64_t R = tv->row_len, first = g / R * R;
+    if (first == tv->row_first)
+        return 0;
+    size_t need = (size_t)R * (tv->kmax + 1);
+    if (need > tv->row_cap) {
+        free(tv->rank);
+        free(tv->rowd);
+        free(tv->rowsrc);
+        tv->rank = malloc(need * sizeof *tv->rank);
+        tv->rowd = malloc(need * sizeof *tv->rowd);
+        tv->rowsrc = malloc(need * 4);
+        tv->row_cap = tv->rank && tv->rowd && tv->rowsrc ? need : 0;
+        if (!tv->row_cap)
+            return lsw_err_set(LSW_E_NOMEM, "tensor '%s': out of memory for a row of %llu elements", t->name,
+                               (unsigned long long)R);
+    }
+    const void *src[LSW_MAX_SOURCES];
+    if (first >= j0 && first + R <= j0 + n) {
+        for (size_t j = 0; j < t->nsrc; j++)
+            src[j] = (const char *)in[j] + (first - j0) * lsw_dtype_size(t->src[j]->dtype);
+    } else {
+        char *cur = tv->rowsrc;
+        for (size_t j = 0; j < t->nsrc; j++) {
+            int rc = read_source(tv->p, t, j, first, (size_t)R, cur);
+            if (rc)
+                return rc;
+            src[j] = cur;
+            cur += (size_t)R * lsw_dtype_size(t->src[j]->dtype);
+        }
+    }
+    uint64_t *order = (uint64_t *)tv->rowsrc; /* free now: the row's deltas are taken first */
+    /* the row's deltas, in buffers of their own (the block's chunk is in tv->delta) */
+    float bb[CH], xx[CH];
+    for (uint64_t c = 0; c < R; c += CH) {
+        size_t m = R - c < CH ? (size_t)(R - c) : CH;
+        lsw_to_f32(t->src[0]->dtype, (const char *)src[0] + c * lsw_dtype_size(t->src[0]->dtype), bb, m);
+        for (size_t i = 0; i < tv->k; i++) {
+            lsw_to_f32(t->src[1 + i]->dtype, (const char *)src[1 + i] + c * lsw_dtype_size(t->src[1 + i]->dtype), xx, m);
+            for (size_t j = 0; j < m; j++)
+                tv->rowd[i * R + c + j] = xx[j] - bb[j];
+        }
+    }
+    for (size_t i = 0; i < tv->k; i++) {
+        float *d = tv->rowd + i * R;
+        uint64_t *ord = order;
+        if ((size_t)R * sizeof *ord > tv->row_cap * 4) /* rowsrc holds (kmax + 1)·R·4 ≥ 2R·4 bytes */
+            return lsw_err_set(LSW_E_INTERNAL, "della row buffer too small");
+        for (uint64_t j = 0; j < R; j++)
+            ord[j] = (uint64_t)key_of(d[j]) << 32 | j;
+        qsort(ord, (size_t)R, sizeof *ord, cmp_u64);
+        for (uint64_t r = 0; r < R; r++)
+            tv->rank[i * R + (ord[r] & 0xFFFFFFFFu)] = (uint32_t)r; /* rank − 1 */
+    }
+    tv->row_first = first;
+    return 0;
+}
+
+/* Step 2 for expert i on elements [g0, g0 + m) (a chunk of the block). */
+static int sparsify(lsw_tv *tv, const lsw_plan_tensor *t, size_t i, uint64_t g0, size_t m, uint64_t j0, size_t n,
+                    const void *const *in)
+{
+    float *d = tv->delta + i * CH;
+    if (tv->mode[i] == KEEP_NONE) {
+        for (size_t j = 0; j < m; j++)
+            d[j] = 0.0f;
+    } else if (tv->mode[i] == KEEP_CUTS) {
+        for (size_t j = 0; j < m; j++) {
+            uint32_t key = key_of(d[j]);
+            int a = in_top(&tv->cut[i][0], key), b = tv->ncut[i] > 1 && in_top(&tv->cut[i][1], key);
+            if (!a || b)
+                d[j] = 0.0f;
+        }
+    }
+    if (is_dare(tv) && tv->d[i] < 1.0) {
+        for (size_t j = 0; j < m; j++) {
+            uint64_t r = splitmix64(tv->s[i] + g0 + j);
+            double u = (double)(r >> 11) * 0x1.0p-53;
+            d[j] = u < tv->d[i] ? (tv->rescale ? d[j] / tv->dinv_f[i] : d[j]) : 0.0f;
+        }
+    }
+    if (is_della(tv) && tv->d[i] < 1.0) {
+        double lo = tv->d[i] - tv->eps[i], span = 2.0 * tv->eps[i];
+        uint64_t R = tv->row_len;
+        for (size_t j = 0; j < m; j++) {
+            uint64_t g = g0 + j;
+            int rc = tv->d[i] > 0.0 ? della_row(tv, t, g, j0, n, in) : 0;
+            if (rc)
+                return rc;
+            double pk = 0.0;
+            if (tv->d[i] > 0.0) {
+                uint32_t r = tv->rank[i * R + (g - tv->row_first)];
+                double rn = R > 1 ? (double)r / (double)(R - 1) : 0.0;
+                pk = lo + rn * span;
+            }
+            uint64_t rr = splitmix64(tv->s[i] + g);
+            double u = (double)(rr >> 11) * 0x1.0p-53;
+            d[j] = u < pk ? (tv->rescale ? d[j] / (float)pk : d[j]) : 0.0f;
+        }
+    }
+    return 0;
+}
+
+/* Steps 3 and 4 for element j of the chunk. */
+static float combine(const lsw_tv *tv, size_t j)
+{
+    float mm;
+    if (!consensus(tv)) {
+        mm = tv->w[0] * tv->delta[j];
+        for (size_t i = 1; i < tv->k; i++) {
+            float prod = tv->w[i] * tv->delta[i * CH + j];
+            mm = mm + prod;
+        }
+        if (tv->normalize)
+            mm = mm / tv->wsum;
+    } else {
+        float s = tv->w[0] * tv->delta[j];
+        for (size_t i = 1; i < tv->k; i++) {
+            float prod = tv->w[i] * tv->delta[i * CH + j];
+            s = s + prod;
+        }
+        int plus = s >= 0.0f, first = 1;
+        float D = 0.0f;
+        mm = 0.0f;
+        for (size_t i = 0; i < tv->k; i++) {
+            float dv = tv->delta[i * CH + j];
+            if (!(plus ? dv > 0.0f : dv < 0.0f))
+                continue;
+            float prod = tv->w[i] * dv;
+            if (first) {
+                mm = prod;
+                D = tv->w[i];
+                first = 0;
+            } else {
+                mm = mm + prod;
+                D = D + tv->w[i];
+            }
+        }
+        if (tv->normalize) {
+            if (fabs((double)D) < 1e-8)
+                D = 1.0f;
+            mm = mm / D;
+        }
+    }
+    float lm = tv->lambda * mm;
+    return tv->bf[j] + lm;
+}
+
+int lsw_tv_block(lsw_tv *tv, const lsw_plan_tensor *t, uint64_t j0, size_t n, const void *const *in, void *out)
+{
+    if (is_wsum(tv)) {
+        lsw_dtype dts[LSW_MAX_SOURCES];
+        for (size_t j = 0; j < t->nsrc; j++)
+            dts[j] = t->src[j]->dtype;
+        lsw_wsum(t->out_dtype, out, n, t->nsrc, dts, in, tv->mw);
+        return 0;
+    }
+    if (is_della(tv) && j0 == 0) {
+        tv->row_len = t->ndim >= 2 && t->shape[0] ? t->numel / t->shape[0] : (t->numel ? t->numel : 1);
+        if (tv->row_len > UINT32_MAX)
+            return lsw_err_set(LSW_E_INPUT, "tensor '%s': della needs rows of at most 2^32 elements", t->name);
+    }
     float res[CH];
     size_t oes = lsw_dtype_size(t->out_dtype);
     for (size_t c = 0; c < n; c += CH) {
         size_t m = n - c < CH ? n - c : CH;
         deltas(tv, t, in, c, m);
-        /* 2. sparsify */
         for (size_t i = 0; i < tv->k; i++) {
-            float *d = tv->delta + i * CH;
-            if (tv->mode[i] == KEEP_NONE) {
-                for (size_t j = 0; j < m; j++)
-                    d[j] = 0.0f;
-            } else if (tv->mode[i] == KEEP_THRESH) {
-                for (size_t j = 0; j < m; j++) {
-                    uint32_t key = key_of(d[j]);
-                    if (key > tv->thresh[i])
-                        continue;
-                    if (key == tv->thresh[i] && tv->quota[i] > 0) {
-                        tv->quota[i]--;
-                        continue;
-                    }
-                    d[j] = 0.0f;
-                }
-            }
-            if (is_dare(tv)) {
-                for (size_t j = 0; j < m; j++) {
-                    uint64_t r = splitmix64(tv->s[i] + j0 + c + j);
-                    double u = (double)(r >> 11) * 0x1.0p-53;
-                    d[j] = u < tv->d[i] ? d[j] / tv->dinv_f[i] : 0.0f;
-                }
-            }
+            int rc = sparsify(tv, t, i, j0 + c, m, j0, n, in);
+            if (rc)
+                return rc;
         }
-        /* 3. combine, 4. add to the base */
-        for (size_t j = 0; j < m; j++) {
-            float mm;
-            if (!consensus(tv)) {
-                mm = tv->w[0] * tv->delta[j];
-                for (size_t i = 1; i < tv->k; i++) {
-                    float prod = tv->w[i] * tv->delta[i * CH + j];
-                    mm = mm + prod;
-                }
-                if (tv->normalize)
-                    mm = mm / tv->wsum;
-            } else {
-                float s = tv->w[0] * tv->delta[j];
-                for (size_t i = 1; i < tv->k; i++) {
-                    float prod = tv->w[i] * tv->delta[i * CH + j];
-                    s = s + prod;
-                }
-                int plus = s >= 0.0f;
-                int first = 1;
-                float D = 0.0f;
-                mm = 0.0f;
-                for (size_t i = 0; i < tv->k; i++) {
-                    float dv = tv->delta[i * CH + j];
-                    if (!(plus ? dv > 0.0f : dv < 0.0f))
-                        continue;
-                    float prod = tv->w[i] * dv;
-                    if (first) {
-                        mm = prod;
-                        D = tv->w[i];
-                        first = 0;
-                    } else {
-                        mm = mm + prod;
-                        D = D + tv->w[i];
-                    }
-                }
-                if (tv->normalize) {
-                    if (fabs((double)D) < 1e-8)
-                        D = 1.0f;
-                    mm = mm / D;
-                }
-            }
-            float lm = tv->lambda * mm;
-            res[j] = tv->bf[j] + lm;
-        }
+        for (size_t j = 0; j < m; j++)
+            res[j] = combine(tv, j);
         lsw_from_f32(t->out_dtype, res, (char *)out + c * oes, m);
     }
+    return 0;
 }

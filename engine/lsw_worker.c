@@ -182,9 +182,9 @@ int lsw_worker_block(lsw_worker *wk, uint64_t e0, size_t n, const void **out)
         }
         if (t->op == LSW_OP_COPY)
             out[c] = wk->in[0];
-        else if (t->op == LSW_OP_TV)
-            lsw_tv_block(wk->tv, t, e0, n, wk->in, wk->cbuf[c]);
-        else
+        else if (t->op == LSW_OP_TV && (rc = lsw_tv_block(wk->tv, t, e0, n, wk->in, wk->cbuf[c])))
+            return rc;
+        else if (t->op == LSW_OP_WSUM)
             lsw_wsum(t->out_dtype, wk->cbuf[c], n, t->nsrc, wk->dts, wk->in, t->w);
         if (t->op != LSW_OP_COPY)
             out[c] = wk->cbuf[c];

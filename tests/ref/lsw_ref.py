@@ -1228,6 +1228,334 @@ class Merge(object):
 
 
 # ----------------------------------------------------------------------------------------
+# mergekit YAML configs (SPEC §8; docs/mergekit.md fixes every order of operations)
+#
+# Written from mergekit's semantics (config.py's evaluate_setting and parameter
+# precedence, plan.py's slices, merge_methods/) and the documented formulas, without
+# looking at the C translator: the YAML is read here with PyYAML, independently.
+# ----------------------------------------------------------------------------------------
+
+MK_GTA = {  # method: (consensus, sparsification, default normalize, default rescale, source params)
+    "task_arithmetic": (False, None, False, False, ("weight", "density")),
+    "ties": (True, "magnitude", True, False, ("weight", "density")),
+    "dare_linear": (False, "random", False, True, ("weight", "density")),
+    "dare_ties": (True, "random", False, True, ("weight", "density")),
+    "breadcrumbs": (False, "outliers", False, False, ("weight", "density", "gamma")),
+    "breadcrumbs_ties": (True, "outliers", False, False, ("weight", "density", "gamma")),
+    "della": (True, "della", True, True, ("weight", "density", "epsilon")),
+    "della_linear": (False, "della", False, True, ("weight", "density", "epsilon")),
+}
+MK_METHODS = set(MK_GTA) | {"linear", "passthrough", "slerp", "model_stock"}
+MK_DEFAULTS = {"density": 1.0, "gamma": 0.01, "epsilon": 0.15, "lambda": 1.0}
+MK_DTYPES = {"bfloat16": "BF16", "bf16": "BF16", "float16": "F16", "fp16": "F16", "half": "F16",
+             "float32": "F32", "fp32": "F32", "float": "F32"}
+
+
+def mk_evaluate(setting, name, t):
+    """mergekit's evaluate_setting: a number; a gradient (list of numbers) interpolated at
+    t in [0, 1]; or a list of {filter, value} -- the first whose filter is absent, "*" or a
+    substring of name. None when no condition matches."""
+    if isinstance(setting, bool) or isinstance(setting, (int, float)):
+        return setting
+    if isinstance(setting, list) and setting and all(isinstance(e, (int, float)) and not isinstance(e, bool)
+                                                     for e in setting):
+        scaled = t * (len(setting) - 1)
+        i0 = int(scaled)
+        i1 = min(len(setting) - 1, i0 + 1)
+        frac = scaled - i0
+        return (1 - frac) * setting[i0] + frac * setting[i1]
+    if isinstance(setting, list):
+        for cond in setting:
+            f = cond.get("filter")
+            if f is None or f == "*" or f in name:
+                return mk_evaluate(cond["value"], name, t)
+        return None
+    raise ConfigError("unexpected parameter value %r" % (setting,))
+
+
+def mk_rename(name, to):
+    """name with its first 'layers.<i>.' index replaced by `to`."""
+    m = re.search(r"layers\.(\d+)\.", name)
+    return name if m is None else name[:m.start(1)] + str(to) + name[m.end(1):]
+
+
+def lane_sum(prod):
+    """f64 products summed in 8 lanes (element j into lane j mod 8, each lane left to right
+    from +0.0), then the lanes added in order from +0.0."""
+    tot = 0.0
+    for l in range(8):
+        lane = np.asarray(prod[l::8], dtype=np.float64)
+        s = float(np.add.accumulate(np.concatenate(([0.0], lane)))[-1])
+        tot = tot + s
+    return tot
+
+
+def rank_keys(delta):
+    """f32 bit pattern of |delta| as unsigned ints."""
+    return (np.ascontiguousarray(delta, dtype=np.float32).view(np.uint32) & np.uint32(0x7FFFFFFF))
+
+
+def breadcrumbs_mask(delta, d, gamma):
+    """Order: key descending, ties to the lower flat index; keep positions [top, top + K),
+    K = floor(d*numel), top = min(floor(gamma*numel), numel - K)."""
+    n = delta.size
+    K = int(math.floor(float(d) * n))
+    top = min(int(math.floor(float(gamma) * n)), n - K)
+    keys = rank_keys(delta).astype(np.int64)
+    order = np.lexsort((np.arange(n), -keys))
+    mask = np.zeros(n, dtype=bool)
+    mask[order[top:top + K]] = True
+    return mask
+
+
+def della_sparsify(delta, shape, d, eps, seed, name, i, rescale):
+    """Per row (c1*c2*... elements; 1-D: one row), rank r = 1..n of |delta| ascending (ties to
+    the lower index); p = (d - eps) + ((r - 1)/(n - 1)) * (2 eps) in f64; keep iff u < p
+    (u: the DARE stream of expert i); survivors / float32(p) when rescale."""
+    n_el = delta.size
+    if d <= 0.0:
+        return np.zeros(n_el, dtype=np.float32)
+    R = n_el // shape[0] if len(shape) >= 2 and shape[0] else max(n_el, 1)
+    p = np.zeros(n_el, dtype=np.float64)
+    keys = rank_keys(delta).astype(np.int64)
+    for r0 in range(0, n_el, R):
+        k = keys[r0:r0 + R]
+        order = np.lexsort((np.arange(k.size), k))
+        rank = np.empty(k.size, dtype=np.int64)
+        rank[order] = np.arange(k.size)
+        rn = rank.astype(np.float64) / np.float64(k.size - 1) if k.size > 1 else np.zeros(k.size)
+        p[r0:r0 + R] = (d - eps) + rn * (2.0 * eps)
+    u = dare_uniforms(seed, name, i, n_el)
+    keep = u < p
+    with np.errstate(all="ignore"):
+        scaled = delta / p.astype(np.float32) if rescale else delta
+    return np.where(keep, scaled, np.float32(0.0)).astype(np.float32)
+
+
+class MkEntry(object):
+    __slots__ = ("name", "layer", "t", "sources", "glob", "per")
+
+    def __init__(self, name, layer, t, sources, glob, per):
+        # sources: [(model path, source tensor name)], base first for methods with a base
+        self.name, self.layer, self.t, self.sources, self.glob, self.per = name, layer, t, sources, glob, per
+
+
+class MergekitMerge(object):
+    """A mergekit YAML config -> expected output tensors."""
+
+    def __init__(self, config_path, opts=None):
+        import yaml
+        self.config_path = config_path
+        self.cfg_dir = os.path.dirname(os.path.abspath(config_path))
+        with open(config_path) as f:
+            cfg = yaml.safe_load(f)
+        self.cfg = cfg
+        self.method = cfg["merge_method"]
+        if self.method not in MK_METHODS:
+            raise ConfigError("merge_method %r" % self.method, config_path)
+        self.base = self._path(cfg.get("base_model"))
+        od = cfg.get("out_dtype") or cfg.get("dtype")
+        self.out_dtype = MK_DTYPES[od] if od else None
+        self.top = cfg.get("parameters") or {}
+        self._ck = {}
+        self.output_path = None
+        self.plan = self._plan()
+        self.L = self.out_layers
+
+    def _path(self, p):
+        if p is None:
+            return None
+        return p if os.path.isabs(p) else os.path.join(self.cfg_dir, p)
+
+    def ck(self, path):
+        if path not in self._ck:
+            self._ck[path] = Checkpoint(path)
+        return self._ck[path]
+
+    def _slices(self):
+        """mergekit normalize_config: models -> one slice over every layer (the base added
+        for methods that need it); each source = (path, lo, hi, own parameters)."""
+        cfg = self.cfg
+        needs_base = self.method not in ("linear", "passthrough")
+        if cfg.get("models"):
+            srcs = []
+            for m in cfg["models"]:
+                p = self._path(m["model"])
+                srcs.append((p, 0, num_layers(self.ck(p)), m.get("parameters") or {}))
+            if needs_base and self.base not in [s[0] for s in srcs]:
+                srcs.append((self.base, 0, num_layers(self.ck(self.base)), {}))
+            return [(srcs, {})]
+        out = []
+        for sl in cfg["slices"]:
+            srcs = [(self._path(s["model"]), s["layer_range"][0], s["layer_range"][1], s.get("parameters") or {})
+                    for s in sl["sources"]]
+            out.append((srcs, sl.get("parameters") or {}))
+        return out
+
+    def _param(self, name, src_params, slice_params, tensor, t, default):
+        """Precedence: the source's parameters, the slice's, the top level's, the default."""
+        for level in (src_params, slice_params, self.top):
+            if level is not None and name in level:
+                v = mk_evaluate(level[name], tensor, t)
+                if v is not None:
+                    return v
+        return default
+
+    def _entry(self, srcs, sp, ref_name, idx, out_layer, t):
+        """Sources ordered base first (methods with a base), parameters evaluated."""
+        gta = self.method in MK_GTA
+        order = list(srcs)
+        if self.method not in ("linear", "passthrough"):
+            order = [s for s in srcs if s[0] == self.base] + [s for s in srcs if s[0] != self.base]
+        out_name = ref_name if out_layer is None else mk_rename(ref_name, out_layer)
+        sources, per = [], []
+        for (path, lo, hi, own) in order:
+            sname = ref_name if idx is None else mk_rename(ref_name, lo + idx)
+            sources.append((path, sname))
+            vals = {}
+            for pn in ("weight", "density", "gamma", "epsilon", "scale"):
+                vals[pn] = self._param(pn, own, sp, sname, t, MK_DEFAULTS.get(pn))
+            per.append(vals)
+        glob = {pn: self._param(pn, None, sp, out_name, t, MK_DEFAULTS.get(pn)) for pn in ("lambda", "t")}
+        return MkEntry(out_name, out_layer, t, sources, glob, per)
+
+    def _plan(self):
+        slices = self._slices()
+        plan, out = [], 0
+        for srcs, sp in slices:
+            ref = self.ck(srcs[0][0])
+            lo0, hi0 = srcs[0][1], srcs[0][2]
+            n = hi0 - lo0
+            for name in ref.names():
+                i = layer_of(name)
+                if i is None or not (lo0 <= i < hi0):
+                    continue
+                idx = i - lo0
+                t = idx / (n - 1) if n > 1 else 1
+                plan.append(self._entry(srcs, sp, name, idx, out + idx, t))
+            out += n
+        self.out_layers = out
+        ref0 = self.ck(slices[0][0][0][0])
+        for name in ref0.names():
+            if layer_of(name) is not None:
+                continue
+            srcs, sp = slices[0] if "embed" in name else slices[-1]
+            plan.append(self._entry(srcs, sp, name, None, None, 0))
+        return plan
+
+    def expected(self):
+        for e in self.plan:
+            yield e.name, self.expected_tensor(e)
+
+    def expected_tensor(self, e):
+        cks = [(self.ck(p), n) for p, n in e.sources]
+        t0 = cks[0][0].tensors[cks[0][1]]
+        dt, shape = t0.dtype, t0.shape
+        if dt not in TV_FLOAT_DTYPES:
+            return dt, shape, bytes(cks[0][0].raw(cks[0][1]))
+        out = self.out_dtype or dt
+        xs = [to_f32(ck.raw(n), ck.tensors[n].dtype) for ck, n in cks]
+        m = self.method
+        if m == "passthrough":
+            sc = e.per[0]["scale"]
+            if sc is None:
+                if out == dt:
+                    return out, shape, bytes(cks[0][0].raw(cks[0][1]))
+                return out, shape, from_f32(xs[0], out)
+            return out, shape, from_f32(weighted_sum([xs[0]], [np.float32(sc)]), out)
+        if m == "linear":
+            ws = [v["weight"] for v in e.per]
+            if any(w is None for w in ws):
+                raise ConfigError("linear: a model has no weight", self.config_path, e.name)
+            norm = self.top.get("normalize", True)
+            if norm:
+                s = 0.0
+                for w in ws:
+                    s += float(w)
+                ws = [float(w) / s for w in ws]
+            return out, shape, from_f32(weighted_sum(xs, f32_weights([float(w) for w in ws])), out)
+        if m == "slerp":
+            return out, shape, from_f32(weighted_sum(xs, self._slerp_w(xs, e.glob["t"])), out)
+        if m == "model_stock":
+            return out, shape, from_f32(weighted_sum(xs, self._stock_w(xs)), out)
+        return out, shape, from_f32(self._gta(e, xs, shape), out)
+
+    @staticmethod
+    def _slerp_w(xs, t):
+        b, x = xs[0].astype(np.float64), xs[1].astype(np.float64)
+        n0, n1, dot = math.sqrt(lane_sum(b * b)), math.sqrt(lane_sum(x * x)), lane_sum(b * x)
+        n0p = n0 if n0 > 1e-8 else 1.0
+        n1p = n1 if n1 > 1e-8 else 1.0
+        c = dot / (n0p * n1p)
+        if abs(c) > 0.9995:
+            w = (1.0 - t, t)
+        else:
+            th = math.acos(c)
+            s = math.sin(th)
+            tht = th * t
+            w = (math.sin(th - tht) / s, math.sin(tht) / s)
+        return f32_weights(w)
+
+    @staticmethod
+    def _stock_w(xs):
+        with np.errstate(all="ignore"):
+            ds = [np.subtract(x, xs[0], dtype=np.float32).astype(np.float64) for x in xs[1:]]
+        k = len(ds)
+        nrm = [math.sqrt(lane_sum(d * d)) for d in ds]
+        csum = 0.0
+        for a in range(k):
+            for b in range(a + 1, k):
+                c = lane_sum(ds[a] * ds[b]) / max(nrm[a] * nrm[b], 1e-6)
+                csum += min(1.0, max(-1.0, c))
+        cos = csum / (k * (k - 1) // 2)
+        N = float(k)
+        den = 1.0 + (N - 1.0) * cos
+        tau = 0.0 if den == 0.0 else (N * cos) / den
+        return f32_weights([1.0 - tau] + [tau / N] * k)
+
+    def _gta(self, e, xs, shape):
+        consensus, sparse, dnorm, dresc, _ = MK_GTA[self.method]
+        normalize = self.top.get("normalize", dnorm)
+        rescale = self.top.get("rescale", dresc)
+        base = xs[0]
+        deltas, weights = [], []
+        for i, (x, v) in enumerate(zip(xs[1:], e.per[1:])):
+            if v["weight"] is None:
+                raise ConfigError("%s: a model has no weight" % self.method, self.config_path, e.name)
+            with np.errstate(all="ignore"):
+                dl = np.subtract(x, base, dtype=np.float32)
+            d = float(v["density"])
+            if d < 1.0:
+                if sparse == "magnitude":
+                    dl = ties_sparsify(dl, d)
+                elif sparse == "outliers":
+                    dl = np.where(breadcrumbs_mask(dl, d, float(v["gamma"])), dl, np.float32(0.0)).astype(np.float32)
+                elif sparse == "random":
+                    u = dare_uniforms(0, e.name, i, dl.size)
+                    with np.errstate(all="ignore"):
+                        sc = dl / np.float32(d) if rescale else dl
+                    dl = np.where(u < np.float64(d), sc, np.float32(0.0)).astype(np.float32)
+                elif sparse == "della":
+                    dl = della_sparsify(dl, shape, d, float(v["epsilon"]), 0, e.name, i, rescale)
+            deltas.append(dl)
+            weights.append(np.float32(float(v["weight"])))
+        if consensus:
+            mm = tv_combine_ties(deltas, weights, normalize)
+        else:
+            mm = tv_combine_linear(deltas, weights, normalize)
+        lam = np.float32(float(e.glob["lambda"]))
+        with np.errstate(all="ignore"):
+            res = base + lam * mm
+        return res
+
+
+def make_merge(config_path, opts=None):
+    if config_path.endswith((".yml", ".yaml")):
+        return MergekitMerge(config_path, opts)
+    return Merge(config_path, opts)
+
+
+# ----------------------------------------------------------------------------------------
 # Writing (for `expect` and tests)
 # ----------------------------------------------------------------------------------------
 
@@ -1388,7 +1716,7 @@ def main(argv):
             if len(pos) != 1:
                 print("Usage: lsw_ref.py merge CONFIG.json [--compare OUTDIR]", file=sys.stderr)
                 return 1
-            mg = Merge(pos[0], _opts(args))
+            mg = make_merge(pos[0], _opts(args))
             outdir = outdir or mg.output_path
             if outdir is None:
                 print("no --compare OUTDIR and no output.path in the config", file=sys.stderr)
@@ -1397,21 +1725,21 @@ def main(argv):
                                          layout="--check-layout" in args)
             return 0 if failed == 0 else 1
         if cmd == "plan":
-            mg = Merge(args[0], _opts(args))
+            mg = make_merge(args[0], _opts(args))
             print("# L = %d, reference model %s" % (mg.L, mg.reference_model()))
             for e in mg.plan:
                 print(e.line())
             return 0
         if cmd == "expect":
             pos = [a for a in args if not a.startswith("-")]
-            mg = Merge(pos[0], _opts(args))
+            mg = make_merge(pos[0], _opts(args))
             os.makedirs(pos[1], exist_ok=True)
             write_safetensors(os.path.join(pos[1], "model.safetensors"), mg.expected(),
                               {"format": "pt"})
             return 0
         if cmd == "dump":
             pos = [a for a in args if not a.startswith("-")]
-            mg = Merge(pos[0], _opts(args))
+            mg = make_merge(pos[0], _opts(args))
             arrays, meta = {}, {}
             for name, (dt, shape, raw) in mg.expected():
                 key = "t%06d" % len(meta)
