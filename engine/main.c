@@ -351,20 +351,25 @@ static int cmd_merge(int argc, char **argv)
 /* ---- sweep --------------------------------------------------------------- */
 
 static const char usage_sweep[] =
-    "Usage: layerswap sweep SWEEP.json [-o DIR] [--emit-array] [--summary FILE] [--mem BYTES] [--progress SECS]\n"
-    "                       [--overwrite] [--quiet]\n"
+    "Usage: layerswap sweep SWEEP.json [OPTIONS]\n"
     "Run every layer-swap merge of a grid of expert combinations (SPEC §6) in one pass:\n"
     "each input tensor block is read once for all merges that need it, each distinct\n"
     "output shard is written once and the identical ones become reflinks, hard links\n"
     "or copies (output.dedup; with \"shard_by\": \"layer\" most layers are shared).\n"
     "Merge K goes to <output.path>/<K>-<short name>/; <output.path>/sweep.json lists them.\n"
-    "  -o DIR           replaces output.path (relative to the current folder)\n"
-    "  --emit-array     print one line per merge, 'K<TAB>NAME<TAB>FOLDER', and write sweep.json,\n"
-    "                   without running anything (for Slurm job arrays: --array=0-(lines-1),\n"
-    "                   each element running 'layerswap merge --sweep SWEEP.json --index K')\n"
-    "  --summary FILE   bytes read (and what separate merges would read), distinct content,\n"
-    "                   bytes written and shards shared, as JSON\n"
-    "  --mem, --progress, --overwrite, --quiet   as for merge\n";
+    "Options:\n"
+    "  -o, --output DIR    replaces output.path (relative to the current folder)\n"
+    "  --emit-array        print one line per merge, 'K<TAB>NAME<TAB>FOLDER', and write\n"
+    "                      sweep.json, without running anything (for Slurm job arrays:\n"
+    "                      --array=0-(lines-1), each element running\n"
+    "                      'layerswap merge --sweep SWEEP.json --index K')\n"
+    "  --summary FILE      bytes read (and what separate merges would read), distinct\n"
+    "                      content, bytes written and shards shared, as JSON\n"
+    "  --mem BYTES         buffer budget, as for merge (default 512M)\n"
+    "  --progress SECS     a progress line every SECS seconds on stderr, as for merge\n"
+    "  --overwrite         replace output folders that hold other merges\n"
+    "  --quiet             no summary line\n"
+    "  -h, --help          print this help and exit\n";
 
 static int cmd_sweep(int argc, char **argv)
 {
