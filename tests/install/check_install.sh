@@ -28,6 +28,8 @@ fx=$src/tests/data/llama-bf16-sharded
 version=$(sed -n 's/^project(layerswap VERSION \([0-9.]*\).*/\1/p' "$src/CMakeLists.txt")
 # a clean environment: no build tree, no module, no layerswap on PATH
 clean_env=(env -i HOME="$W" PATH="/usr/bin:/bin" LANG=C.UTF-8 TMPDIR="${TMPDIR:-/tmp}")
+# sanitizer builds (LSW_ASAN/LSW_UBSAN): keep ctest's settings (no leak checks, see tests/CMakeLists.txt)
+for v in ASAN_OPTIONS UBSAN_OPTIONS; do [ -n "${!v:-}" ] && clean_env+=("$v=${!v}"); done
 # private Open MPI session folders (see tests/cli/lswtest.py)
 export TMPDIR=$(mktemp -d /tmp/lsw-inst-XXXXXX) && trap 'rm -rf "$TMPDIR"' EXIT
 

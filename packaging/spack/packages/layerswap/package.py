@@ -40,7 +40,7 @@ class Layerswap(CMakePackage):
     variant("native", default=False, description="Tune for the build machine (-march=native)")
     variant("man", default=True, description="Generate and install the man page")
 
-    depends_on("c", type="build")
+    depends_on("c", type="build")  # the C compiler (Spack >= 0.22 declares it as a dependency)
     depends_on("cmake@3.18:", type="build")
     depends_on("pkgconfig", type="build")
     depends_on("mpi")
