@@ -1,4 +1,4 @@
-/* lsw_config — a merge config (SPEC §2), parsed strictly.
+/* lsw_config — a merge config (docs/config.md), parsed strictly.
  *
  * Unknown keys, a model name that `models` does not define, weights that do
  * not match their models and malformed values are config errors
@@ -19,7 +19,7 @@ typedef enum lsw_method {
     LSW_METHOD_LAYER_SWAP, LSW_METHOD_LINEAR, LSW_METHOD_RULES, LSW_METHOD_TASKVEC
 } lsw_method;
 
-/* Task-vector methods (SPEC §2, engine/lsw_taskvec.h for the arithmetic). */
+/* Task-vector methods (docs/config.md, engine/lsw_taskvec.h for the arithmetic). */
 typedef enum lsw_tv_kind { LSW_TV_TASK_ARITHMETIC, LSW_TV_TIES, LSW_TV_DARE_LINEAR, LSW_TV_DARE_TIES } lsw_tv_kind;
 
 typedef enum lsw_action {
@@ -36,7 +36,7 @@ typedef enum lsw_layer_sel {
 typedef enum lsw_weighting {
     LSW_W_UNIFORM,   /* 1/k each */
     LSW_W_EXPLICIT,  /* given, divided by their sum in f64 unless !normalize */
-    LSW_W_MAGNITUDE  /* inverse model MAV vs base (SPEC §4) */
+    LSW_W_MAGNITUDE  /* inverse model MAV vs base (docs/statistics.md) */
 } lsw_weighting;
 
 typedef struct lsw_rule {

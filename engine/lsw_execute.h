@@ -42,7 +42,7 @@ typedef struct lsw_run_opts {
 extern volatile sig_atomic_t lsw_stop_signal;
 void lsw_install_stop_handlers(void);
 
-/* Model MAV (SPEC §4) against cfg->base of every model m with needed[m],
+/* Model MAV (docs/statistics.md) against cfg->base of every model m with needed[m],
  * into mav[m]; tensors spread over the ranks, summed in name order.
  * Collective over c->comm. */
 int lsw_model_mavs(const lsw_config *cfg, lsw_ckpt *const *models, const int *needed, const lsw_run_opts *o,

@@ -1,5 +1,5 @@
 /* lsw_taskvec — task-vector merges: task_arithmetic, ties, dare_linear,
- * dare_ties (SPEC §2), exactly as follows, per tensor with base b and experts
+ * dare_ties (docs/config.md), exactly as follows, per tensor with base b and experts
  * x_1..x_k in the order listed, f32 weights w_i, densities d_i, f32 λ:
  *
  * 1. δ_i[j] = f32(x_i[j]) − f32(b[j])                     (f32 subtraction)

@@ -1,5 +1,5 @@
 /* layerswap — command-line front end.  Parses arguments, runs one command,
- * maps the library's error codes to the exit codes of SPEC §1. */
+ * maps the library's error codes to the exit codes of docs/cli.md. */
 #include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
@@ -352,7 +352,7 @@ static int cmd_merge(int argc, char **argv)
 
 static const char usage_sweep[] =
     "Usage: layerswap sweep SWEEP.json [OPTIONS]\n"
-    "Run every layer-swap merge of a grid of expert combinations (SPEC §6) in one pass:\n"
+    "Run every layer-swap merge of a grid of expert combinations (docs/sweep.md) in one pass:\n"
     "each input tensor block is read once for all merges that need it, each distinct\n"
     "output shard is written once and the identical ones become reflinks, hard links\n"
     "or copies (output.dedup; with \"shard_by\": \"layer\" most layers are shared).\n"
