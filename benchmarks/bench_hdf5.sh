@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bench_hdf5 — how well and how fast model.h5 chunks compress (SPEC §5).
+# bench_hdf5 — how well and how fast model.h5 chunks compress (docs/output.md).
 #
 #   benchmarks/bench_hdf5.sh [MiB=200] [LEVEL=1] [WORKDIR=/tmp/bench_hdf5]
 #

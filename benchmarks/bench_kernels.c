@@ -1,4 +1,4 @@
-/* bench_kernels — throughput of the per-row MAV kernel (SPEC §4) on every
+/* bench_kernels — throughput of the per-row MAV kernel (docs/statistics.md) on every
  * instruction set this CPU has, against the memory bandwidth measured in the
  * same run and against the portable C version ("generic", the baseline).
  *

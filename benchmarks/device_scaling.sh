@@ -22,7 +22,7 @@ export PKG_CONFIG_PATH=$pc LD_LIBRARY_PATH=$dep/usr/lib/x86_64-linux-gnu
 cmake -S . -B build-dev -DCMAKE_BUILD_TYPE=Release -DLSW_BUILD_TESTS=OFF -DLSW_REQUIRE_PARALLEL_HDF5=OFF >/dev/null
 cmake --build build-dev -j"$(nproc)" >/dev/null
 export LAYERSWAP=$root/build-dev/engine/layerswap
-# first, quick: the outputs load in real transformers (SPEC §5), into $OUT/hf.txt
+# first, quick: the outputs load in real transformers (docs/output.md), into $OUT/hf.txt
 python3 tests/hf_load_check.py "$LAYERSWAP" tests/data /tmp/lsw-hf 2>&1 | tee "${OUT:-/tmp}/hf.txt" || true
 nproc; free -g | head -2; df -h /tmp | tail -1
 bash benchmarks/bench_scaling.sh --size large --ranks "1 2 4 8 16" --runs "${RUNS:-2}" --out "${WORK:-/tmp/lsw-scaling}" \

@@ -13,7 +13,7 @@ Only what the benchmark needs is supported: method "layer_swap" with uniform
 (or "task"/"language") rules, models given as a folder (model.safetensors or
 an index + shards) or a single .safetensors file. It is a baseline, not a
 reference implementation: NaN handling and f16 overflow are not treated with
-the care SPEC.md section 3 asks for.
+the care docs/numerics.md asks for.
 
 Needs numpy: run it with Debian's /usr/bin/python3.
 """

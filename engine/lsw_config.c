@@ -386,7 +386,7 @@ static int parse_taskvec(const ctx *x, const lsw_json *o, const char *name)
     c->tv.seed = 0;
     if (sd && lsw_json_u64(sd, &c->tv.seed) != 0)
         return cfg_err(x, "%s.seed must be a non-negative integer", name);
-    /* the reference (tensor list, config files): the first listed model (SPEC §5) */
+    /* the reference (tensor list, config files): the first listed model (docs/output.md) */
     c->first_model = r->models[1];
     return 0;
 }
@@ -694,7 +694,7 @@ static int parse_method(const ctx *x, const lsw_json *root, const char *s)
     if (strcmp(s, "rules") == 0) {
         c->method = LSW_METHOD_RULES;
         int rc = parse_rules(x, sec);
-        /* SPEC §5: config files (and the tensor list) come from the first listed model. */
+        /* docs/output.md: config files (and the tensor list) come from the first listed model. */
         c->first_model = 0;
         for (size_t i = 0; i < c->nrules && !rc; i++)
             if (c->rules[i].weighting == LSW_W_MAGNITUDE && c->base < 0)

@@ -1,4 +1,4 @@
-/* lsw_config — a merge config (SPEC §2), parsed strictly.
+/* lsw_config — a merge config (docs/config.md), parsed strictly.
  *
  * Unknown keys, a model name that `models` does not define, weights that do
  * not match their models and malformed values are config errors
@@ -24,7 +24,7 @@ typedef enum lsw_method {
     LSW_METHOD_SLICES   /* linear / passthrough written with "sources" or "slices" (cfg->mk) */
 } lsw_method;
 
-/* Task-vector methods (SPEC §2, engine/lsw_taskvec.h for the arithmetic),
+/* Task-vector methods (docs/config.md, engine/lsw_taskvec.h for the arithmetic),
  * and the methods of mergekit configs that run through the same hooks: each
  * output tensor computed whole by one rank, a per-tensor pre-pass allowed. */
 typedef enum lsw_tv_kind {
@@ -74,7 +74,7 @@ typedef enum lsw_layer_sel {
 typedef enum lsw_weighting {
     LSW_W_UNIFORM,   /* 1/k each */
     LSW_W_EXPLICIT,  /* given, divided by their sum in f64 unless !normalize */
-    LSW_W_MAGNITUDE  /* inverse model MAV vs base (SPEC §4) */
+    LSW_W_MAGNITUDE  /* inverse model MAV vs base (docs/statistics.md) */
 } lsw_weighting;
 
 typedef struct lsw_rule {

@@ -1,4 +1,4 @@
-/* lsw_kernels — the arithmetic of SPEC §3 and §4 on blocks of elements.
+/* lsw_kernels — the arithmetic of docs/numerics.md and docs/statistics.md on blocks of elements.
  *
  * Everything here is plain C11 and exact by construction:
  *
@@ -235,7 +235,7 @@ LSW_INLINE void wfirst(lsw_dtype dt, const unsigned char *restrict x, float w,
 }
 
 /* acc[i] = acc[i] + w * x[i]; with -ffp-contract=off the product is rounded
- * to f32 before the addition (SPEC §3: no fused multiply-add). */
+ * to f32 before the addition (docs/numerics.md: no fused multiply-add). */
 LSW_INLINE void wnext(lsw_dtype dt, const unsigned char *restrict x, float w,
                       float *restrict acc, size_t m)
 {

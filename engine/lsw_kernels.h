@@ -1,6 +1,6 @@
-/* lsw_kernels — the arithmetic of SPEC §3 and §4 on blocks of elements.
+/* lsw_kernels — the arithmetic of docs/numerics.md and docs/statistics.md on blocks of elements.
  *
- * Conversions are exact where SPEC §3 says so: every BF16, F16 and F32 input
+ * Conversions are exact where docs/numerics.md says so: every BF16, F16 and F32 input
  * is widened exactly to f32.  Narrowing is round-to-nearest-even: f32 → bf16
  * maps every NaN to 0x7FC0 (sign kept off); f32 → f16 is IEEE binary16 with
  * subnormals and overflow to infinity (NaN → 0x7E00).  Nothing here uses
@@ -27,7 +27,7 @@ void lsw_to_f32(lsw_dtype dt, const void *src, float *dst, size_t n);
 /* dst[i] = round_dt(src[i]) for n elements into arithmetic dtype `dt`. */
 void lsw_from_f32(lsw_dtype dt, const float *src, void *dst, size_t n);
 
-/* Weighted sum of k inputs, SPEC §3:
+/* Weighted sum of k inputs, docs/numerics.md:
  *   out[i] = round_out( ((w[0]*x0[i]) + w[1]*x1[i]) + ... )
  * every input widened exactly to f32, every product rounded to f32, summed left
  * to right in input order starting from the first product (no leading +0.0),

@@ -1,4 +1,4 @@
-/* lsw_mav — mean absolute value of expert − base, per row (SPEC §4).
+/* lsw_mav — mean absolute value of expert − base, per row (docs/statistics.md).
  *
  * A row of a tensor of shape [r, c1, c2, ...] is c1·c2·… elements; a 1-D
  * tensor is one row.  MAV(row) = Σ|f64(e) − f64(b)| / n, with the sum taken
@@ -16,7 +16,7 @@
 
 #define LSW_MAV_CHUNK 65536
 
-/* 1 if the tensor takes part in the model MAV (SPEC §4: 1-D or 2-D,
+/* 1 if the tensor takes part in the model MAV (docs/statistics.md: 1-D or 2-D,
  * BF16/F16/F32, not empty). */
 int lsw_mav_eligible(const lsw_tensor_desc *t);
 /* 1 if the tensor has row MAVs (stats.h5): any arithmetic tensor of one or
@@ -39,7 +39,7 @@ int lsw_tensor_mav_sum(const lsw_ckpt *base, const lsw_ckpt *expert, const lsw_t
 /* Buffer size for the MAV functions under a memory budget. */
 size_t lsw_mav_buffer_bytes(uint64_t mem);
 
-/* Model MAV of `expert` against `base` (SPEC §4): Σ over eligible tensors in
+/* Model MAV of `expert` against `base` (docs/statistics.md): Σ over eligible tensors in
  * name order of their row-MAV sums (each summed over rows in order), divided
  * by the total number of rows.  The per-tensor grouping of the sum is what
  * lets ranks compute tensors independently and still agree bit for bit. */

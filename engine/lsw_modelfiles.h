@@ -1,6 +1,6 @@
 /* lsw_modelfiles — the non-weight files of a Hugging Face model folder.
  * config.json, generation_config.json and the tokenizer files are copied
- * from a source folder into an output folder (SPEC §5).  In config.json the
+ * from a source folder into an output folder (docs/output.md).  In config.json the
  * top-level "dtype" and "torch_dtype" values, and those of nested objects
  * (text_config, vision_config, ... of multimodal models) that name a
  * floating-point dtype, are replaced by the output dtype; every other byte

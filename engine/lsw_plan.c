@@ -59,7 +59,7 @@ static int copy_rule(lsw_plan *p, const lsw_rule *src)
     return 0;
 }
 
-/* layer_swap (SPEC §2) as ordered rules; first match wins, so the language
+/* layer_swap (docs/config.md) as ordered rules; first match wins, so the language
  * expert's bottom/top ranges come first exactly as in the formula. */
 static int expand_layer_swap(lsw_plan *p)
 {

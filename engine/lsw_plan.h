@@ -87,7 +87,7 @@ typedef struct lsw_plan {
  * Magnitude weights add the base. */
 void lsw_plan_models_used(const lsw_config *cfg, int *used);
 
-/* Open and validate every model the config names (SPEC §2: a path that does
+/* Open and validate every model the config names (docs/config.md: a path that does
  * not exist or cannot be read is a bad input even if no rule reads it), then
  * keep in m[i] (caller-owned array of cfg->nmodels, filled with opened
  * handles the caller closes) only the models with used[i] set; the others
@@ -106,7 +106,7 @@ void lsw_plan_free(lsw_plan *p);
  * object.  Reads no tensor data. */
 int lsw_plan_check_output(const lsw_plan *p);
 
-/* With the model MAVs (SPEC §4, indexed by model; only mav_needed entries
+/* With the model MAVs (docs/statistics.md, indexed by model; only mav_needed entries
  * are read) resolve magnitude weights.  LSW_E_INPUT if an MAV is 0 (an
  * expert identical to the base has no inverse-MAV weight). */
 int lsw_plan_set_mav(lsw_plan *p, const double *model_mav);

@@ -37,7 +37,7 @@
 static const char usage_stats[] =
     "Usage: layerswap stats --base DIR EXPERT... [-o DIR] [--progress SECS] [--mem BYTES]\n"
     "                       [--task NAME,...] [--language NAME,...] [--overwrite] [--quiet]\n"
-    "Per-row MAV (SPEC section 4) of every expert against the base, all experts in one pass\n"
+    "Per-row MAV (docs/statistics.md) of every expert against the base, all experts in one pass\n"
     "over the base, with per layer x tensor type statistics, heatmaps, profile similarity\n"
     "and a proposed layer swap (engine/STATS.md).\n"
     "An EXPERT is PATH or NAME=PATH; NAME defaults to the folder's base name and may hold\n"

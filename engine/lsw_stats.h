@@ -1,4 +1,4 @@
-/* lsw_stats — the `layerswap stats` command (SPEC §1, §4; engine/STATS.md).
+/* lsw_stats — the `layerswap stats` command (docs/cli.md, docs/statistics.md; engine/STATS.md).
  *
  *   layerswap stats --base DIR EXPERT... [-o DIR] [--progress SECS] [--mem BYTES]
  *                   [--task NAME,...] [--language NAME,...] [--overwrite] [--quiet]
@@ -18,7 +18,7 @@
 #define LSW_STATS_H
 
 /* Run `layerswap stats`: argv[0] is "stats".  Returns the process exit code
- * (SPEC §1): 0 success or --help, 1 usage, 2 bad or mismatched input, 3
+ * (docs/cli.md): 0 success or --help, 1 usage, 2 bad or mismatched input, 3
  * interrupted, 4 output error, 70 internal; the same on every rank.  Errors
  * are printed by rank 0 as "layerswap stats: error: DETAIL [message, exit N]".
  * MPI must be initialised.  Collective over MPI_COMM_WORLD. */

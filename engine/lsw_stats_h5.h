@@ -1,4 +1,4 @@
-/* lsw_stats_h5 — stats.h5: the row MAVs of `layerswap stats` (SPEC §4).
+/* lsw_stats_h5 — stats.h5: the row MAVs of `layerswap stats` (docs/statistics.md).
  *
  * Dataset /<expert>/<tensor name> = the tensor's f64 row MAVs (1-D, one value
  * per row), chunked and gzip-compressed (level 4); each expert group carries

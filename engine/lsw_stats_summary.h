@@ -123,7 +123,7 @@ void lsw_stats_propose_layers(const double *ratio, int layers, int *bottom, int 
 
 /* summary.json text. */
 void lsw_stats_summary_json(const lsw_stats_summary *s, lsw_strbuf *out);
-/* proposed-layer-swap.json text (SPEC §2); the proposal must be valid. */
+/* proposed-layer-swap.json text (docs/config.md); the proposal must be valid. */
 void lsw_stats_proposal_config(const lsw_stats_summary *s, lsw_strbuf *out);
 /* The proposal's reasoning, one line per layer. */
 void lsw_stats_print_proposal(const lsw_stats_summary *s, FILE *f);

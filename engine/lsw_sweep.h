@@ -1,4 +1,4 @@
-/* lsw_sweep — many layer-swap merges of a grid of expert combinations (SPEC §6).
+/* lsw_sweep — many layer-swap merges of a grid of expert combinations (docs/sweep.md).
  *
  * SWEEP.json:
  *   {"models": {...}, "base": "...",

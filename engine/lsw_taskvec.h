@@ -1,7 +1,7 @@
 /* lsw_taskvec — merges computed tensor by tensor on one rank, with a
  * per-tensor pre-pass where the method needs one: the task-vector methods
- * task_arithmetic, ties, dare_linear, dare_ties (SPEC §2), breadcrumbs,
- * breadcrumbs_ties, della, della_linear, and slerp and model_stock (SPEC §8).
+ * task_arithmetic, ties, dare_linear, dare_ties (docs/config.md), breadcrumbs,
+ * breadcrumbs_ties, della, della_linear, and slerp and model_stock (docs/mergekit.md).
  * Per tensor with base b and experts x_1..x_k in the order listed, f32
  * weights w_i, densities d_i, f32 λ (per tensor for a "sources"/"slices"
  * config: t->w and t->par, engine/lsw_plan.h):
@@ -18,7 +18,7 @@
  *    dare:  h = FNV-1a 64 of the tensor name; s_i = splitmix64(splitmix64(seed
  *           ^ h) + i) (i from 0); for element j, u = (splitmix64(s_i + j) >> 11)
  *           · 2^-53; keep iff u < d_i; survivors δ_i[j] / f32(d_i), the rest +0.
- *    della: per row (SPEC §4 rows: c1·c2·… elements, a 1-D tensor is one
+ *    della: per row (docs/statistics.md rows: c1·c2·… elements, a 1-D tensor is one
  *           row) of n elements, r = the rank of |δ_i[j]| in its row
  *           (ascending bit patterns, ties to the lower index; 1..n),
  *           p = (d_i − ε_i) + ((r − 1) / (n − 1)) · (2ε_i) in f64 (r − 1 = 0
@@ -46,7 +46,7 @@
  *     order c_ij = clamp(Σ δ_i·δ_j / max(n_i·n_j, 1e-6), −1, 1), c = mean of
  *     c_ij (summed in order), N experts, τ = N·c / (1 + (N − 1)·c) (0 when
  *     the divisor is 0); w = (1 − τ, τ/N, …, τ/N).
- *   The weights are rounded to f32 once; out = round_out(Σ w_i·x_i) (SPEC §3,
+ *   The weights are rounded to f32 once; out = round_out(Σ w_i·x_i) (docs/numerics.md,
  *   the base first).
  *
  * "trim": "global" (ties only) replaces step 2's per-tensor K_i by one over

@@ -1,5 +1,5 @@
 /* layerswap — command-line front end.  Parses arguments, runs one command,
- * maps the library's error codes to the exit codes of SPEC §1. */
+ * maps the library's error codes to the exit codes of docs/cli.md. */
 #include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
@@ -26,29 +26,59 @@
 #include "lsw_synth.h"
 
 static int rank = 0, nranks = 1;
+/* How this process was started, for commands it prints (demo's "Next:"):
+ * argv[0] when it holds a '/' (build/engine/layerswap), else "layerswap". */
+static const char *prog = "layerswap";
 
 static const char usage_main[] =
     "Usage: layerswap COMMAND [ARGS]\n"
-    "Merge large language model checkpoints by layer swapping, streaming, exactly.\n"
+    "       layerswap help COMMAND | --help | --version\n"
+    "Merge large language model checkpoints (layer swapping, soups, task vectors), out of\n"
+    "core and exactly: the same bytes alone or under mpirun/srun with any number of ranks.\n"
     "\n"
     "Commands:\n"
-    "  merge CONFIG.json   run one merge (layer_swap, linear, rules)\n"
-    "  sweep SWEEP.json    run every merge of a grid of expert combinations in one pass\n"
+    "  merge CONFIG        run one merge (JSON, or mergekit YAML; any method below)\n"
+    "  sweep SWEEP.json    run every layer swap of a grid of expert combinations in one pass\n"
     "  stats --base B E... per-row MAV of experts against a base: heatmaps, similarity, proposal\n"
     "  inspect PATH        validate a checkpoint and list its tensors\n"
     "  verify DIR          check an output folder against its manifest\n"
     "  synth ...           write a synthetic base and experts\n"
-    "  demo [DIR]          synth + layer swap on tiny data, in seconds\n"
+    "  demo [DIR]          synth + layer swap + stats on tiny data, in seconds\n"
+    "  help COMMAND        the options of COMMAND (the same as 'layerswap COMMAND --help')\n"
     "\n"
-    "Run 'layerswap COMMAND --help' for a command's options.\n"
+    "Merge methods (the config's \"method\"; docs/config.md):\n"
+    "  layer_swap          bottom and top layers from a language expert, the middle ones from\n"
+    "                      a task expert, optional averaged transition layers (the paper's)\n"
+    "  linear              weighted average of models (a model soup): uniform, explicit or\n"
+    "                      magnitude (inverse mean absolute change) weights\n"
+    "  rules               per tensor: name regex and layer range -> take, average or base\n"
+    "  task_arithmetic     base + lambda x weighted sum of the experts' task vectors\n"
+    "  ties                task vectors trimmed to their largest changes, sign election\n"
+    "  dare_linear         task vectors randomly dropped and rescaled (DARE), then summed\n"
+    "  dare_ties           DARE drop and rescale, then the TIES sign election\n"
+    "  breadcrumbs         task vectors without their largest and smallest changes, summed\n"
+    "  breadcrumbs_ties    breadcrumbs, then the TIES sign election\n"
+    "  della               magnitude-ranked random drop (DELLA), then the TIES sign election\n"
+    "  della_linear        DELLA drop, then summed\n"
+    "  slerp               spherical interpolation of two models, per tensor\n"
+    "  model_stock         average pulled towards the base by the experts' angle (Model Stock)\n"
+    "  passthrough         layers taken from models as listed by slices (also restacked)\n"
+    "mergekit YAML configs (CONFIG.yml) use the same methods: docs/mergekit.md.\n"
+    "\n"
+    "Options:\n"
+    "  -h, --help          print this help and exit\n"
+    "  -V, --version       print the version and exit\n"
+    "\n"
     "Exit codes: 0 success, 1 usage or config error, 2 bad input checkpoint,\n"
-    "3 interrupted (rerun to resume), 4 output or I/O error, 70 internal error.\n";
+    "3 interrupted (rerun to resume), 4 output or I/O error, 70 internal error.\n"
+    "Reference: docs/README.md in the source (installed: share/doc/layerswap/), man layerswap.\n";
 
 static const char usage_merge[] =
-    "Usage: layerswap merge CONFIG.json [-o DIR] [--format safetensors|hdf5] [--mem BYTES]\n"
-    "       layerswap merge --sweep SWEEP.json --index K [-o DIR] [...]\n"
-    "                       [--progress SECS] [--summary FILE] [--dry-run] [--overwrite] [--quiet]\n"
-    "Run the merge that CONFIG.json describes (see README.md and configs/).\n"
+    "Usage: layerswap merge CONFIG.json [OPTIONS]\n"
+    "       layerswap merge --sweep SWEEP.json --index K [OPTIONS]\n"
+    "Run the merge that CONFIG.json describes (docs/config.md; examples in configs/), or\n"
+    "merge K of a sweep alone. Paths in CONFIG.json are relative to its folder.\n"
+    "Options (both forms):\n"
     "  -o, --output DIR    output folder (overrides output.path; relative to the current folder)\n"
     "  --format F          safetensors (default) or hdf5 (overrides output.format)\n"
     "  --mem BYTES         buffer budget, e.g. 64M, 2G (default 512M); peak memory stays near it\n"
@@ -60,9 +90,11 @@ static const char usage_merge[] =
     "                      (name, rule, sources, weights); reads no tensor data\n"
     "  --overwrite         replace an output folder that holds another merge\n"
     "  --quiet             no summary line\n"
-    "  --sweep S --index K run merge K of sweep S alone (job arrays: K = $SLURM_ARRAY_TASK_ID), into\n"
-    "                      the same folder and with the same bytes as 'layerswap sweep S' gives it;\n"
-    "                      -o replaces the sweep's output.path\n"
+    "  --sweep SWEEP.json --index K\n"
+    "                      run merge K (0, 1, ...) of the sweep alone, into the same folder and\n"
+    "                      with the same bytes as 'layerswap sweep SWEEP.json' gives it (job\n"
+    "                      arrays: K = $SLURM_ARRAY_TASK_ID); -o replaces the sweep's output.path\n"
+    "  -h, --help          print this help and exit\n"
     "All headers and the config are validated before any data is read. Outputs are\n"
     "written under temporary names and renamed when complete; layerswap-manifest.json\n"
     "is written last. An interrupted merge (exit 3) resumes when rerun.\n";
@@ -80,12 +112,24 @@ static const char usage_verify[] =
     "and CRC-32C, and the checkpoint valid. Exit 0 only if everything matches.\n";
 
 static const char usage_synth[] =
-    "Usage: layerswap synth --layers N --hidden H --intermediate I --vocab V\n"
-    "                       [--dtype bf16|f16|f32] [--experts K] [--seed S] [--shard-size SIZE] -o DIR\n"
+    "Usage: layerswap synth --layers N --hidden H --intermediate I --vocab V -o DIR [OPTIONS]\n"
     "Write DIR/base and K synthetic experts (DIR/task1, DIR/lang1, DIR/task2, ...) with\n"
     "Llama tensor names, config.json and shards, for demos, tests and benchmarks.\n"
     "Odd experts change the upper layers (task-like), even ones the first and last\n"
-    "layers' attention and the embeddings (language-like). Same seed, same bytes.\n";
+    "layers' attention and the embeddings (language-like). Same seed, same bytes.\n"
+    "  --layers N          transformer layers (1 to 100000)\n"
+    "  --hidden H          hidden size\n"
+    "  --intermediate I    MLP intermediate size\n"
+    "  --vocab V           vocabulary size\n"
+    "  -o, --output DIR    the folder to write base/, task1/, lang1/, ... into\n"
+    "  --dtype T           bf16 (default), f16 or f32\n"
+    "  --experts K         number of experts, 0 to 64 (default 2)\n"
+    "  --seed S            seed of every value (default 0)\n"
+    "  --shard-size SIZE   bytes per safetensors shard, e.g. 500MB (default 2GB)\n"
+    "  --progress SECS     print a progress line every SECS seconds on stderr\n"
+    "  --overwrite         replace a model folder that holds other files\n"
+    "  --quiet             no summary line\n"
+    "  -h, --help          print this help and exit\n";
 
 static const char usage_demo[] =
     "Usage: layerswap demo [DIR]\n"
@@ -315,20 +359,25 @@ static int cmd_merge(int argc, char **argv)
 /* ---- sweep --------------------------------------------------------------- */
 
 static const char usage_sweep[] =
-    "Usage: layerswap sweep SWEEP.json [-o DIR] [--emit-array] [--summary FILE] [--mem BYTES] [--progress SECS]\n"
-    "                       [--overwrite] [--quiet]\n"
-    "Run every layer-swap merge of a grid of expert combinations (SPEC §6) in one pass:\n"
+    "Usage: layerswap sweep SWEEP.json [OPTIONS]\n"
+    "Run every layer-swap merge of a grid of expert combinations (docs/sweep.md) in one pass:\n"
     "each input tensor block is read once for all merges that need it, each distinct\n"
     "output shard is written once and the identical ones become reflinks, hard links\n"
     "or copies (output.dedup; with \"shard_by\": \"layer\" most layers are shared).\n"
     "Merge K goes to <output.path>/<K>-<short name>/; <output.path>/sweep.json lists them.\n"
-    "  -o DIR           replaces output.path (relative to the current folder)\n"
-    "  --emit-array     print one line per merge, 'K<TAB>NAME<TAB>FOLDER', and write sweep.json,\n"
-    "                   without running anything (for Slurm job arrays: --array=0-(lines-1),\n"
-    "                   each element running 'layerswap merge --sweep SWEEP.json --index K')\n"
-    "  --summary FILE   bytes read (and what separate merges would read), distinct content,\n"
-    "                   bytes written and shards shared, as JSON\n"
-    "  --mem, --progress, --overwrite, --quiet   as for merge\n";
+    "Options:\n"
+    "  -o, --output DIR    replaces output.path (relative to the current folder)\n"
+    "  --emit-array        print one line per merge, 'K<TAB>NAME<TAB>FOLDER', and write\n"
+    "                      sweep.json, without running anything (for Slurm job arrays:\n"
+    "                      --array=0-(lines-1), each element running\n"
+    "                      'layerswap merge --sweep SWEEP.json --index K')\n"
+    "  --summary FILE      bytes read (and what separate merges would read), distinct\n"
+    "                      content, bytes written and shards shared, as JSON\n"
+    "  --mem BYTES         buffer budget, as for merge (default 512M)\n"
+    "  --progress SECS     a progress line every SECS seconds on stderr, as for merge\n"
+    "  --overwrite         replace output folders that hold other merges\n"
+    "  --quiet             no summary line\n"
+    "  -h, --help          print this help and exit\n";
 
 static int cmd_sweep(int argc, char **argv)
 {
@@ -638,6 +687,29 @@ static int cmd_synth(int argc, char **argv)
 
 /* ---- demo ---------------------------------------------------------------- */
 
+/* `w` on stdout as one shell word: as is when it holds only safe characters,
+ * else in single quotes (a ' inside written '\\'').  So that a printed
+ * command runs as printed, whatever the folder is called. */
+static void put_shell_word(const char *w)
+{
+    if (w[0] && strspn(w, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789/._+-=:,@%") == strlen(w)) {
+        fputs(w, stdout);
+        return;
+    }
+    putchar('\'');
+    for (const char *c = w; *c; c++)
+        fputs(*c == '\'' ? "'\\''" : (char[]){*c, 0}, stdout);
+    putchar('\'');
+}
+
+/* DIR/merge.json as the demo names it (static buffer; DIR is the user's). */
+static const char *cfgpath_shown(const char *dir)
+{
+    static char buf[4096];
+    snprintf(buf, sizeof buf, "%s/merge.json", dir);
+    return buf;
+}
+
 static int cmd_demo(int argc, char **argv)
 {
     if (show_help(argc, argv, usage_demo))
@@ -707,10 +779,13 @@ static int cmd_demo(int argc, char **argv)
         printf("layerswap demo: per-row MAV statistics of both experts against the base\n");
     fflush(stdout);
     ex = lsw_stats_main(13, sargs);
-    if (!ex && rank == 0)
-        printf("layerswap demo: heatmaps and report in %s (open report.html in a browser)\n"
-               "Next: layerswap merge %s/merge.json --dry-run\n",
-               sdir, dir);
+    if (!ex && rank == 0) {
+        printf("layerswap demo: heatmaps and report in %s (open report.html in a browser)\nNext: ", sdir);
+        put_shell_word(prog);
+        fputs(" merge ", stdout);
+        put_shell_word(cfgpath_shown(dir));
+        fputs(" --dry-run\n", stdout);
+    }
     free(b);
     free(t);
     free(l);
@@ -779,15 +854,26 @@ int main(int argc, char **argv)
         MPI_Finalize();
         return 1;
     }
+    if (argv[0] && strchr(argv[0], '/'))
+        prog = argv[0];
+    /* `layerswap help CMD` is `layerswap CMD --help`; `layerswap help` is --help */
+    char *help_argv[] = {argv[0], argc > 2 ? argv[2] : NULL, "--help", NULL};
+    if (argc == 3 && !strcmp(argv[1], "help") && strcmp(argv[2], "help") && strcmp(argv[2], "--help") &&
+        strcmp(argv[2], "-h"))
+        argv = help_argv;
     if (argc < 2) {
         if (rank == 0)
             fputs(usage_main, stderr);
+        ex = 1;
+    } else if (argc > 3 && !strcmp(argv[1], "help")) {
+        if (rank == 0)
+            fprintf(stderr, "layerswap help: error: takes one COMMAND, e.g. 'layerswap help merge' [usage error, exit 1]\n");
         ex = 1;
     } else if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         if (rank == 0)
             fputs(usage_main, stdout);
         ex = 0;
-    } else if (!strcmp(argv[1], "--version")) {
+    } else if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V")) {
         if (rank == 0)
             printf("layerswap %s\n", LSW_VERSION);
         ex = 0;

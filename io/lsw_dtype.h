@@ -1,7 +1,7 @@
 /* lsw_dtype — element types of safetensors checkpoints.
  *
  * Names are the safetensors spellings ("BF16").  Only BF16, F16 and F32 take
- * part in arithmetic (SPEC §3); every other known type can only be copied.
+ * part in arithmetic (docs/numerics.md); every other known type can only be copied.
  */
 #ifndef LSW_DTYPE_H
 #define LSW_DTYPE_H

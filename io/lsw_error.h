@@ -2,7 +2,7 @@
  *
  * Every fallible function returns 0 (LSW_OK) or one of the negative codes
  * below.  Each code has a short name, a message and the process exit code
- * that SPEC §1 fixes for it.  A function that fails also records one line of
+ * that docs/cli.md fixes for it.  A function that fails also records one line of
  * detail ("FILE: tensor 'NAME': RULE") with lsw_err_set(); the caller prints
  * it.  The detail buffer is per thread; the first error wins until cleared.
  */
@@ -38,7 +38,7 @@ enum lsw_error {
 const char *lsw_err_name(int code);
 /* Fixed message of a code. */
 const char *lsw_err_message(int code);
-/* Process exit code of SPEC §1 for an error code (70 for unknown codes). */
+/* Process exit code of docs/cli.md for an error code (70 for unknown codes). */
 int lsw_err_exit_code(int code);
 
 /* Record the detail of an error and return `code`, so that

@@ -1,6 +1,6 @@
 /* lsw_h5layout — the chunk geometry of model.h5, with no HDF5 call.
  *
- * Layout of a tensor's dataset /tensors/<name> (SPEC §5, see lsw_hdf5.h):
+ * Layout of a tensor's dataset /tensors/<name> (docs/output.md, see lsw_hdf5.h):
  *   ndim >= 2, shape [r, c1, c2, ...]: dataset shape = tensor shape; a "row"
  *              is one index of dim 0 (c1*c2*... elements); chunk =
  *              [rows_per_chunk, c1, c2, ...]; chunk k holds rows

@@ -1,7 +1,7 @@
 /* lsw_hdf5 — model.h5: the HDF5 output of a merge, and reading it back as an
  * input checkpoint.  Compiled only when LSW_WITH_HDF5 is ON (LSW_HAVE_HDF5).
  *
- * Layout of model.h5 (SPEC §5):
+ * Layout of model.h5 (docs/output.md):
  *   superblock     HDF5 file format of release 1.8 (libver bounds V18..V18,
  *                  readable by HDF5 >= 1.8), no object time stamps anywhere
  *   /              attributes, fixed-length UTF-8 strings (h5py: bytes):

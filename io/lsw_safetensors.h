@@ -11,7 +11,7 @@
  *                   little endian; the tensors tile the area with no hole or
  *                   overlap and the area ends at the end of the file.
  *
- * Reading validates every rule of SPEC §7 with checked 64-bit arithmetic
+ * Reading validates every rule of docs/input-validation.md with checked 64-bit arithmetic
  * before any tensor byte is touched.  Writing here only builds headers: a
  * shard's header is a pure function of its tensor list, so every rank can
  * compute every offset without talking to the others.
@@ -40,7 +40,7 @@ typedef struct lsw_st_file lsw_st_file; /* opaque */
 
 /* Open and validate `path`.  On success *out owns an open descriptor and the
  * tensor table (sorted by name).  Errors: LSW_E_NOTFOUND (cannot open/read),
- * LSW_E_INPUT (a rule of SPEC §7, recorded with file, tensor and rule). */
+ * LSW_E_INPUT (a rule of docs/input-validation.md, recorded with file, tensor and rule). */
 int lsw_st_open(const char *path, lsw_st_file **out);
 void lsw_st_close(lsw_st_file *f); /* accepts NULL */
 

@@ -1,6 +1,6 @@
 /* lsw_zstd_filter — the zstd chunk codec of model.h5 (HDF5 filter 32015).
  *
- * Layout of one stored chunk (SPEC §5):
+ * Layout of one stored chunk (docs/output.md):
  *   raw chunk      rows_per_chunk whole rows of the tensor, row major, little
  *                  endian; an edge chunk (the last one, when rows_per_chunk
  *                  does not divide the rows) is padded with zero bytes to the

@@ -8,13 +8,21 @@
 #                                     and exits the batch script with the final code
 #
 # Settings (environment; sbatch passes the submitting shell's environment on):
-#   LAYERSWAP   the layerswap binary (default: `layerswap` on PATH)
+#   LAYERSWAP   the layerswap binary (default: for installed templates, the binary of their
+#               installation, named by lsw-install.sh next to this file; else `layerswap`
+#               on PATH)
 #   LAUNCHER    srun (default) | mpirun | none (one process, no launcher)
 #   SRUN_ARGS   options for srun   (default: --mpi=pmix)
 #   MPIRUN_ARGS options for mpirun (default: none; mpirun takes its slots from the allocation)
 #   PROGRESS    seconds between progress lines in the job log (default 60; 0 or empty: none)
 #   REQUEUE     1 (default): requeue the job when layerswap stops with exit 3 and the
-#               batch shell got no TERM/INT (i.e. the stop was a USR1); 0: just exit 3
+#               batch shell got no TERM/INT (i.e. the stop was a USR1); 0: just exit 3.
+#               The requeue is `scontrol requeue` run by the job itself: the site must let
+#               users requeue their own jobs (JobRequeue or --requeue allowed, no
+#               job_submit or QOS rule against it); where it does not, the log says so and
+#               the job exits 3: submit it again to resume.
+#   HDF5_PLUGIN_PATH  installed templates prepend their installation's plugin folder, so
+#               h5dump or h5py run later in the same job read model.h5 outputs
 #
 # Signals.  `#SBATCH --signal=B:USR1@120` makes Slurm send USR1 to this batch shell
 # (B: = the batch shell only, not the job steps) 120 s before the time limit.  bash runs
@@ -38,6 +46,21 @@
 # batch shell knows that a stop was asked for, so an exit 3 is requeued and a cancel
 # is not.
 
+# An installed copy (share/layerswap/slurm) has lsw-install.sh next to it, written by
+# `cmake --install`: LSW_INSTALL_BIN and LSW_INSTALL_PLUGIN_DIR of that installation.
+LSW_INSTALL_BIN="" LSW_INSTALL_PLUGIN_DIR=""
+if [ -f "${LSW_SLURM_DIR:-.}/lsw-install.sh" ]; then
+  . "${LSW_SLURM_DIR:-.}/lsw-install.sh"
+fi
+if [ -z "${LAYERSWAP:-}" ] && [ -n "$LSW_INSTALL_BIN" ] && [ -x "$LSW_INSTALL_BIN" ]; then
+  LAYERSWAP=$LSW_INSTALL_BIN
+fi
+if [ -n "$LSW_INSTALL_PLUGIN_DIR" ] && [ -d "$LSW_INSTALL_PLUGIN_DIR" ]; then
+  case ":${HDF5_PLUGIN_PATH:-}:" in
+    *":$LSW_INSTALL_PLUGIN_DIR:"*) ;;
+    *) export HDF5_PLUGIN_PATH=$LSW_INSTALL_PLUGIN_DIR${HDF5_PLUGIN_PATH:+:$HDF5_PLUGIN_PATH} ;;
+  esac
+fi
 LAYERSWAP=${LAYERSWAP:-layerswap}
 LAUNCHER=${LAUNCHER:-srun}
 SRUN_ARGS=${SRUN_ARGS---mpi=pmix}
@@ -85,7 +108,8 @@ lsw__requeue() {
     lsw_log "requeued job $id; the next run resumes from the finished shards"
     exit 0
   fi
-  lsw_log "'scontrol requeue $id' failed; resubmit the same job to resume"
+  lsw_log "'scontrol requeue $id' failed (does this site let users requeue their jobs?);" \
+          "resubmit the same job to resume, or set REQUEUE=0"
   exit 3
 }
 
@@ -110,6 +134,7 @@ lsw_job_run() {
   cmd+=("$LAYERSWAP" "$@")
   lsw_log "job $(lsw_job_id) run $(( ${SLURM_RESTART_COUNT:-0} + 1 )) on ${SLURM_JOB_NODELIST:-?}" \
           "(${SLURM_NTASKS:-?} tasks): ${cmd[*]}"
+  [ -n "${HDF5_PLUGIN_PATH:-}" ] && lsw_log "HDF5_PLUGIN_PATH=$HDF5_PLUGIN_PATH"
   if [ -n "$LSW_STOP" ]; then
     # stopped before anything ran: same outcome as a stopped merge
     [ "$LSW_STOP" = USR1 ] && lsw__requeue

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""hf_load_check.py LAYERSWAP DATA WORK — outputs load in Hugging Face transformers (SPEC §5).
+"""hf_load_check.py LAYERSWAP DATA WORK — outputs load in Hugging Face transformers (docs/output.md).
 
 Needs python3 with torch and transformers (the lent GPU machine has them; Debian 12
 does not): exits 77 (skipped) when they are missing.  DATA is tests/data.

@@ -1,4 +1,4 @@
-# layerswap sweep and merge --sweep --index (SPEC §6).
+# layerswap sweep and merge --sweep --index (docs/sweep.md).
 add_test(NAME sweep_grid
          COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/sweep.sh ${LSW_BIN} ${MPIEXEC_EXECUTABLE} ${LSW_PYTHON}
                  ${CMAKE_CURRENT_BINARY_DIR}/sweep)

@@ -1,4 +1,4 @@
-/* unit_hdf5 — model.h5: chunk codec, filter, writer, reader (SPEC §5).
+/* unit_hdf5 — model.h5: chunk codec, filter, writer, reader (docs/output.md).
  *
  *   unit_hdf5                 run the tests (files under $TMPDIR or /tmp)
  *   unit_hdf5 --emit DIR      write DIR/model.h5 and, per tensor, the raw bytes

@@ -1,4 +1,4 @@
-/* unit_kernels — exactness tests of engine/lsw_kernels (SPEC §3, §4).
+/* unit_kernels — exactness tests of engine/lsw_kernels (docs/numerics.md, docs/statistics.md).
  *
  * Every kernel is compared against an oracle written a different way:
  * bit construction for widening, a double-precision "nearest neighbour"

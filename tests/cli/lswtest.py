@@ -30,7 +30,7 @@ PYTHON = "/usr/bin/python3"
 
 SKIP = 77
 
-# "layerswap CMD: error: DETAIL [message, exit N]" -- SPEC §1 / engine convention.
+# "layerswap CMD: error: DETAIL [message, exit N]" -- docs/cli.md / engine convention.
 ERR_RE = re.compile(r"^layerswap (\S+): error: (.+) \[(.*)exit (\d+)\]$")
 
 DTYPE_SIZE = {"BOOL": 1, "U8": 1, "I8": 1, "F8_E4M3": 1, "F8_E5M2": 1, "I16": 2, "U16": 2,

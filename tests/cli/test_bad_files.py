@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""`layerswap inspect` on every crafted file of tests/ref/make_bad_safetensors.py (SPEC §7).
+"""`layerswap inspect` on every crafted file of tests/ref/make_bad_safetensors.py (docs/input-validation.md).
 
 For each row of cases.tsv: the exit code must match; for exit 2 the single error line on
 stderr must name the file or folder and, where the table gives one, the tensor (a|b: at

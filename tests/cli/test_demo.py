@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""`layerswap demo` (SPEC §1).
+"""`layerswap demo` (docs/cli.md).
 
   * `layerswap demo W/d` exits 0 and leaves W/d/merged complete: `layerswap verify` exits 0,
     and the oracle finds it identical to the merge that W/d/merge.json describes;

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""`layerswap merge --dry-run` (SPEC §1, §2).
+"""`layerswap merge --dry-run` (docs/cli.md, docs/config.md).
 
   * On tests/configs/ls-paper.json with -o to a folder that does not exist: exit 0, the
     folder is not created, nothing else is written; stdout is '#' comment lines then one

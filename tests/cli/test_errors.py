@@ -9,7 +9,7 @@ checks: the exit code; for config errors and bad inputs, exactly one stderr line
 or the offending input (bad inputs) and the offending key / model / tensor; for usage
 errors, that stderr mentions the offending word.  In every case nothing may be written:
 W/out must not exist or hold no file at all (not even hidden ones), W gains nothing else,
-and the config's own folder gains nothing (SPEC §2: config errors and bad inputs are found
+and the config's own folder gains nothing (docs/config.md: config errors and bad inputs are found
 before any tensor data is read or any output written).
 
 Bad inputs are built in W/inputs from copies of the fixtures, with a small safetensors
@@ -86,7 +86,7 @@ CASES = {
     "dtype-mismatch": ("input", "setup_dtype", 2, [VICTIM]),
     "missing-tensor": ("input", "setup_missing_tensor", 2, [VICTIM]),
     "truncated-shard": ("input", "setup_truncated", 2, ["model-00003-of-00005.safetensors"]),
-    # a model no rule reads is still an input: a path that does not exist is exit 2 (SPEC §2)
+    # a model no rule reads is still an input: a path that does not exist is exit 2 (docs/config.md)
     "unused-missing-model": ("input", ["merge", "{E}/bad-unused-missing-model.json"], 2, ["ghost9-does-not-exist"]),
     # the reference model's config.json (copied, dtype edited) is checked before any output
     "bad-config-json": ("input", "setup_bad_config_json", 2, ["config.json", "JSON"]),

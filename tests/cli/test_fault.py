@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Disk full in the middle of a merge, then resume (SPEC §1 exit 4, §5 atomic output).
+"""Disk full in the middle of a merge, then resume (docs/cli.md exit 4, §5 atomic output).
 
     test_fault.py --bin B --work W --after BYTES | --after shards+K
 

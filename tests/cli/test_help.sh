@@ -1,5 +1,5 @@
 #!/bin/bash
-# `layerswap [COMMAND] --help` prints a line starting "Usage:" on stdout and exits 0 (SPEC §1).
+# `layerswap [COMMAND] --help` prints a line starting "Usage:" on stdout and exits 0 (docs/cli.md).
 #   test_help.sh LAYERSWAP WORKDIR [COMMAND]     (no COMMAND: `layerswap --help`)
 set -u
 bin=$1 work=$2 cmd=${3:-}

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Path resolution (SPEC §1: paths in a config are relative to the config file's folder;
+"""Path resolution (docs/cli.md: paths in a config are relative to the config file's folder;
 -o is relative to the current folder).
 
 A config W/cfgdir/swap.json names the fixtures by paths relative to W/cfgdir and has

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Reruns into an existing output folder (SPEC §1, §5).
+"""Reruns into an existing output folder (docs/cli.md, docs/output.md).
 
   * merge ls-paper.json -> W/out; the same command again exits 0, says there is nothing to
     do ("nothing to do" on stdout or stderr), and changes no file (bytes and mtimes);

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""A merge stopped by a signal resumes to identical bytes (SPEC §1 exit 3).
+"""A merge stopped by a signal resumes to identical bytes (docs/cli.md exit 3).
 
     test_signal.py --bin B --work W [--signals TERM,INT,USR1] [--attempts N]
 

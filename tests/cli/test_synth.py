@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""`layerswap synth` determinism (SPEC §1).
+"""`layerswap synth` determinism (docs/cli.md).
 
   * the same arguments and --seed twice give identical folders (same files, same bytes);
   * another --seed gives the same files, tensor names, dtypes and shapes, but other bytes

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """`layerswap verify DIR` exits 0 only if every file is complete and matches the manifest
-(SPEC §1, §5) -- the other cli tests rely on it, so check that it does catch damage.
+(docs/cli.md, docs/output.md) -- the other cli tests rely on it, so check that it does catch damage.
 
 A merge of shard-size-small.json (5 shards) is copied and damaged in one way per copy;
 verify must exit non-zero (and not 70, an internal error) with a message naming the file:

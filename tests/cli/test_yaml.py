@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""cli_yaml: mergekit YAML configs (SPEC §8, docs/mergekit.md) from the command line.
+"""cli_yaml: mergekit YAML configs (docs/mergekit.md, docs/mergekit.md) from the command line.
 
 - every refusal of the issue: exit 1, one error line naming the key (with line and
   column where the YAML has one), nothing written;

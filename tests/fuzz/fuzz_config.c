@@ -3,7 +3,7 @@
  *      $(mpicc -showme:compile) tests/fuzz/fuzz_config.c build-fuzz/liblsw-fuzz.a -lhdf5 -lmpi -lzstd -lcjson -lm)
  * run:   build-fuzz/fuzz_config -max_len=8192 -timeout=10 -dict=tests/fuzz/config.dict CORPUS_DIR tests/fuzz/seeds/config
  *
- * Input: merge config JSON text (SPEC §2), parsed with lsw_config_parse (no
+ * Input: merge config JSON text (docs/config.md), parsed with lsw_config_parse (no
  * file, no checkpoint is touched).  An accepted config is checked for the
  * invariants the planner relies on: model indices in range, rule model
  * counts, explicit weights finite, task-vector k <= 63, zstd level 1..22. */

@@ -5,7 +5,7 @@
  *
  * Input: a whole safetensors file.  lsw_st_open only takes a path, so the
  * bytes go to a file in /dev/shm first.  After a successful open the
- * accepted table is checked against SPEC §7 (tiling, bounds, sorted unique
+ * accepted table is checked against docs/input-validation.md (tiling, bounds, sorted unique
  * names, sizes) so that a validator that accepts a bad file aborts too. */
 #include <stdint.h>
 #include <stdio.h>
@@ -52,7 +52,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         check(lsw_err_detail()[0] != 0, "error without a message");
         return 0;
     }
-    /* accepted: SPEC §7 must hold */
+    /* accepted: docs/input-validation.md must hold */
     check(size >= 8, "accepted a file shorter than 8 bytes");
     uint64_t n = 0;
     for (int i = 7; i >= 0; i--)

@@ -3,7 +3,7 @@
  *      $(mpicc -showme:compile) tests/fuzz/fuzz_sweep.c build-fuzz/liblsw-fuzz.a -lhdf5 -lmpi -lzstd -lcjson -lm)
  * run:   build-fuzz/fuzz_sweep -max_len=8192 -timeout=20 -dict=tests/fuzz/config.dict CORPUS_DIR tests/fuzz/seeds/sweep
  *
- * Input: SWEEP.json text (SPEC §6).  lsw_sweep_load only takes a path, so the
+ * Input: SWEEP.json text (docs/sweep.md).  lsw_sweep_load only takes a path, so the
  * bytes go to /dev/shm/fz-sweep-PID.json first.  Accepted sweeps: every
  * merge has a name, an output under the sweep's path and a config. */
 #include <stdint.h>

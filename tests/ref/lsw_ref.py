@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""lsw_ref: independent reference oracle for layerswap merges (SPEC.md §2, §3, §4, §7).
+"""lsw_ref: independent reference oracle for layerswap merges (docs/config.md, docs/numerics.md, docs/statistics.md, docs/input-validation.md).
 
 Written only from the user-facing contract /work/shared/SPEC.md, in Python 3 + numpy,
 deliberately without looking at the C engine, so that the two can check each other.
@@ -23,7 +23,7 @@ CLI
 Exit codes of the oracle itself (not the engine's):
   0 identical / ok;  1 mismatch (or the output folder is unreadable or invalid);
   2 the oracle refuses the config or the inputs -- the message says which engine exit code
-    (SPEC §1: 1 config error, 2 bad input) the engine must give for the same config;
+    (docs/cli.md: 1 config error, 2 bad input) the engine must give for the same config;
   3 the config uses something this oracle does not implement (e.g. HDF5 input).
   For `inspect`: 0 valid, 2 invalid (the same codes `layerswap inspect` must give).
 """
@@ -71,7 +71,7 @@ class Unsupported(Exception):
 
 
 # ----------------------------------------------------------------------------------------
-# safetensors reading + validation (SPEC §7)
+# safetensors reading + validation (docs/input-validation.md)
 # ----------------------------------------------------------------------------------------
 
 MAX_HEADER = 100_000_000
@@ -155,7 +155,7 @@ def _is_int(v):
 
 
 def read_safetensors_header(path):
-    """Validate one .safetensors file per SPEC §7 (header and layout; no tensor data is
+    """Validate one .safetensors file per docs/input-validation.md (header and layout; no tensor data is
     interpreted) and return (dict name -> TensorInfo in header order, metadata dict)."""
     try:
         size = os.path.getsize(path)
@@ -212,7 +212,7 @@ def read_safetensors_header(path):
         if ent.keys_unique() is not None:
             raise BadInput("tensor entry has a duplicate key %r" % ent.keys_unique(), path, name)
         e = ent.as_dict()
-        # SPEC §7 lists what an entry must have and says nothing against other keys, so
+        # docs/input-validation.md lists what an entry must have and says nothing against other keys, so
         # extra keys in a tensor entry are accepted (literal reading of the contract).
         for k in ("dtype", "shape", "data_offsets"):
             if k not in e:
@@ -382,7 +382,7 @@ def load_checkpoint(path):
 
 
 # ----------------------------------------------------------------------------------------
-# Numerics (SPEC §3)
+# Numerics (docs/numerics.md)
 # ----------------------------------------------------------------------------------------
 
 
@@ -439,7 +439,7 @@ def f32_weights(ws):
 
 
 # ----------------------------------------------------------------------------------------
-# Task vectors: task_arithmetic, ties, dare_linear, dare_ties (SPEC §2, §3; the exact
+# Task vectors: task_arithmetic, ties, dare_linear, dare_ties (docs/config.md, docs/numerics.md; the exact
 # definition is the project's task-vector contract, restated in each function)
 # ----------------------------------------------------------------------------------------
 
@@ -645,7 +645,7 @@ def hex32(w):
 
 
 # ----------------------------------------------------------------------------------------
-# MAV (SPEC §4)
+# MAV (docs/statistics.md)
 # ----------------------------------------------------------------------------------------
 
 
@@ -699,7 +699,7 @@ def magnitude_weights(mavs):
 
 
 # ----------------------------------------------------------------------------------------
-# Config -> plan (SPEC §2)
+# Config -> plan (docs/config.md)
 # ----------------------------------------------------------------------------------------
 
 TOP_KEYS = {"models", "base", "method", "layer_swap", "linear", "rules", "task_arithmetic",
@@ -710,7 +710,7 @@ LS_KEYS = {"task_expert", "language_expert", "bottom", "top", "lower_transition"
 LINEAR_KEYS = {"models", "weights", "normalize"}
 RULE_KEYS = {"match", "layers", "action", "model", "models", "weights"}
 TV_KEYS = {"models", "weights", "density", "lambda", "normalize", "seed", "trim"}
-# Output dtype names of SPEC §3; the short aliases are an oracle leniency.
+# Output dtype names of docs/numerics.md; the short aliases are an oracle leniency.
 OUT_DTYPES = {"bfloat16": "BF16", "float16": "F16", "float32": "F32",
               "bf16": "BF16", "f16": "F16", "f32": "F32", "BF16": "BF16", "F16": "F16", "F32": "F32"}
 
@@ -804,7 +804,7 @@ class Merge(object):
         self._ck = {}
         self._mav = {}
         self._gkeep = None          # ties "trim": "global": name -> [mask per expert]
-        # SPEC §2: config errors are found first, then every checkpoint header is validated.
+        # docs/config.md: config errors are found first, then every checkpoint header is validated.
         self._parse_method()
         for m in self._used_models():
             self.ck(m)
@@ -1144,7 +1144,7 @@ class Merge(object):
                     plan.append(PlanEntry(name, "copy", [self.base], None, tag))
                 else:
                     plan.append(PlanEntry(name, "average", list(hit["models"]), hit["weights"], tag))
-        # Across models, names/shapes (and dtypes where combined) must agree (SPEC §7).
+        # Across models, names/shapes (and dtypes where combined) must agree (docs/input-validation.md).
         rt = ref.tensors
         for e in plan:
             for m in e.sources:
@@ -1158,7 +1158,7 @@ class Merge(object):
             if e.kind == "average":
                 dts = [self.ck(m).tensors[e.name].dtype for m in e.sources]
                 if len(set(dts)) > 1 and not self.opts.allow_mixed_dtypes:
-                    # SPEC §7: dtypes must agree wherever a rule combines them -> exit 2.
+                    # docs/input-validation.md: dtypes must agree wherever a rule combines them -> exit 2.
                     # With --allow-mixed-dtypes the first listed model's dtype is the
                     # output dtype under "dtype": "input" (see expected_tensor).
                     raise BadInput("dtypes %r differ across the averaged models" % (dts,),
@@ -1228,7 +1228,7 @@ class Merge(object):
 
 
 # ----------------------------------------------------------------------------------------
-# mergekit YAML configs (SPEC §8; docs/mergekit.md fixes every order of operations)
+# mergekit YAML configs (docs/mergekit.md; docs/mergekit.md fixes every order of operations)
 #
 # Written from mergekit's semantics (config.py's evaluate_setting and parameter
 # precedence, plan.py's slices, merge_methods/) and the documented formulas, without
@@ -1629,7 +1629,7 @@ def compare_tensor(name, exp, got):
 
 
 def check_layout(outdir):
-    """SPEC §5 details of a safetensors output folder: -> list of problems."""
+    """docs/output.md details of a safetensors output folder: -> list of problems."""
     probs = []
     ck = Checkpoint(outdir)
     for f in ck.files:

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Write crafted safetensors inputs, one per rule of SPEC §7, into OUTDIR.
+"""Write crafted safetensors inputs, one per rule of docs/input-validation.md, into OUTDIR.
 
 Usage: make_bad_safetensors.py OUTDIR
 
@@ -180,7 +180,7 @@ def cases(outdir):
             "tensor entry without %r" % k)
     add("entry_not_object.safetensors", st({"bad_tensor": [0, 8]}, F32x2), 2, "bad_tensor",
         "tensor entry is a list, not an object")
-    # SPEC §7 says what each entry must have, and nothing against other keys (the
+    # docs/input-validation.md says what each entry must have, and nothing against other keys (the
     # "unknown keys" rule of §2 is about the merge config): read literally, an extra
     # key inside a tensor entry is accepted.
     add("valid_extra_key_in_entry.safetensors",

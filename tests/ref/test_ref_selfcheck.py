@@ -331,7 +331,7 @@ class TestNumerics(Base):
     def test_mixed_dtypes(self):
         a = [("w", "BF16", (1,), u16(0x3F80))]      # 1.0
         b = [("w", "F16", (1,), u16(0x4000))]       # 2.0
-        with self.assertRaises(lsw_ref.BadInput):   # SPEC §7: dtypes must agree -> exit 2
+        with self.assertRaises(lsw_ref.BadInput):   # docs/input-validation.md: dtypes must agree -> exit 2
             self.two(a, b)
         out = self.two(a, b, allow_mixed_dtypes=True)
         self.assertEqual((out["w"][0], bits16(out["w"][2])), ("BF16", [0x3FC0]))   # first: bf16 1.5
