@@ -745,8 +745,8 @@ int lsw_derived_prepare(const lsw_config *cfg, lsw_ckpt *const *models, uint64_t
                 continue;
             rc = rows_prepass(st, models[i], mem, c);
             if (!rc && c->rank == 0 && !quiet)
-                fprintf(stderr, "layerswap: derived model '%s': %.6f%% of the parameters keep '%s''s update; the "
-                        "rest reverted to the base (threshold: row MAV %.9g)\n", st->name, 100.0 * st->kept_fraction,
+                fprintf(stderr, "layerswap: derived model '%s': %.6f%% of the parameters keep the update of '%s', "
+                        "the rest is reverted to the base (threshold: row MAV %.9g)\n", st->name, 100.0 * st->kept_fraction,
                         cfg->model_names[st->d->models[0]], st->threshold);
         }
     return rc;

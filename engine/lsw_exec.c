@@ -629,6 +629,31 @@ static const char *dedup_name(int d)
     return d == LSW_DEDUP_HARDLINK ? "hardlink" : d == LSW_DEDUP_COPY ? "copy" : "reflink";
 }
 
+/* Bytes that merging each output on its own would read: every tensor's
+ * sources, derived models expanded into the checkpoints they read. */
+static uint64_t separate_reads(lsw_plan *const *plans, size_t E)
+{
+    uint64_t total = 0;
+    lsw_srcset set = {0};
+    for (size_t k = 0; k < E; k++) {
+        lsw_work *w = NULL;
+        if (lsw_work_create(plans + k, 1, &w))
+            break;
+        uint32_t rep = 0;
+        for (size_t i = 0; i < plans[k]->n; i++) {
+            if (lsw_srcset_build(&set, w, i, &rep, 1))
+                break;
+            for (size_t q = 0; q < set.n; q++)
+                if (set.src[q].kind == LSW_SRC_READ)
+                    total += set.src[q].desc->nbytes;
+        }
+        lsw_work_free(w);
+    }
+    lsw_srcset_free(&set);
+    lsw_err_clear();
+    return total;
+}
+
 /* Rank 0: the summary's JSON text. */
 static int summary_text(const char *command, const char *output, lsw_plan *const *plans, size_t E,
                         const lsw_exec_report *rep, double magnitude_s, double total_s, char **text, size_t *len)
@@ -636,11 +661,7 @@ static int summary_text(const char *command, const char *output, lsw_plan *const
     lsw_jw *j = lsw_jw_create();
     lsw_jw_node *r = lsw_jw_root(j);
     int h5 = is_h5(plans[0]);
-    uint64_t separate = 0;
-    for (size_t k = 0; k < E; k++)
-        for (size_t i = 0; i < plans[k]->n; i++)
-            for (size_t s = 0; s < plans[k]->t[i].nsrc; s++)
-                separate += plans[k]->t[i].src[s]->nbytes;
+    uint64_t separate = separate_reads(plans, E);
     lsw_jw_str(j, r, "command", command);
     lsw_jw_str(j, r, "output", output);
     lsw_jw_str(j, r, "format", h5 ? "hdf5" : "safetensors");

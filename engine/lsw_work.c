@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "lsw_crc32c.h"
+#include "lsw_derived.h"
 #include "lsw_error.h"
 
 int lsw_work_create(lsw_plan *const *plans, size_t E, lsw_work **out)
@@ -96,60 +97,106 @@ size_t lsw_work_comps(const lsw_work *w, size_t i, uint32_t *rep, int32_t *of)
     return n;
 }
 
-size_t lsw_work_source_refs(const lsw_work *w, size_t i, const uint32_t *rep, size_t ncomp)
+static int grow(void **p, size_t *cap, size_t need, size_t elem)
 {
-    size_t n = 0;
-    for (size_t c = 0; c < ncomp; c++)
-        n += w->plans[rep[c]]->t[i].nsrc;
-    return n;
+    if (need <= *cap)
+        return 0;
+    size_t c = *cap ? *cap : 16;
+    while (c < need)
+        c *= 2;
+    void *q = realloc(*p, c * elem);
+    if (!q)
+        return lsw_err_set(LSW_E_NOMEM, "out of memory");
+    *p = q;
+    *cap = c;
+    return 0;
 }
 
-size_t lsw_work_sources(const lsw_work *w, size_t i, const uint32_t *rep, size_t ncomp, lsw_work_src *src,
-                        uint32_t *slot_of)
+/* Index of source (ck, t), added (with its inputs first) if new. */
+static int add_source(lsw_srcset *s, const lsw_ckpt *ck, const lsw_tensor_desc *t, uint32_t *idx)
 {
-    size_t nsrc = 0, ref = 0;
-    for (size_t c = 0; c < ncomp; c++) {
-        const lsw_plan *p = w->plans[rep[c]];
-        const lsw_plan_tensor *t = &p->t[i];
-        for (size_t j = 0; j < t->nsrc; j++, ref++) {
-            const lsw_ckpt *ck = p->models[t->models[j]];
-            size_t q = 0;
-            while (q < nsrc && !(src[q].ckpt == ck && src[q].desc == t->src[j]))
-                q++;
-            if (q == nsrc)
-                src[nsrc++] = (lsw_work_src){ck, t->src[j]};
-            slot_of[ref] = (uint32_t)q;
+    for (size_t q = 0; q < s->n; q++)
+        if (s->src[q].ckpt == ck && s->src[q].desc == t) {
+            *idx = (uint32_t)q;
+            return 0;
+        }
+    lsw_work_src x = {ck, t, LSW_SRC_READ, 0, 0, 0};
+    int rc = 0;
+    if (lsw_ckpt_view_user(ck)) {
+        size_t k = lsw_derived_max_inputs(ck);
+        const lsw_ckpt *ick[k];
+        const lsw_tensor_desc *idesc[k];
+        size_t m = lsw_derived_inputs(ck, t, ick, idesc);
+        uint32_t ins[k];
+        for (size_t j = 0; j < m && !rc; j++)
+            rc = add_source(s, ick[j], idesc[j], &ins[j]);
+        if (rc)
+            return rc;
+        int a = lsw_derived_alias(ck, t);
+        if (a >= 0) {
+            const lsw_work_src *target = &s->src[ins[a]];
+            x.kind = LSW_SRC_ALIAS;
+            x.alias = target->kind == LSW_SRC_ALIAS ? target->alias : ins[a];
+        } else {
+            if ((rc = grow((void **)&s->in, &s->incap, s->nin + m, sizeof *s->in)))
+                return rc;
+            x.kind = LSW_SRC_DERIVED;
+            x.in0 = (uint32_t)s->nin;
+            x.nin = (uint32_t)m;
+            for (size_t j = 0; j < m; j++)
+                s->in[s->nin++] = ins[j];
         }
     }
-    return nsrc;
+    if ((rc = grow((void **)&s->src, &s->cap, s->n + 1, sizeof *s->src)))
+        return rc;
+    s->src[s->n] = x;
+    *idx = (uint32_t)s->n++;
+    return 0;
+}
+
+int lsw_srcset_build(lsw_srcset *s, const lsw_work *w, size_t i, const uint32_t *rep, size_t ncomp)
+{
+    s->n = s->nin = s->nref = 0;
+    int rc = 0;
+    for (size_t c = 0; c < ncomp && !rc; c++) {
+        const lsw_plan *p = w->plans[rep[c]];
+        const lsw_plan_tensor *t = &p->t[i];
+        if ((rc = grow((void **)&s->slot_of, &s->refcap, s->nref + t->nsrc, sizeof *s->slot_of)))
+            break;
+        for (size_t j = 0; j < t->nsrc && !rc; j++)
+            rc = add_source(s, p->models[t->models[j]], t->src[j], &s->slot_of[s->nref++]);
+    }
+    return rc;
+}
+
+void lsw_srcset_free(lsw_srcset *s)
+{
+    free(s->src);
+    free(s->in);
+    free(s->slot_of);
+    memset(s, 0, sizeof *s);
 }
 
 int lsw_work_analyse(lsw_work *w)
 {
-    uint32_t *rep = malloc(w->E * sizeof *rep), *slot_of = NULL;
+    uint32_t *rep = malloc(w->E * sizeof *rep);
     int32_t *of = malloc(w->E * sizeof *of);
-    lsw_work_src *src = NULL;
-    size_t cap = 0;
+    lsw_srcset set = {0};
     int rc = (!rep || !of) ? lsw_err_set(LSW_E_NOMEM, "out of memory") : 0;
     w->max_comps = 0;
     for (size_t i = 0; i < w->N && !rc; i++) {
         size_t nc = lsw_work_comps(w, i, rep, of);
-        size_t refs = lsw_work_source_refs(w, i, rep, nc);
-        if (refs > cap) {
-            cap = refs * 2;
-            free(src);
-            free(slot_of);
-            src = malloc(cap * sizeof *src);
-            slot_of = malloc(cap * sizeof *slot_of);
-            if (!src || !slot_of) {
-                rc = lsw_err_set(LSW_E_NOMEM, "out of memory");
-                break;
-            }
+        if ((rc = lsw_srcset_build(&set, w, i, rep, nc)))
+            break;
+        uint64_t read = 0, written = 0, buffered = 0, streams = 0;
+        for (size_t q = 0; q < set.n; q++) {
+            uint64_t es = lsw_dtype_size(set.src[q].desc->dtype);
+            if (set.src[q].kind == LSW_SRC_ALIAS)
+                continue;
+            read += set.src[q].kind == LSW_SRC_READ ? es : 0;
+            buffered += es;
+            streams++;
         }
-        size_t ns = nc ? lsw_work_sources(w, i, rep, nc, src, slot_of) : 0;
-        uint64_t read = 0, written = 0, computed = 0, streams = ns;
-        for (size_t q = 0; q < ns; q++)
-            read += lsw_dtype_size(src[q].desc->dtype);
         for (size_t c = 0; c < nc; c++) {
             const lsw_plan_tensor *t = &w->plans[rep[c]]->t[i];
             uint64_t es = lsw_dtype_size(t->out_dtype), users = 0;
@@ -157,18 +204,17 @@ int lsw_work_analyse(lsw_work *w)
                 users += of[k] == (int32_t)c;
             written += es * users;
             if (t->op != LSW_OP_COPY) {
-                computed += es;
+                buffered += es;
                 streams++;
             }
         }
         w->cost[i] = read + written;
-        w->per_elem[i] = read + computed;
+        w->per_elem[i] = buffered;
         w->streams[i] = streams;
         w->max_comps = nc > w->max_comps ? nc : w->max_comps;
     }
     free(rep);
     free(of);
-    free(src);
-    free(slot_of);
+    lsw_srcset_free(&set);
     return rc;
 }

@@ -71,21 +71,35 @@ uint64_t lsw_work_shard_key(const lsw_plan *p, size_t s);
  * Uses the work's scratch: one caller at a time. */
 size_t lsw_work_comps(const lsw_work *w, size_t i, uint32_t *rep, int32_t *of);
 
-/* One source tensor read by a comp: a tensor of an input checkpoint. */
+/* The sources of one tensor's comps: what a block must read or compute.
+ * A checkpoint tensor is read from its file; a derived model's tensor
+ * (lsw_derived) is expanded into the tensors it is computed from, added
+ * first, so that a block of an input is read once however many derived
+ * models and comps use it; a derived tensor whose bytes are one input's (a
+ * reverted layer, a non-float tensor of a soup) is an alias of it.  Sources
+ * come in evaluation order: inputs before what is computed from them. */
 typedef struct lsw_work_src {
     const lsw_ckpt *ckpt;
     const lsw_tensor_desc *desc;
+    int kind;                 /* LSW_SRC_READ, LSW_SRC_DERIVED or LSW_SRC_ALIAS */
+    uint32_t alias;           /* LSW_SRC_ALIAS: the source with the same bytes (itself no alias) */
+    uint32_t in0, nin;        /* LSW_SRC_DERIVED: its inputs, set->in[in0 .. in0 + nin) */
 } lsw_work_src;
 
-/* Number of source references of comps rep[0..ncomp) of tensor i (Σ of
- * their nsrc: the size `slot_of` needs). */
-size_t lsw_work_source_refs(const lsw_work *w, size_t i, const uint32_t *rep, size_t ncomp);
+enum { LSW_SRC_READ, LSW_SRC_DERIVED, LSW_SRC_ALIAS };
 
-/* The distinct sources those comps read, in order of first use, into src[]
- * (at most lsw_work_source_refs entries); source j of comp c is
- * src[slot_of[off_c + j]] with off_c the Σ of nsrc of comps before c.
- * Returns the number of distinct sources. */
-size_t lsw_work_sources(const lsw_work *w, size_t i, const uint32_t *rep, size_t ncomp, lsw_work_src *src,
-                        uint32_t *slot_of);
+typedef struct lsw_srcset {
+    lsw_work_src *src;        /* distinct sources */
+    size_t n, cap;
+    uint32_t *in;             /* inputs of derived sources */
+    size_t nin, incap;
+    uint32_t *slot_of;        /* source j of comp c: src[slot_of[off_c + j]], off_c = Σ nsrc of comps before c */
+    size_t nref, refcap;
+} lsw_srcset;
+
+/* Build the sources of comps rep[0..ncomp) of tensor i into `s` (its arrays
+ * reused and grown).  Errors: LSW_E_NOMEM. */
+int lsw_srcset_build(lsw_srcset *s, const lsw_work *w, size_t i, const uint32_t *rep, size_t ncomp);
+void lsw_srcset_free(lsw_srcset *s); /* the arrays; accepts a zeroed set */
 
 #endif

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lsw_derived.h"
 #include "lsw_error.h"
 #include "lsw_execute.h"
 #include "lsw_kernels.h"
@@ -13,16 +14,16 @@ struct lsw_worker {
     char *arena;
     size_t arena_bytes;
     /* the current piece */
-    size_t tensor, ncomp, nsrc, B;
+    size_t tensor, ncomp, B;
     uint32_t *rep;          /* E */
     int32_t *of;            /* E */
-    lsw_work_src *src;      /* distinct sources */
-    uint32_t *slot_of;      /* source refs of the comps */
-    char **sbuf;            /* per distinct source: its block buffer */
+    lsw_srcset set;         /* its sources */
+    char **sbuf;            /* per source: its block buffer (an alias: its target's) */
     char **cbuf;            /* per comp: its output buffer (NULL: a copy) */
-    size_t refs_cap;
-    const void **in;        /* scratch for one comp's inputs */
+    size_t bufcap;
+    const void **in;        /* scratch: one computation's inputs */
     lsw_dtype *dts;
+    size_t incap;
     uint64_t bytes_read;
 };
 
@@ -74,8 +75,7 @@ void lsw_worker_free(lsw_worker *wk)
     free(wk->arena);
     free(wk->rep);
     free(wk->of);
-    free(wk->src);
-    free(wk->slot_of);
+    lsw_srcset_free(&wk->set);
     free(wk->sbuf);
     free(wk->cbuf);
     free(wk->in);
@@ -83,62 +83,61 @@ void lsw_worker_free(lsw_worker *wk)
     free(wk);
 }
 
-static int grow_refs(lsw_worker *wk, size_t refs)
-{
-    if (refs <= wk->refs_cap)
-        return 0;
-    size_t cap = refs * 2;
-    free(wk->src);
-    free(wk->slot_of);
-    free(wk->sbuf);
-    free(wk->in);
-    free(wk->dts);
-    wk->src = malloc(cap * sizeof *wk->src);
-    wk->slot_of = malloc(cap * sizeof *wk->slot_of);
-    wk->sbuf = malloc(cap * sizeof *wk->sbuf);
-    wk->in = malloc(cap * sizeof *wk->in);
-    wk->dts = malloc(cap * sizeof *wk->dts);
-    wk->refs_cap = cap;
-    if (!wk->src || !wk->slot_of || !wk->sbuf || !wk->in || !wk->dts) {
-        wk->refs_cap = 0;
-        return lsw_err_set(LSW_E_NOMEM, "out of memory");
-    }
-    return 0;
-}
-
 static const lsw_plan_tensor *comp_tensor(const lsw_worker *wk, size_t c)
 {
     return &wk->w->plans[wk->rep[c]]->t[wk->tensor];
 }
 
-int lsw_worker_begin(lsw_worker *wk, size_t i)
+/* Room for one pointer per source, and for the inputs of any computation. */
+static int grow_scratch(lsw_worker *wk)
+{
+    size_t need = wk->set.n > wk->set.nref ? wk->set.n : wk->set.nref;
+    if (need > wk->bufcap) {
+        free(wk->sbuf);
+        if (!(wk->sbuf = malloc(2 * need * sizeof *wk->sbuf)))
+            return lsw_err_set(LSW_E_NOMEM, "out of memory");
+        wk->bufcap = 2 * need;
+    }
+    if (need > wk->incap) {
+        free(wk->in);
+        free(wk->dts);
+        wk->in = malloc(2 * need * sizeof *wk->in);
+        wk->dts = malloc(2 * need * sizeof *wk->dts);
+        if (!wk->in || !wk->dts) {
+            wk->incap = 0;
+            return lsw_err_set(LSW_E_NOMEM, "out of memory");
+        }
+        wk->incap = 2 * need;
+    }
+    return 0;
+}
+
+/* Block size: every buffered stream of a block in the arena, each at most
+ * LSW_BLOCK_BYTES; then the buffers carved out of the arena. */
+static int lay_out_buffers(lsw_worker *wk)
 {
     const lsw_work *w = wk->w;
-    wk->tensor = i;
-    wk->ncomp = lsw_work_comps(w, i, wk->rep, wk->of);
-    wk->nsrc = 0;
-    wk->B = 0;
-    if (!wk->ncomp)
-        return 0;
-    int rc = grow_refs(wk, lsw_work_source_refs(w, i, wk->rep, wk->ncomp));
-    if (rc)
-        return rc;
-    wk->nsrc = lsw_work_sources(w, i, wk->rep, wk->ncomp, wk->src, wk->slot_of);
-    /* block size: every stream of a block in the arena, each at most LSW_BLOCK_BYTES */
-    size_t per = (size_t)w->per_elem[i], es_max = 4;
-    for (size_t q = 0; q < wk->nsrc; q++)
-        es_max = lsw_dtype_size(wk->src[q].desc->dtype) > es_max ? lsw_dtype_size(wk->src[q].desc->dtype) : es_max;
+    size_t per = (size_t)w->per_elem[wk->tensor], es_max = 4;
+    for (size_t q = 0; q < wk->set.n; q++) {
+        size_t es = lsw_dtype_size(wk->set.src[q].desc->dtype);
+        es_max = es > es_max ? es : es_max;
+    }
     size_t B = per ? wk->arena_bytes / per : 0, cap = LSW_BLOCK_BYTES / es_max;
     B = B > cap ? cap : B;
     B = B > 4096 ? B - B % 4096 : B;
     if (!B)
         return lsw_err_set(LSW_E_INTERNAL, "tensor '%s': no room for one element of its %zu streams",
-                           w->plans[0]->t[i].name, (size_t)w->streams[i]);
+                           w->plans[0]->t[wk->tensor].name, (size_t)w->streams[wk->tensor]);
     wk->B = B;
     char *cur = wk->arena;
-    for (size_t q = 0; q < wk->nsrc; q++) {
+    for (size_t q = 0; q < wk->set.n; q++) {
+        const lsw_work_src *x = &wk->set.src[q];
+        if (x->kind == LSW_SRC_ALIAS) {
+            wk->sbuf[q] = wk->sbuf[x->alias];
+            continue;
+        }
         wk->sbuf[q] = cur;
-        cur += B * lsw_dtype_size(wk->src[q].desc->dtype);
+        cur += B * lsw_dtype_size(x->desc->dtype);
     }
     for (size_t c = 0; c < wk->ncomp; c++) {
         const lsw_plan_tensor *t = comp_tensor(wk, c);
@@ -147,14 +146,34 @@ int lsw_worker_begin(lsw_worker *wk, size_t i)
             wk->cbuf[c] = cur;
             cur += B * lsw_dtype_size(t->out_dtype);
         }
-        if (t->op == LSW_OP_TV) {
-            if (wk->ncomp != 1 || !wk->tv)
-                return lsw_err_set(LSW_E_INTERNAL, "tensor '%s': a task-vector tensor shared between outputs", t->name);
-            if ((rc = stopped()) || (rc = lsw_tv_begin(wk->tv, w->plans[wk->rep[c]], t, wk->arena, wk->arena_bytes)))
-                return rc;
-        }
     }
     return 0;
+}
+
+int lsw_worker_begin(lsw_worker *wk, size_t i)
+{
+    const lsw_work *w = wk->w;
+    wk->tensor = i;
+    wk->ncomp = lsw_work_comps(w, i, wk->rep, wk->of);
+    wk->B = 0;
+    wk->set.n = 0;
+    if (!wk->ncomp)
+        return 0;
+    int rc = lsw_srcset_build(&wk->set, w, i, wk->rep, wk->ncomp);
+    if (!rc)
+        rc = grow_scratch(wk);
+    if (!rc)
+        rc = lay_out_buffers(wk);
+    for (size_t c = 0; c < wk->ncomp && !rc; c++) {
+        const lsw_plan_tensor *t = comp_tensor(wk, c);
+        if (t->op != LSW_OP_TV)
+            continue;
+        if (wk->ncomp != 1 || !wk->tv)
+            return lsw_err_set(LSW_E_INTERNAL, "tensor '%s': a task-vector tensor shared between outputs", t->name);
+        if ((rc = stopped()) || (rc = lsw_tv_begin(wk->tv, w->plans[wk->rep[c]], t, wk->arena, wk->arena_bytes)))
+            return rc;
+    }
+    return rc;
 }
 
 size_t lsw_worker_ncomp(const lsw_worker *wk) { return wk->ncomp; }
@@ -163,21 +182,38 @@ const int32_t *lsw_worker_of(const lsw_worker *wk) { return wk->of; }
 size_t lsw_worker_block_elems(const lsw_worker *wk) { return wk->B; }
 uint64_t lsw_worker_bytes_read(const lsw_worker *wk) { return wk->bytes_read; }
 
+/* Every source's elements [e0, e0 + n): read, or computed from its inputs. */
+static int fill_sources(lsw_worker *wk, uint64_t e0, size_t n)
+{
+    for (size_t q = 0; q < wk->set.n; q++) {
+        const lsw_work_src *x = &wk->set.src[q];
+        if (x->kind == LSW_SRC_READ) {
+            size_t es = lsw_dtype_size(x->desc->dtype);
+            int rc = lsw_ckpt_read(x->ckpt, x->desc, e0 * es, wk->sbuf[q], n * es);
+            if (rc)
+                return rc;
+            wk->bytes_read += n * es;
+        } else if (x->kind == LSW_SRC_DERIVED) {
+            for (uint32_t j = 0; j < x->nin; j++)
+                wk->in[j] = wk->sbuf[wk->set.in[x->in0 + j]];
+            lsw_derived_compute(x->ckpt, x->desc, e0, n, wk->in, wk->sbuf[q]);
+        }
+    }
+    return 0;
+}
+
 int lsw_worker_block(lsw_worker *wk, uint64_t e0, size_t n, const void **out)
 {
     int rc = stopped();
-    for (size_t q = 0; q < wk->nsrc && !rc; q++) {
-        size_t es = lsw_dtype_size(wk->src[q].desc->dtype);
-        rc = lsw_ckpt_read(wk->src[q].ckpt, wk->src[q].desc, e0 * es, wk->sbuf[q], n * es);
-        wk->bytes_read += n * es;
-    }
+    if (!rc)
+        rc = fill_sources(wk, e0, n);
     if (rc)
         return rc;
     size_t ref = 0;
     for (size_t c = 0; c < wk->ncomp; c++) {
         const lsw_plan_tensor *t = comp_tensor(wk, c);
         for (size_t j = 0; j < t->nsrc; j++) {
-            wk->in[j] = wk->sbuf[wk->slot_of[ref + j]];
+            wk->in[j] = wk->sbuf[wk->set.slot_of[ref + j]];
             wk->dts[j] = t->src[j]->dtype;
         }
         if (t->op == LSW_OP_COPY)

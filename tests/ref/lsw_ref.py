@@ -778,7 +778,12 @@ class Merge(object):
         if not isinstance(models, dict) or not models:
             raise ConfigError("'models' must be a non-empty object", config_path)
         self.model_paths = {}
+        self.derived = {}           # name -> spec of a derived model (lsw_ref_derived)
         for k, v in models.items():
+            if isinstance(v, dict):
+                self.derived[k] = v
+                self.model_paths[k] = None
+                continue
             if not isinstance(v, str):
                 raise ConfigError("models.%s is not a path string" % k, config_path)
             self.model_paths[k] = v if os.path.isabs(v) else os.path.join(self.cfg_dir, v)
@@ -826,7 +831,11 @@ class Merge(object):
     def ck(self, name):
         c = self._ck.get(name)
         if c is None:
-            c = Checkpoint(self.model_paths[name])
+            if name in self.derived:
+                import lsw_ref_derived
+                c = lsw_ref_derived.DerivedCheckpoint(self, name, self.derived[name])
+            else:
+                c = Checkpoint(self.model_paths[name])
             self._ck[name] = c
         return c
 
@@ -1769,6 +1778,27 @@ def main(argv):
             if jpath:
                 with open(jpath, "w") as f:
                     json.dump(js, f, indent=1)
+            return 0
+        if cmd == "derived":
+            # derived CONFIG [--materialise DIR CONFIG_OUT]: the revert_rows report as JSON;
+            # with --materialise, every derived model written to DIR and CONFIG_OUT the
+            # same config with their folders in place of the derived entries.
+            import lsw_ref_derived
+            pos = [a for a in args if not a.startswith("-")]
+            mg = make_merge(pos[0], _opts(args))
+            rep = {}
+            for name in mg.derived:
+                c = mg.ck(name)
+                if c.kind in ("below", "keep"):
+                    c.decisions()
+                    rep[name] = {"threshold": c.threshold, "kept_fraction": c.kept_fraction}
+            print(json.dumps(rep))
+            if "--materialise" in args:
+                models = lsw_ref_derived.materialise(mg, pos[1])
+                cfg = dict(mg.cfg)
+                cfg["models"] = models
+                with open(pos[2], "w") as f:
+                    json.dump(cfg, f, indent=1)
             return 0
         if cmd == "inspect":
             ck = Checkpoint(args[0])
