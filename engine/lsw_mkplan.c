@@ -86,8 +86,8 @@ static int fill_params(ctx *x, lsw_plan_tensor *t, size_t s, const size_t *ord)
 {
     const lsw_config *c = x->c;
     const lsw_mk_slice *sl = &c->mk.slices[s];
-    double *par = (double *)t->par, raw[LSW_MAX_SOURCES], sum = 0;
-    float *w = (float *)t->w;
+    double *par = lsw_plan_par_of(x->p, t), raw[LSW_MAX_SOURCES], sum = 0;
+    float *w = lsw_plan_w_of(x->p, t);
     int tv = c->mk.kind == LSW_MK_TV;
     glb(x, s, LSW_GP_LAMBDA, t->name, t->pos, 1.0, &par[LSW_PAR_LAMBDA]);
     if (!glb(x, s, LSW_GP_T, t->name, t->pos, c->tv.kind == LSW_TV_SLERP && tv ? NAN : 0.0, &par[LSW_PAR_T]))
@@ -200,8 +200,8 @@ static int fill_tensor(ctx *x, size_t s, const lsw_tensor_desc *d, int idx, int 
             return lsw_err_set(LSW_E_MISMATCH, "%s: tensor '%s': %s model '%s' (%s slice %zu needs it for '%s')",
                                lsw_ckpt_path(mc), nm, sd ? "has another shape in" : "missing from",
                                mname(x, src->model), c->mk.name, s, t->name);
-        ((int *)t->models)[j] = src->model;
-        ((const lsw_tensor_desc **)t->src)[j] = sd;
+        lsw_plan_models_of(p, t)[j] = src->model;
+        lsw_plan_src_of(p, t)[j] = sd;
     }
     t->in_dtype = t->src[0]->dtype;
     int arith = lsw_dtype_is_arith(t->in_dtype);

@@ -263,8 +263,8 @@ static int plan_tensor(lsw_plan *p, lsw_plan_tensor *t, const lsw_tensor_desc *d
     const lsw_rule *rl = &p->rules[r];
     t->rule = r;
     t->nsrc = rl->nmodels;
-    memcpy((int *)t->models, rl->models, rl->nmodels * sizeof(int));
-    rule_weights(cfg, rl, (float *)t->w);
+    memcpy(lsw_plan_models_of(p, t), rl->models, rl->nmodels * sizeof(int));
+    rule_weights(cfg, rl, lsw_plan_w_of(p, t));
     if (rl->weighting == LSW_W_MAGNITUDE && rl->action == LSW_ACT_AVERAGE) {
         p->ready = 0;
         for (size_t j = 0; j < rl->nmodels; j++)
@@ -288,7 +288,7 @@ static int plan_tensor(lsw_plan *p, lsw_plan_tensor *t, const lsw_tensor_desc *d
             return lsw_err_set(LSW_E_MISMATCH, "%s: tensor '%s': dtype %s in model '%s' but %s in model '%s'; averaged tensors must agree",
                                lsw_ckpt_path(mc), d->name, lsw_dtype_name(s->dtype), model_label(p, t->models[j]),
                                lsw_dtype_name(d->dtype), model_label(p, cfg->first_model));
-        ((const lsw_tensor_desc **)t->src)[j] = s;
+        lsw_plan_src_of(p, t)[j] = s;
     }
     t->in_dtype = t->src[0]->dtype;
     if (rl->action == LSW_ACT_AVERAGE && !lsw_dtype_is_arith(t->in_dtype))
@@ -447,11 +447,12 @@ int lsw_plan_set_mav(lsw_plan *p, const double *mav)
             double m = mav[t->models[j]];
             if (!(m > 0) || !isfinite(m))
                 return lsw_err_set(LSW_E_INPUT, "%s: model '%s' has mean absolute delta %g against the base; magnitude weights need a non-zero, finite MAV",
-                                   p->cfg->model_paths[t->models[j]], p->cfg->model_names[t->models[j]], m);
+                                   lsw_ckpt_path(p->models[t->models[j]]), p->cfg->model_names[t->models[j]], m);
             sum += 1.0 / m;
         }
+        float *w = lsw_plan_w_of(p, t);
         for (size_t j = 0; j < t->nsrc; j++)
-            ((float *)t->w)[j] = (float)((1.0 / mav[t->models[j]]) / sum);
+            w[j] = (float)((1.0 / mav[t->models[j]]) / sum);
     }
     p->ready = 1;
     return 0;

@@ -83,6 +83,24 @@ typedef struct lsw_plan {
     int restacked;                  /* slices changed the layer stack: config.json is rewritten */
 } lsw_plan;
 
+/* The plan owns the storage behind every tensor's models, sources, weights
+ * and parameters (the arenas above); the tensors expose it read-only.  The
+ * plan's own code writes it through these while it builds the plan and
+ * resolves magnitude weights, never by casting the const away. */
+static inline int *lsw_plan_models_of(lsw_plan *p, const lsw_plan_tensor *t)
+{
+    return p->models_arena + (t->models - p->models_arena);
+}
+static inline const lsw_tensor_desc **lsw_plan_src_of(lsw_plan *p, const lsw_plan_tensor *t)
+{
+    return p->src_arena + (t->src - p->src_arena);
+}
+static inline float *lsw_plan_w_of(lsw_plan *p, const lsw_plan_tensor *t) { return p->w_arena + (t->w - p->w_arena); }
+static inline double *lsw_plan_par_of(lsw_plan *p, const lsw_plan_tensor *t)
+{
+    return p->par_arena + (t->par - p->par_arena);
+}
+
 /* Models (by index) that the config's method reads; 1 in used[i] for each.
  * Magnitude weights add the base. */
 void lsw_plan_models_used(const lsw_config *cfg, int *used);
