@@ -22,11 +22,9 @@
 #include "lsw_taskvec.h"
 #include "lsw_work.h"
 #include "lsw_worker.h"
+#include "lsw_writer.h"
 
 #define H5_NAME "model.h5"
-/* Writeback is started every this many bytes written per file, so the disk
- * works while the CPU does and the commit's fsync is short. */
-#define WRITEBACK_BYTES (32ULL << 20)
 /* Most output files one rank keeps open at once while writing its pieces. */
 #define OPEN_FILES_MAX 256
 
@@ -42,6 +40,7 @@ typedef struct run {
     lsw_work *w;
     lsw_assignment *as;
     lsw_worker *wk;
+    lsw_writer *wr;          /* write-behind (safetensors) */
     lsw_tv *tv;
     lsw_progress pr;
     double busy, wait;       /* this rank */
@@ -180,7 +179,6 @@ static int prepare(run *r)
 /* The output files this rank has open while writing a group's pieces. */
 typedef struct ofile {
     int fd;
-    uint64_t from, pending; /* writeback: the run of bytes written since the last kick */
 } ofile;
 
 typedef struct group_io {
@@ -198,15 +196,17 @@ static char *tmp_name(const lsw_plan *p, size_t s)
     return t;
 }
 
-/* Close every open file; ranks other than 0 make their writes durable first
- * (rank 0's are made durable by the commit's fsync of each file). */
+/* Close every open file once the writer is done with it; ranks other than 0
+ * make their writes durable first (rank 0's are made durable by the
+ * commit's fsync of each file). */
 static int close_files(run *r, group_io *io)
 {
-    int rc = 0;
+    int rc = lsw_writer_wait(r->wr, lsw_writer_mark(r->wr));
     for (size_t x = 0; x < r->E * io->ns; x++) {
         ofile *f = &io->f[x];
         if (f->fd < 0)
             continue;
+        lsw_writer_forget(r->wr, f->fd);
         if (r->c->rank != 0 && !rc)
             rc = lsw_fsync_fd(f->fd, r->plans[x / io->ns]->shards[io->s0 + x % io->ns].name);
         close(f->fd);
@@ -231,12 +231,12 @@ static int file_of(run *r, group_io *io, size_t k, size_t s, ofile **out)
         else
             io->open++;
         free(tp);
-        f->from = f->pending = 0;
     }
     *out = f;
     return rc;
 }
 
+/* Queue the write of comp bytes `buf` (elements [e0, e0 + n) of t) into output k. */
 static int write_block(run *r, group_io *io, size_t k, const lsw_plan_tensor *t, uint64_t e0, size_t n, const void *buf)
 {
     ofile *f = NULL;
@@ -244,48 +244,46 @@ static int write_block(run *r, group_io *io, size_t k, const lsw_plan_tensor *t,
     if (rc)
         return rc;
     size_t es = lsw_dtype_size(t->out_dtype);
-    uint64_t off = t->offset + e0 * es, bytes = (uint64_t)n * es;
-    if ((rc = lsw_pwrite_full(f->fd, buf, bytes, off, r->plans[k]->shards[t->shard].name)))
-        return rc;
-    if (off != f->from + f->pending) {
-        f->from = off;
-        f->pending = 0;
-    }
-    f->pending += bytes;
-    if (f->pending >= WRITEBACK_BYTES) {
-        lsw_writeback(f->fd, f->from, f->pending);
-        f->from += f->pending;
-        f->pending = 0;
-    }
+    uint64_t bytes = (uint64_t)n * es;
+    rc = lsw_writer_write(r->wr, f->fd, buf, bytes, t->offset + e0 * es, r->plans[k]->shards[t->shard].name);
     r->written += bytes;
     lsw_progress_add(&r->pr, bytes, 0);
-    return 0;
+    return rc;
 }
 
 /* Piece q: every comp of its tensor over its range, written to every output
- * of the comp; crc[c] gets the CRC of comp c's bytes. */
+ * of the comp; crc[c] gets the CRC of comp c's bytes.  The writer writes and
+ * checksums block b while the worker computes the next ones, in other
+ * slots; a slot is reused once the writer is done with its last block. */
 static int run_piece(run *r, group_io *io, const lsw_piece *pc, uint32_t *crc)
 {
     int rc = lsw_worker_begin(r->wk, pc->tensor);
-    size_t nc = lsw_worker_ncomp(r->wk), B = lsw_worker_block_elems(r->wk);
+    size_t nc = lsw_worker_ncomp(r->wk), B = lsw_worker_block_elems(r->wk), D = lsw_worker_depth(r->wk);
     const int32_t *of = lsw_worker_of(r->wk);
+    const uint32_t *rep = lsw_worker_rep(r->wk);
     const void **out = malloc((nc ? nc : 1) * sizeof *out);
-    if (!rc && !out)
+    uint64_t *marks = calloc(D, sizeof *marks);
+    if (!rc && (!out || !marks))
         rc = nomem();
     for (size_t c = 0; c < nc; c++)
         crc[c] = 0;
-    for (uint64_t e0 = pc->e0; e0 < pc->e1 && nc && !rc;) {
+    size_t b = 0;
+    for (uint64_t e0 = pc->e0; e0 < pc->e1 && nc && !rc; b++) {
         size_t n = pc->e1 - e0 < B ? (size_t)(pc->e1 - e0) : B;
-        rc = lsw_worker_block(r->wk, e0, n, out);
+        if ((rc = lsw_writer_wait(r->wr, marks[b % D])) || (rc = lsw_worker_block(r->wk, e0, n, out)))
+            break;
         for (size_t k = 0; k < r->E && !rc; k++)
             if (of[k] >= 0)
                 rc = write_block(r, io, k, &r->plans[k]->t[pc->tensor], e0, n, out[of[k]]);
         for (size_t c = 0; c < nc && !rc; c++)
-            crc[c] = lsw_crc32c(crc[c], out[c], n * lsw_dtype_size(r->plans[lsw_worker_rep(r->wk)[c]]->t[pc->tensor].out_dtype));
+            rc = lsw_writer_crc(r->wr, &crc[c], out[c], n * lsw_dtype_size(r->plans[rep[c]]->t[pc->tensor].out_dtype));
+        marks[b % D] = lsw_writer_mark(r->wr);
         e0 += n;
     }
+    int rc2 = lsw_writer_wait(r->wr, lsw_writer_mark(r->wr)); /* the CRCs are final */
     free(out);
-    return rc;
+    free(marks);
+    return rc ? rc : rc2;
 }
 
 /* Rank 0: create the temporaries of the group's OWNER shards with their headers. */
@@ -531,6 +529,17 @@ static void gather_report(run *r)
     }
 }
 
+/* Block slots of the worker when a writer thread writes behind it: the one
+ * being computed, the one being written, one queued. */
+#define WRITE_BEHIND_DEPTH 3
+
+/* LSW_WRITE_BEHIND=0 writes on the computing thread (same bytes); default 1. */
+static int write_behind_threads(void)
+{
+    const char *e = getenv("LSW_WRITE_BEHIND");
+    return e && *e == '0' ? 0 : 1;
+}
+
 static int run_tensors(run *r)
 {
     int rc = 0;
@@ -544,8 +553,11 @@ static int run_tensors(run *r)
             rc = lsw_tv_global(r->tv, p0, r->c, scratch, sz);
         free(scratch);
     }
+    size_t depth = r->h5 ? 1 : WRITE_BEHIND_DEPTH;
     if (!rc)
-        rc = lsw_agree(r->c, lsw_worker_create(r->w, r->o->mem, r->tv, &r->wk));
+        rc = lsw_agree(r->c, lsw_worker_create(r->w, r->o->mem, depth, r->tv, &r->wk));
+    if (!rc && !r->h5)
+        rc = lsw_agree(r->c, lsw_writer_create(write_behind_threads(), 64, &r->wr));
     return rc;
 }
 
@@ -558,7 +570,7 @@ int lsw_exec_run(lsw_plan *const *plans, size_t E, const unsigned char *done, co
     rep->tensors = plans[0]->n;
     for (size_t k = 0; k < E; k++)
         rep->complete_before += done[k];
-    run r = {plans, E, done, o, c, is_h5(plans[0]), dedup, NULL, NULL, NULL, NULL, NULL, {0}, 0, 0, 0, rep};
+    run r = {plans, E, done, o, c, is_h5(plans[0]), dedup, NULL, NULL, NULL, NULL, NULL, NULL, {0}, 0, 0, 0, rep};
     rep->files = r.h5 ? 1 : plans[0]->nshards;
     r.od = calloc(E, sizeof *r.od);
     int rc = r.od ? 0 : nomem();
@@ -603,6 +615,7 @@ int lsw_exec_run(lsw_plan *const *plans, size_t E, const unsigned char *done, co
     for (size_t k = 0; r.od && k < E; k++)
         lsw_outdir_free(r.od[k]);
     free(r.od);
+    lsw_writer_free(r.wr);
     lsw_worker_free(r.wk);
     lsw_tv_free(r.tv);
     lsw_assignment_free(r.as);

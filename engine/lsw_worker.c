@@ -13,13 +13,14 @@ struct lsw_worker {
     lsw_tv *tv;
     char *arena;
     size_t arena_bytes;
+    size_t depth, slot;     /* buffer slots, and the one the next block uses */
     /* the current piece */
     size_t tensor, ncomp, B;
     uint32_t *rep;          /* E */
     int32_t *of;            /* E */
     lsw_srcset set;         /* its sources */
-    char **sbuf;            /* per source: its block buffer (an alias: its target's) */
-    char **cbuf;            /* per comp: its output buffer (NULL: a copy) */
+    char **sbuf;            /* [slot][source]: its block buffer (an alias: its target's) */
+    char **cbuf;            /* [slot][comp]: its output buffer (NULL: a copy) */
     size_t bufcap;
     const void **in;        /* scratch: one computation's inputs */
     lsw_dtype *dts;
@@ -35,8 +36,9 @@ static int stopped(void)
     return 0;
 }
 
-/* Arena bytes: the budget, or what the most demanding tensor needs if less. */
-static size_t arena_size(const lsw_work *w, uint64_t mem)
+/* Arena bytes: the budget, or what the most demanding tensor needs in
+ * `depth` slots if less. */
+static size_t arena_size(const lsw_work *w, uint64_t mem, size_t depth)
 {
     uint64_t need = 64;
     for (size_t i = 0; i < w->N; i++) {
@@ -44,10 +46,11 @@ static size_t arena_size(const lsw_work *w, uint64_t mem)
         uint64_t n = a < b ? a : b;
         need = n > need ? n : need;
     }
+    need *= depth;
     return (size_t)(need < mem ? need : mem);
 }
 
-int lsw_worker_create(const lsw_work *w, uint64_t mem, lsw_tv *tv, lsw_worker **out)
+int lsw_worker_create(const lsw_work *w, uint64_t mem, size_t depth, lsw_tv *tv, lsw_worker **out)
 {
     *out = NULL;
     lsw_worker *wk = calloc(1, sizeof *wk);
@@ -55,14 +58,15 @@ int lsw_worker_create(const lsw_work *w, uint64_t mem, lsw_tv *tv, lsw_worker **
         return lsw_err_set(LSW_E_NOMEM, "out of memory");
     wk->w = w;
     wk->tv = tv;
-    wk->arena_bytes = arena_size(w, mem);
+    wk->depth = depth ? depth : 1;
+    wk->arena_bytes = arena_size(w, mem, wk->depth);
     wk->arena = malloc(wk->arena_bytes);
     wk->rep = malloc(w->E * sizeof *wk->rep);
     wk->of = malloc(w->E * sizeof *wk->of);
-    wk->cbuf = calloc(w->E, sizeof *wk->cbuf);
+    wk->cbuf = calloc(w->E * wk->depth, sizeof *wk->cbuf);
     if (!wk->arena || !wk->rep || !wk->of || !wk->cbuf) {
         lsw_worker_free(wk);
-        return lsw_err_set(LSW_E_NOMEM, "cannot allocate %zu bytes of buffers (--mem)", (size_t)arena_size(w, mem));
+        return lsw_err_set(LSW_E_NOMEM, "cannot allocate %zu bytes of buffers (--mem)", arena_size(w, mem, depth));
     }
     *out = wk;
     return 0;
@@ -94,7 +98,7 @@ static int grow_scratch(lsw_worker *wk)
     size_t need = wk->set.n > wk->set.nref ? wk->set.n : wk->set.nref;
     if (need > wk->bufcap) {
         free(wk->sbuf);
-        if (!(wk->sbuf = malloc(2 * need * sizeof *wk->sbuf)))
+        if (!(wk->sbuf = malloc(2 * need * wk->depth * sizeof *wk->sbuf)))
             return lsw_err_set(LSW_E_NOMEM, "out of memory");
         wk->bufcap = 2 * need;
     }
@@ -112,41 +116,44 @@ static int grow_scratch(lsw_worker *wk)
     return 0;
 }
 
-/* Block size: every buffered stream of a block in the arena, each at most
- * LSW_BLOCK_BYTES; then the buffers carved out of the arena. */
+/* Block size: every buffered stream of a block in one slot of the arena,
+ * each at most LSW_BLOCK_BYTES; then each slot's buffers carved out. */
 static int lay_out_buffers(lsw_worker *wk)
 {
     const lsw_work *w = wk->w;
-    size_t per = (size_t)w->per_elem[wk->tensor], es_max = 4;
+    size_t per = (size_t)w->per_elem[wk->tensor], es_max = 4, slot_bytes = wk->arena_bytes / wk->depth;
     for (size_t q = 0; q < wk->set.n; q++) {
         size_t es = lsw_dtype_size(wk->set.src[q].desc->dtype);
         es_max = es > es_max ? es : es_max;
     }
-    size_t B = per ? wk->arena_bytes / per : 0, cap = LSW_BLOCK_BYTES / es_max;
+    size_t B = per ? slot_bytes / per : 0, cap = LSW_BLOCK_BYTES / es_max;
     B = B > cap ? cap : B;
     B = B > 4096 ? B - B % 4096 : B;
     if (!B)
         return lsw_err_set(LSW_E_INTERNAL, "tensor '%s': no room for one element of its %zu streams",
                            w->plans[0]->t[wk->tensor].name, (size_t)w->streams[wk->tensor]);
     wk->B = B;
-    char *cur = wk->arena;
-    for (size_t q = 0; q < wk->set.n; q++) {
-        const lsw_work_src *x = &wk->set.src[q];
-        if (x->kind == LSW_SRC_ALIAS) {
-            wk->sbuf[q] = wk->sbuf[x->alias];
-            continue;
+    for (size_t d = 0; d < wk->depth; d++) {
+        char *cur = wk->arena + d * slot_bytes, **sb = wk->sbuf + d * wk->bufcap, **cb = wk->cbuf + d * w->E;
+        for (size_t q = 0; q < wk->set.n; q++) {
+            const lsw_work_src *x = &wk->set.src[q];
+            if (x->kind == LSW_SRC_ALIAS) {
+                sb[q] = sb[x->alias];
+                continue;
+            }
+            sb[q] = cur;
+            cur += B * lsw_dtype_size(x->desc->dtype);
         }
-        wk->sbuf[q] = cur;
-        cur += B * lsw_dtype_size(x->desc->dtype);
-    }
-    for (size_t c = 0; c < wk->ncomp; c++) {
-        const lsw_plan_tensor *t = comp_tensor(wk, c);
-        wk->cbuf[c] = NULL;
-        if (t->op != LSW_OP_COPY) {
-            wk->cbuf[c] = cur;
-            cur += B * lsw_dtype_size(t->out_dtype);
+        for (size_t c = 0; c < wk->ncomp; c++) {
+            const lsw_plan_tensor *t = comp_tensor(wk, c);
+            cb[c] = NULL;
+            if (t->op != LSW_OP_COPY) {
+                cb[c] = cur;
+                cur += B * lsw_dtype_size(t->out_dtype);
+            }
         }
     }
+    wk->slot = 0;
     return 0;
 }
 
@@ -182,21 +189,22 @@ const int32_t *lsw_worker_of(const lsw_worker *wk) { return wk->of; }
 size_t lsw_worker_block_elems(const lsw_worker *wk) { return wk->B; }
 uint64_t lsw_worker_bytes_read(const lsw_worker *wk) { return wk->bytes_read; }
 
-/* Every source's elements [e0, e0 + n): read, or computed from its inputs. */
-static int fill_sources(lsw_worker *wk, uint64_t e0, size_t n)
+/* Every source's elements [e0, e0 + n) in the slot's buffers: read, or
+ * computed from its inputs. */
+static int fill_sources(lsw_worker *wk, char **sb, uint64_t e0, size_t n)
 {
     for (size_t q = 0; q < wk->set.n; q++) {
         const lsw_work_src *x = &wk->set.src[q];
         if (x->kind == LSW_SRC_READ) {
             size_t es = lsw_dtype_size(x->desc->dtype);
-            int rc = lsw_ckpt_read(x->ckpt, x->desc, e0 * es, wk->sbuf[q], n * es);
+            int rc = lsw_ckpt_read(x->ckpt, x->desc, e0 * es, sb[q], n * es);
             if (rc)
                 return rc;
             wk->bytes_read += n * es;
         } else if (x->kind == LSW_SRC_DERIVED) {
             for (uint32_t j = 0; j < x->nin; j++)
-                wk->in[j] = wk->sbuf[wk->set.in[x->in0 + j]];
-            lsw_derived_compute(x->ckpt, x->desc, e0, n, wk->in, wk->sbuf[q]);
+                wk->in[j] = sb[wk->set.in[x->in0 + j]];
+            lsw_derived_compute(x->ckpt, x->desc, e0, n, wk->in, sb[q]);
         }
     }
     return 0;
@@ -204,27 +212,31 @@ static int fill_sources(lsw_worker *wk, uint64_t e0, size_t n)
 
 int lsw_worker_block(lsw_worker *wk, uint64_t e0, size_t n, const void **out)
 {
+    char **sb = wk->sbuf + wk->slot * wk->bufcap, **cb = wk->cbuf + wk->slot * wk->w->E;
+    wk->slot = (wk->slot + 1) % wk->depth;
     int rc = stopped();
     if (!rc)
-        rc = fill_sources(wk, e0, n);
+        rc = fill_sources(wk, sb, e0, n);
     if (rc)
         return rc;
     size_t ref = 0;
     for (size_t c = 0; c < wk->ncomp; c++) {
         const lsw_plan_tensor *t = comp_tensor(wk, c);
         for (size_t j = 0; j < t->nsrc; j++) {
-            wk->in[j] = wk->sbuf[wk->set.slot_of[ref + j]];
+            wk->in[j] = sb[wk->set.slot_of[ref + j]];
             wk->dts[j] = t->src[j]->dtype;
         }
         if (t->op == LSW_OP_COPY)
             out[c] = wk->in[0];
-        else if (t->op == LSW_OP_TV && (rc = lsw_tv_block(wk->tv, t, e0, n, wk->in, wk->cbuf[c])))
+        else if (t->op == LSW_OP_TV && (rc = lsw_tv_block(wk->tv, t, e0, n, wk->in, cb[c])))
             return rc;
         else if (t->op == LSW_OP_WSUM)
-            lsw_wsum(t->out_dtype, wk->cbuf[c], n, t->nsrc, wk->dts, wk->in, t->w);
+            lsw_wsum(t->out_dtype, cb[c], n, t->nsrc, wk->dts, wk->in, t->w);
         if (t->op != LSW_OP_COPY)
-            out[c] = wk->cbuf[c];
+            out[c] = cb[c];
         ref += t->nsrc;
     }
     return 0;
 }
+
+size_t lsw_worker_depth(const lsw_worker *wk) { return wk->depth; }

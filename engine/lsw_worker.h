@@ -29,9 +29,13 @@
 typedef struct lsw_worker lsw_worker; /* opaque */
 
 /* A worker for `w` (borrowed, analysed) whose buffers take at most `mem`
- * bytes (less when no tensor needs that much).  `tv` (borrowed, may be NULL)
+ * bytes (less when no tensor needs that much), in `depth` slots used in
+ * turn, so that the bytes of the last depth - 1 blocks stay valid while
+ * the next one is computed (write-behind).  `tv` (borrowed, may be NULL)
  * computes task-vector tensors.  Errors: LSW_E_NOMEM. */
-int lsw_worker_create(const lsw_work *w, uint64_t mem, lsw_tv *tv, lsw_worker **out);
+int lsw_worker_create(const lsw_work *w, uint64_t mem, size_t depth, lsw_tv *tv, lsw_worker **out);
+/* The number of slots. */
+size_t lsw_worker_depth(const lsw_worker *wk);
 void lsw_worker_free(lsw_worker *wk); /* accepts NULL */
 
 /* Start a piece of tensor i (for a task-vector tensor: the whole tensor,
@@ -48,7 +52,8 @@ size_t lsw_worker_block_elems(const lsw_worker *wk);
 
 /* Elements [e0, e0 + n) of every comp, n ≤ lsw_worker_block_elems, blocks
  * of a task-vector tensor in increasing e0: out[c] points at comp c's n
- * elements in its output dtype, valid until the next call.  Errors:
+ * elements in its output dtype, valid until `depth` more calls (or the next
+ * lsw_worker_begin).  Errors:
  * LSW_E_READ, LSW_E_INTERRUPTED (a stop signal arrived). */
 int lsw_worker_block(lsw_worker *wk, uint64_t e0, size_t n, const void **out);
 
