@@ -9,6 +9,7 @@
 #include "lsw_execute.h"
 #include "lsw_kernels.h"
 #include "lsw_mav.h"
+#include "lsw_stats_norms.h"
 
 static int same_shape(const lsw_tensor_desc *a, const lsw_tensor_desc *b)
 {
@@ -88,19 +89,21 @@ size_t lsw_stats_buf_min(size_t nexperts)
  * chunks for experts whose dtype differs from the base's. */
 typedef struct scratch {
     const void **ep;
-    double *part;
+    double *part, *sq; /* per expert: a chunk's |d| sums and d² sums */
     size_t *same;     /* indices of the experts with the base's dtype */
     float *fb, *fx;   /* LSW_MAV_CHUNK each */
 } scratch;
 
 /* For every expert e < E: s[e] += Σ|f64(x_e) − f64(b)| over n elements in
  * chunks of LSW_MAV_CHUNK (counted from where x[e][0] / b[0] are, a chunk
- * boundary of the row), the chunk sums added in order.  Experts with the
- * base's dtype share one pass over the base (lsw_absdiff_sum_multi); one with
+ * boundary of the row), the chunk sums added in order; and, for the
+ * module-level view, *bsq += Σ f64(b)² and dsq[e] += Σ (f64(x_e) − f64(b))²
+ * per chunk in the same order (lsw_stats_norms).  Experts with the base's
+ * dtype share one pass over the base (lsw_absdiff_sum_multi); one with
  * another dtype is compared through f32 copies of both chunks, which changes
  * no value (every BF16/F16/F32 number is an f32 exactly). */
 static void chunks_multi(lsw_dtype dt, const char *b, const char *const *x, const lsw_dtype *xdt, size_t E,
-                         uint64_t n, const scratch *sc, double *s)
+                         uint64_t n, const scratch *sc, double *s, double *bsq, double *dsq)
 {
     size_t es = lsw_dtype_size(dt), ns = 0;
     for (size_t e = 0; e < E; e++)
@@ -108,21 +111,32 @@ static void chunks_multi(lsw_dtype dt, const char *b, const char *const *x, cons
             sc->same[ns++] = e;
     for (uint64_t c = 0; c < n; c += LSW_MAV_CHUNK) {
         uint64_t m = n - c < LSW_MAV_CHUNK ? n - c : LSW_MAV_CHUNK;
+        double bs = 0;
         for (size_t k = 0; k < ns; k++)
             sc->ep[k] = x[sc->same[k]] + c * es;
         if (ns) {
             lsw_absdiff_sum_multi(dt, b + c * es, sc->ep, ns, (size_t)m, sc->part);
-            for (size_t k = 0; k < ns; k++)
+            lsw_stats_sumsq(dt, b + c * es, sc->ep, ns, (size_t)m, &bs, sc->sq);
+            for (size_t k = 0; k < ns; k++) {
                 s[sc->same[k]] += sc->part[k];
-        }
-        if (ns == E)
-            continue;
-        lsw_to_f32(dt, b + c * es, sc->fb, (size_t)m);
-        for (size_t e = 0; e < E; e++)
-            if (xdt[e] != dt) {
-                lsw_to_f32(xdt[e], x[e] + c * lsw_dtype_size(xdt[e]), sc->fx, (size_t)m);
-                s[e] += lsw_absdiff_sum(LSW_DT_F32, sc->fx, sc->fb, (size_t)m);
+                dsq[sc->same[k]] += sc->sq[k];
             }
+        }
+        if (ns < E) {
+            int have_bs = ns > 0;
+            lsw_to_f32(dt, b + c * es, sc->fb, (size_t)m);
+            for (size_t e = 0; e < E; e++)
+                if (xdt[e] != dt) {
+                    const float *fx = sc->fx;
+                    lsw_to_f32(xdt[e], x[e] + c * lsw_dtype_size(xdt[e]), sc->fx, (size_t)m);
+                    s[e] += lsw_absdiff_sum(LSW_DT_F32, sc->fx, sc->fb, (size_t)m);
+                    /* the base's squares from its f32 copy: the same values, the same bits */
+                    lsw_stats_sumsq_f32(sc->fb, &fx, 1, (size_t)m, have_bs ? NULL : &bs, sc->sq);
+                    have_bs = 1;
+                    dsq[e] += sc->sq[0];
+                }
+        }
+        *bsq += bs;
     }
 }
 
@@ -247,6 +261,8 @@ static uint64_t sum_block(const run *R, const blk *b, const char *p, double *acc
     uint64_t bytes = b->n * es;
     for (size_t e = 0; e < E; e++)
         bytes += b->n * lsw_dtype_size(xdt[e]);
+    /* the tensor's squared norms (lsw_stats_norms); a job without them sums into scratch */
+    double *bsq = j->bsq ? j->bsq : sc->sq + E, *dsq = j->dsq ? j->dsq : sc->sq + E + 1;
     /* all experts against one base row (or chunk) at a time: the base is read
      * once for them, and each expert's additions keep their order */
     if (b->k) {
@@ -255,7 +271,7 @@ static uint64_t sum_block(const run *R, const blk *b, const char *p, double *acc
                 row[e] = 0.0;
                 x[e] = p + (e + 1) * R->part + q * rl * lsw_dtype_size(xdt[e]);
             }
-            chunks_multi(dt, p + q * rl * es, x, xdt, E, rl, sc, row);
+            chunks_multi(dt, p + q * rl * es, x, xdt, E, rl, sc, row, bsq, dsq);
             for (size_t e = 0; e < E; e++)
                 j->out[e][b->r + q] = row[e] / (double)rl;
         }
@@ -265,7 +281,7 @@ static uint64_t sum_block(const run *R, const blk *b, const char *p, double *acc
                 acc[e] = 0.0;
             x[e] = p + (e + 1) * R->part;
         }
-        chunks_multi(dt, p, x, xdt, E, b->n, sc, acc);
+        chunks_multi(dt, p, x, xdt, E, b->n, sc, acc, bsq, dsq);
         if (b->done + b->n == rl)
             for (size_t e = 0; e < E; e++)
                 j->out[e][b->r] = acc[e] / (double)rl;
@@ -338,10 +354,11 @@ int lsw_stats_rows_run(const lsw_ckpt *base, lsw_ckpt *const *experts, size_t ne
     R.xt = malloc(njobs * nexperts * sizeof *R.xt);
     R.xdt = malloc(njobs * nexperts * sizeof *R.xdt);
     R.wide = malloc(njobs * sizeof *R.wide);
-    double *acc = malloc(3 * nexperts * sizeof *acc), *row = acc + nexperts;
+    /* acc, row, part: E each; sq: E, then 1 + E for jobs without norms */
+    double *acc = malloc((5 * nexperts + 1) * sizeof *acc), *row = acc + nexperts;
     const char **x = malloc(nexperts * sizeof *x);
-    scratch sc = {malloc(nexperts * sizeof *sc.ep), acc + 2 * nexperts, malloc(nexperts * sizeof *sc.same),
-                  malloc(2 * LSW_MAV_CHUNK * sizeof(float)), NULL};
+    scratch sc = {malloc(nexperts * sizeof *sc.ep), acc + 2 * nexperts, acc + 3 * nexperts,
+                  malloc(nexperts * sizeof *sc.same), malloc(2 * LSW_MAV_CHUNK * sizeof(float)), NULL};
     sc.fx = sc.fb ? sc.fb + LSW_MAV_CHUNK : NULL;
     int rc = 0;
     if (!R.xt || !R.xdt || !R.wide || !acc || !x || !sc.ep || !sc.same || !sc.fb)
@@ -491,7 +508,7 @@ int lsw_stats_tensor_rows(const lsw_ckpt *base, const lsw_tensor_desc *bt, lsw_c
                           size_t nexperts, uint64_t row0, uint64_t nrows, void *buf, size_t buf_bytes,
                           double *const *out, lsw_progress *pr, lsw_stats_timing *tm)
 {
-    lsw_stats_job j = {bt, row0, nrows, out};
+    lsw_stats_job j = {bt, row0, nrows, out, NULL, NULL};
     return lsw_stats_rows_run(base, experts, nexperts, &j, 1, buf, buf_bytes, 0, pr, tm);
 }
 

@@ -51,11 +51,15 @@ int lsw_stats_tensor_rows(const lsw_ckpt *base, const lsw_tensor_desc *bt, lsw_c
                           double *const *out, lsw_progress *pr, lsw_stats_timing *tm);
 
 /* One piece of work: rows [row0, row0 + nrows) of eligible base tensor `bt`,
- * row MAVs of expert e into out[e][0..nrows). */
+ * row MAVs of expert e into out[e][0..nrows).  When bsq and dsq are not
+ * NULL, *bsq += Σ f64(b)² and dsq[e] += Σ (f64(x_e) − f64(b))² over those
+ * rows, chunk by chunk in row order (the order of lsw_stats_norms.h), so a
+ * whole tensor's sums depend only on its data; the caller zeroes them. */
 typedef struct lsw_stats_job {
     const lsw_tensor_desc *bt;
     uint64_t row0, nrows;
     double *const *out;
+    double *bsq, *dsq;
 } lsw_stats_job;
 
 /* Run jobs[0..njobs) in order, streaming blocks of whole rows (or whole
