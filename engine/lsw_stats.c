@@ -33,6 +33,8 @@
 /* files of the output folder besides one heatmap per expert */
 #define NFIXED 4
 
+enum { T_START, T_OPEN, T_PASS, T_GATHER, T_SUMMARY, T_H5, T_FILES, T_COMMIT, T_N };
+
 /* Everything one run holds.  rows, bsq and dsq are rank 0's (NULL elsewhere). */
 typedef struct stats_run {
     const lsw_stats_opts *o;
@@ -50,10 +52,9 @@ typedef struct stats_run {
     lsw_out_state state;
     lsw_progress pr;
     lsw_stats_timing tm;
-    double t[8];                   /* phase end times (LSW_STATS_TIMES) */
+    double t[T_N];                 /* phase end times (LSW_STATS_TIMES) */
 } stats_run;
 
-enum { T_START, T_OPEN, T_PASS, T_GATHER, T_SUMMARY, T_FILES, T_COMMIT, T_N };
 
 /* ---- options -------------------------------------------------------------- */
 
@@ -477,6 +478,14 @@ static void gather(stats_run *R, const work *w, double *local, double *lnorm)
         R->pr.done_bytes = all;
 }
 
+/* The mappings' budget (lsw_stats_rows_run): --mem, or 0 with
+ * LSW_STATS_MMAP=0 (copy every block with pread, as before). */
+static uint64_t map_budget(const stats_run *R)
+{
+    const char *env = getenv("LSW_STATS_MMAP");
+    return env && !strcmp(env, "0") ? 0 : R->o->mem;
+}
+
 /* Row MAVs and squared norms of every eligible tensor for every expert,
  * gathered on rank 0.  Tensors are spread over the ranks by bytes; each rank
  * streams its own within --mem.  Collective. */
@@ -492,7 +501,7 @@ static int compute_rows(stats_run *R)
     uint64_t bb = 0;
     if (!rc) {
         bb = buffer_bytes(R, &w, readers);
-        if (w.my_items && !(buf = malloc((size_t)bb)))
+        if (w.my_items && !(buf = malloc((size_t)bb))) /* untouched (no pages) when the files are mapped */
             rc = lsw_err_set(LSW_E_NOMEM, "out of memory for %llu bytes of read buffers (--mem)", (unsigned long long)bb);
     }
     if (!rc)
@@ -505,7 +514,7 @@ static int compute_rows(stats_run *R)
     lsw_progress_start(&R->pr, what, R->c->rank == 0 ? R->o->progress : 0, w.my_bytes,
                        (size_t)w.my_items);
     if (!rc)
-        rc = lsw_stats_rows_run(R->bc, R->xc, R->E, jobs, nj, buf, (size_t)bb, readers, &R->pr, &R->tm);
+        rc = lsw_stats_rows_run(R->bc, R->xc, R->E, jobs, nj, buf, (size_t)bb, readers, map_budget(R), &R->pr, &R->tm);
     free(buf);
     free(out);
     free(jobs);
@@ -603,6 +612,7 @@ static int write_outputs(stats_run *R, const lsw_stats_summary *s)
         rc = put_h5(R, s);
     else if (!R->o->quiet)
         fprintf(stderr, "layerswap stats: warning: built without HDF5; stats.h5 is not written\n");
+    R->t[T_H5] = lsw_now();
     if (!rc)
         rc = put_heatmaps(R, s);
     if (!rc)
@@ -637,15 +647,17 @@ static void summary_line(stats_run *R)
     const lsw_stats_timing *tm = &R->tm;
     double kr = tm->kernel_s > 0 ? (double)tm->bytes / tm->kernel_s / 1e9 : 0;
     snprintf(detail, sizeof detail,
-             "%zu expert(s) x %llu tensors (%llu rows) -> %s; rank 0 read %.3f GB: read %.2f s%s, "
+             "%zu expert(s) x %llu tensors (%llu rows) -> %s; rank 0 read %.3f GB: %s %.2f s%s, "
              "MAV kernel %.2f s (%.2f GB/s, %s), waited %.2f s",
              R->E, (unsigned long long)R->neligible, (unsigned long long)R->total_rows, R->o->outdir,
-             (double)tm->bytes / 1e9, tm->read_s, tm->overlapped ? " (overlapped)" : "", tm->kernel_s, kr,
+             (double)tm->bytes / 1e9, tm->mapped ? "mapped" : "read", tm->read_s,
+             tm->overlapped ? " (overlapped)" : "", tm->kernel_s, kr,
              lsw_isa_name(lsw_kernels_isa()), tm->wait_s);
     R->pr.what = "stats";
     lsw_progress_end(&R->pr, detail, R->o->quiet);
     if (getenv("LSW_STATS_TIMES")) {
-        static const char *const ph[T_N] = {"", "open", "pass", "gather", "summary", "files", "commit"};
+        static const char *const ph[T_N] = {"", "open", "pass", "gather", "summary", "stats.h5", "other files",
+                                            "manifest"};
         fprintf(stderr, "layerswap stats: phases:");
         for (int k = 1; k < T_N; k++)
             fprintf(stderr, " %s %.3f s", ph[k], R->t[k] - R->t[k - 1]);

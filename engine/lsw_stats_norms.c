@@ -1,5 +1,6 @@
 #include "lsw_stats_norms.h"
 
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,24 +49,28 @@ N_INLINE double ld(lsw_dtype dt, const unsigned char *p, size_t i)
     return dt == LSW_DT_BF16 ? ld_bf16(p, i) : dt == LSW_DT_F16 ? ld_f16(p, i) : ld_f32(p, i);
 }
 
-/* Lane totals in lane order, then the tail from element g on (e NULL: the base's squares). */
+/* What one element adds: |d| (MAV), d² (expert) or b² (base). */
+enum { S_ABS, S_DSQ, S_BSQ };
+
+N_INLINE double term(lsw_dtype dt, const unsigned char *e, const unsigned char *b, size_t i, int what)
+{
+    if (what == S_BSQ) {
+        double x = ld(dt, b, i);
+        return x * x;
+    }
+    double d = ld(dt, e, i) - ld(dt, b, i);
+    return what == S_ABS ? fabs(d) : d * d;
+}
+
+/* Lane totals in lane order, then the tail from element g on. */
 N_INLINE double finish(lsw_dtype dt, const double *a, const unsigned char *e, const unsigned char *b, size_t g,
-                       size_t n)
+                       size_t n, int what)
 {
     double s = a[0];
     for (int l = 1; l < LANES; l++)
         s = s + a[l];
-    for (size_t i = g; i < n; i++) {
-        double v;
-        if (e) {
-            double d = ld(dt, e, i) - ld(dt, b, i);
-            v = d * d;
-        } else {
-            double x = ld(dt, b, i);
-            v = x * x;
-        }
-        s = s + v;
-    }
+    for (size_t i = g; i < n; i++)
+        s = s + term(dt, e, b, i, what);
     return s;
 }
 
@@ -76,45 +81,50 @@ N_INLINE void lanes_add(double *restrict acc, const double *restrict v, size_t m
             acc[l] = acc[l] + v[q * LANES + l];
 }
 
+/* The portable version: one sum at a time, each term into a block first. */
 #define GENERIC_DEFINE(NAME, LOAD)                                                                   \
-    static double NAME(const unsigned char *e, const unsigned char *b, size_t n, lsw_dtype dt)       \
+    static double NAME(const unsigned char *e, const unsigned char *b, size_t n, lsw_dtype dt, int what) \
     {                                                                                                \
         double acc[LANES] = {0, 0, 0, 0, 0, 0, 0, 0}, v[BLK];                                      \
         size_t g = n / LANES * LANES;                                                                \
         for (size_t i = 0; i < g; i += BLK) {                                                        \
             size_t m = g - i < BLK ? g - i : BLK;                                                    \
-            if (e)                                                                                   \
+            if (what == S_BSQ)                                                                       \
+                for (size_t k = 0; k < m; k++) {                                                     \
+                    double x = LOAD(b, i + k);                                                       \
+                    v[k] = x * x;                                                                    \
+                }                                                                                    \
+            else if (what == S_DSQ)                                                                  \
                 for (size_t k = 0; k < m; k++) {                                                     \
                     double d = LOAD(e, i + k) - LOAD(b, i + k);                                      \
                     v[k] = d * d;                                                                    \
                 }                                                                                    \
             else                                                                                     \
-                for (size_t k = 0; k < m; k++) {                                                     \
-                    double x = LOAD(b, i + k);                                                       \
-                    v[k] = x * x;                                                                    \
-                }                                                                                    \
+                for (size_t k = 0; k < m; k++)                                                       \
+                    v[k] = fabs(LOAD(e, i + k) - LOAD(b, i + k));                                    \
             lanes_add(acc, v, m);                                                                    \
         }                                                                                            \
-        return finish(dt, acc, e, b, g, n);                                                          \
+        return finish(dt, acc, e, b, g, n, what);                                                    \
     }
 
 GENERIC_DEFINE(gen_bf16, ld_bf16)
 GENERIC_DEFINE(gen_f16, ld_f16)
 GENERIC_DEFINE(gen_f32, ld_f32)
 
-static double generic(lsw_dtype dt, const unsigned char *e, const unsigned char *b, size_t n)
+static double generic(lsw_dtype dt, const unsigned char *e, const unsigned char *b, size_t n, int what)
 {
     switch (dt) {
-    case LSW_DT_BF16: return gen_bf16(e, b, n, dt);
-    case LSW_DT_F16: return gen_f16(e, b, n, dt);
-    case LSW_DT_F32: return gen_f32(e, b, n, dt);
+    case LSW_DT_BF16: return gen_bf16(e, b, n, dt, what);
+    case LSW_DT_F16: return gen_f16(e, b, n, dt, what);
+    case LSW_DT_F32: return gen_f32(e, b, n, dt, what);
     default: abort(); /* contract: an arithmetic dtype */
     }
 }
 
 /* ------------------------------------------------------------ x86-64 versions
  * The same eight lanes in one AVX-512 register (two AVX2 registers); the base
- * is widened once per group of eight for up to XK experts. */
+ * is widened once per group of eight for up to XK experts, and each expert's
+ * |d| and d² go to their own registers. */
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(LSW_NO_X86)
 #define N_X86 1
 #include <immintrin.h>
@@ -133,13 +143,26 @@ T_AVX2 N_INLINE __m256 x_ld8(lsw_dtype dt, const unsigned char *p)
     }
 }
 
-T_AVX512 N_INLINE void x512_k(lsw_dtype dt, size_t es, const unsigned char *b, const unsigned char *const *e, size_t k,
-                              size_t n, double *bsq, double *dsq)
+/* lane registers to sums: MAV, d², and the base's b² */
+N_INLINE void x_finish(lsw_dtype dt, const unsigned char *b, const unsigned char *const *e, size_t k, size_t g,
+                       size_t n, const double *am, const double *aq, const double *ab, double *mav, double *bsq,
+                       double *dsq)
 {
-    __m512d ab = _mm512_setzero_pd(), acc[XK];
+    if (bsq)
+        *bsq = finish(dt, ab, NULL, b, g, n, S_BSQ);
+    for (size_t j = 0; j < k; j++) {
+        mav[j] = finish(dt, am + j * LANES, e[j], b, g, n, S_ABS);
+        dsq[j] = finish(dt, aq + j * LANES, e[j], b, g, n, S_DSQ);
+    }
+}
+
+T_AVX512 N_INLINE void x512_k(lsw_dtype dt, size_t es, const unsigned char *b, const unsigned char *const *e, size_t k,
+                              size_t n, double *mav, double *bsq, double *dsq)
+{
+    __m512d ab = _mm512_setzero_pd(), am[XK], aq[XK];
     N_UNROLL
     for (size_t j = 0; j < k; j++)
-        acc[j] = _mm512_setzero_pd();
+        am[j] = aq[j] = _mm512_setzero_pd();
     size_t g = n / LANES * LANES;
     for (size_t i = 0; i < g; i += LANES) {
         __m512d bd = _mm512_cvtps_pd(x_ld8(dt, b + i * es));
@@ -147,93 +170,94 @@ T_AVX512 N_INLINE void x512_k(lsw_dtype dt, size_t es, const unsigned char *b, c
         N_UNROLL
         for (size_t j = 0; j < k; j++) {
             __m512d d = _mm512_sub_pd(_mm512_cvtps_pd(x_ld8(dt, e[j] + i * es)), bd);
-            acc[j] = _mm512_add_pd(acc[j], _mm512_mul_pd(d, d));
+            am[j] = _mm512_add_pd(am[j], _mm512_abs_pd(d));
+            aq[j] = _mm512_add_pd(aq[j], _mm512_mul_pd(d, d));
         }
     }
-    double a[LANES];
-    if (bsq) {
-        _mm512_storeu_pd(a, ab);
-        *bsq = finish(dt, a, NULL, b, g, n);
-    }
+    double lm[XK * LANES], lq[XK * LANES], lb[LANES];
+    _mm512_storeu_pd(lb, ab);
     for (size_t j = 0; j < k; j++) {
-        _mm512_storeu_pd(a, acc[j]);
-        dsq[j] = finish(dt, a, e[j], b, g, n);
+        _mm512_storeu_pd(lm + j * LANES, am[j]);
+        _mm512_storeu_pd(lq + j * LANES, aq[j]);
     }
+    x_finish(dt, b, e, k, g, n, lm, lq, lb, mav, bsq, dsq);
 }
 
 T_AVX2 N_INLINE void x256_k(lsw_dtype dt, size_t es, const unsigned char *b, const unsigned char *const *e, size_t k,
-                            size_t n, double *bsq, double *dsq)
+                            size_t n, double *mav, double *bsq, double *dsq)
 {
-    __m256d blo = _mm256_setzero_pd(), bhi = _mm256_setzero_pd(), lo[XK], hi[XK]; /* lanes 0-3, 4-7 */
+    const __m256d nosign = _mm256_castsi256_pd(_mm256_set1_epi64x(0x7FFFFFFFFFFFFFFFLL));
+    __m256d b0s = _mm256_setzero_pd(), b1s = _mm256_setzero_pd(); /* lanes 0-3, 4-7 */
+    __m256d m0[XK], m1[XK], q0[XK], q1[XK];
     N_UNROLL
     for (size_t j = 0; j < k; j++)
-        lo[j] = hi[j] = _mm256_setzero_pd();
+        m0[j] = m1[j] = q0[j] = q1[j] = _mm256_setzero_pd();
     size_t g = n / LANES * LANES;
     for (size_t i = 0; i < g; i += LANES) {
         __m256 bf = x_ld8(dt, b + i * es);
         __m256d b0 = _mm256_cvtps_pd(_mm256_castps256_ps128(bf)), b1 = _mm256_cvtps_pd(_mm256_extractf128_ps(bf, 1));
-        blo = _mm256_add_pd(blo, _mm256_mul_pd(b0, b0));
-        bhi = _mm256_add_pd(bhi, _mm256_mul_pd(b1, b1));
+        b0s = _mm256_add_pd(b0s, _mm256_mul_pd(b0, b0));
+        b1s = _mm256_add_pd(b1s, _mm256_mul_pd(b1, b1));
         N_UNROLL
         for (size_t j = 0; j < k; j++) {
             __m256 ef = x_ld8(dt, e[j] + i * es);
             __m256d d0 = _mm256_sub_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(ef)), b0);
             __m256d d1 = _mm256_sub_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(ef, 1)), b1);
-            lo[j] = _mm256_add_pd(lo[j], _mm256_mul_pd(d0, d0));
-            hi[j] = _mm256_add_pd(hi[j], _mm256_mul_pd(d1, d1));
+            m0[j] = _mm256_add_pd(m0[j], _mm256_and_pd(d0, nosign));
+            m1[j] = _mm256_add_pd(m1[j], _mm256_and_pd(d1, nosign));
+            q0[j] = _mm256_add_pd(q0[j], _mm256_mul_pd(d0, d0));
+            q1[j] = _mm256_add_pd(q1[j], _mm256_mul_pd(d1, d1));
         }
     }
-    double a[LANES];
-    if (bsq) {
-        _mm256_storeu_pd(a, blo);
-        _mm256_storeu_pd(a + 4, bhi);
-        *bsq = finish(dt, a, NULL, b, g, n);
-    }
+    double lm[XK * LANES], lq[XK * LANES], lb[LANES];
+    _mm256_storeu_pd(lb, b0s);
+    _mm256_storeu_pd(lb + 4, b1s);
     for (size_t j = 0; j < k; j++) {
-        _mm256_storeu_pd(a, lo[j]);
-        _mm256_storeu_pd(a + 4, hi[j]);
-        dsq[j] = finish(dt, a, e[j], b, g, n);
+        _mm256_storeu_pd(lm + j * LANES, m0[j]);
+        _mm256_storeu_pd(lm + j * LANES + 4, m1[j]);
+        _mm256_storeu_pd(lq + j * LANES, q0[j]);
+        _mm256_storeu_pd(lq + j * LANES + 4, q1[j]);
     }
+    x_finish(dt, b, e, k, g, n, lm, lq, lb, mav, bsq, dsq);
 }
 
 /* one instantiation per (dtype, k), both constant inside */
-#define N_DISPATCH(FN, dt, b, e, k, n, bsq, dsq)                                                    \
-    do {                                                                                           \
-        switch ((dt) == LSW_DT_F32 ? 10 + (int)(k) : (dt) == LSW_DT_F16 ? 5 + (int)(k) : (int)(k)) { \
-        case 0: FN(LSW_DT_BF16, 2, b, e, 0, n, bsq, dsq); break;                                   \
-        case 1: FN(LSW_DT_BF16, 2, b, e, 1, n, bsq, dsq); break;                                   \
-        case 2: FN(LSW_DT_BF16, 2, b, e, 2, n, bsq, dsq); break;                                   \
-        case 3: FN(LSW_DT_BF16, 2, b, e, 3, n, bsq, dsq); break;                                   \
-        case 4: FN(LSW_DT_BF16, 2, b, e, 4, n, bsq, dsq); break;                                   \
-        case 5: FN(LSW_DT_F16, 2, b, e, 0, n, bsq, dsq); break;                                    \
-        case 6: FN(LSW_DT_F16, 2, b, e, 1, n, bsq, dsq); break;                                    \
-        case 7: FN(LSW_DT_F16, 2, b, e, 2, n, bsq, dsq); break;                                    \
-        case 8: FN(LSW_DT_F16, 2, b, e, 3, n, bsq, dsq); break;                                    \
-        case 9: FN(LSW_DT_F16, 2, b, e, 4, n, bsq, dsq); break;                                    \
-        case 10: FN(LSW_DT_F32, 4, b, e, 0, n, bsq, dsq); break;                                   \
-        case 11: FN(LSW_DT_F32, 4, b, e, 1, n, bsq, dsq); break;                                   \
-        case 12: FN(LSW_DT_F32, 4, b, e, 2, n, bsq, dsq); break;                                   \
-        case 13: FN(LSW_DT_F32, 4, b, e, 3, n, bsq, dsq); break;                                   \
-        case 14: FN(LSW_DT_F32, 4, b, e, 4, n, bsq, dsq); break;                                   \
-        default: abort();                                                                          \
-        }                                                                                          \
-    } while (0)
+#define N_CASE(FN, D, ES, K) FN(D, ES, b, e, K, n, mav, bsq, dsq); break
+#define N_DISPATCH(FN)                                                                                  \
+    switch ((dt) == LSW_DT_F32 ? 10 + (int)(k) : (dt) == LSW_DT_F16 ? 5 + (int)(k) : (int)(k)) {       \
+    case 0: N_CASE(FN, LSW_DT_BF16, 2, 0);                                                             \
+    case 1: N_CASE(FN, LSW_DT_BF16, 2, 1);                                                             \
+    case 2: N_CASE(FN, LSW_DT_BF16, 2, 2);                                                             \
+    case 3: N_CASE(FN, LSW_DT_BF16, 2, 3);                                                             \
+    case 4: N_CASE(FN, LSW_DT_BF16, 2, 4);                                                             \
+    case 5: N_CASE(FN, LSW_DT_F16, 2, 0);                                                              \
+    case 6: N_CASE(FN, LSW_DT_F16, 2, 1);                                                              \
+    case 7: N_CASE(FN, LSW_DT_F16, 2, 2);                                                              \
+    case 8: N_CASE(FN, LSW_DT_F16, 2, 3);                                                              \
+    case 9: N_CASE(FN, LSW_DT_F16, 2, 4);                                                              \
+    case 10: N_CASE(FN, LSW_DT_F32, 4, 0);                                                             \
+    case 11: N_CASE(FN, LSW_DT_F32, 4, 1);                                                             \
+    case 12: N_CASE(FN, LSW_DT_F32, 4, 2);                                                             \
+    case 13: N_CASE(FN, LSW_DT_F32, 4, 3);                                                             \
+    case 14: N_CASE(FN, LSW_DT_F32, 4, 4);                                                             \
+    default: abort();                                                                                  \
+    }
 
 T_AVX512 static void x512(lsw_dtype dt, const unsigned char *b, const unsigned char *const *e, size_t k, size_t n,
-                          double *bsq, double *dsq)
+                          double *mav, double *bsq, double *dsq)
 {
-    N_DISPATCH(x512_k, dt, b, e, k, n, bsq, dsq);
+    N_DISPATCH(x512_k)
 }
 
 T_AVX2 static void x256(lsw_dtype dt, const unsigned char *b, const unsigned char *const *e, size_t k, size_t n,
-                        double *bsq, double *dsq)
+                        double *mav, double *bsq, double *dsq)
 {
-    N_DISPATCH(x256_k, dt, b, e, k, n, bsq, dsq);
+    N_DISPATCH(x256_k)
 }
 #endif
 
-void lsw_stats_sumsq(lsw_dtype dt, const void *b, const void *const *e, size_t k, size_t n, double *bsq,
-                     double *dsq)
+void lsw_stats_chunk_sums(lsw_dtype dt, const void *b, const void *const *e, size_t k, size_t n, double *mav,
+                          double *bsq, double *dsq)
 {
     if (dt != LSW_DT_BF16 && dt != LSW_DT_F16 && dt != LSW_DT_F32)
         abort(); /* contract violation: not an arithmetic dtype */
@@ -245,12 +269,12 @@ void lsw_stats_sumsq(lsw_dtype dt, const void *b, const void *const *e, size_t k
         double *bs = j0 == 0 ? bsq : NULL; /* the base's squares once */
 #ifdef N_X86
         if (isa == LSW_ISA_AVX512) {
-            x512(dt, bp, ep + j0, kk, n, bs, dsq + j0);
+            x512(dt, bp, ep + j0, kk, n, mav + j0, bs, dsq + j0);
             j0 += kk;
             continue;
         }
         if (isa == LSW_ISA_AVX2) {
-            x256(dt, bp, ep + j0, kk, n, bs, dsq + j0);
+            x256(dt, bp, ep + j0, kk, n, mav + j0, bs, dsq + j0);
             j0 += kk;
             continue;
         }
@@ -258,14 +282,11 @@ void lsw_stats_sumsq(lsw_dtype dt, const void *b, const void *const *e, size_t k
         (void)isa;
 #endif
         if (bs)
-            *bs = generic(dt, NULL, bp, n);
-        for (size_t j = 0; j < kk; j++)
-            dsq[j0 + j] = generic(dt, ep[j0 + j], bp, n);
+            *bs = generic(dt, NULL, bp, n, S_BSQ);
+        for (size_t j = 0; j < kk; j++) {
+            mav[j0 + j] = generic(dt, ep[j0 + j], bp, n, S_ABS);
+            dsq[j0 + j] = generic(dt, ep[j0 + j], bp, n, S_DSQ);
+        }
         j0 += kk;
     } while (j0 < k);
-}
-
-void lsw_stats_sumsq_f32(const float *b, const float *const *e, size_t k, size_t n, double *bsq, double *dsq)
-{
-    lsw_stats_sumsq(LSW_DT_F32, b, (const void *const *)e, k, n, bsq, dsq);
 }

@@ -15,7 +15,8 @@
  * IEEE binary64, round to nearest, no fused multiply-add (-ffp-contract=off).
  * The caller adds the results of consecutive calls in order (the stats pass
  * calls once per LSW_MAV_CHUNK chunk of a row, rows in order), so a tensor's
- * sums depend only on its data.  No MPI, no allocation, thread-safe.
+ * sums depend only on its data.  The row MAVs' sums come out of the same pass
+ * (lsw_stats_chunk_sums).  No MPI, no allocation, thread-safe.
  */
 #ifndef LSW_STATS_NORMS_H
 #define LSW_STATS_NORMS_H
@@ -24,14 +25,14 @@
 
 #include "lsw_dtype.h"
 
-/* *bsq = Σ b² over b[0..n); dsq[j] = Σ (e[j] − b)² for j < k.  dt is BF16,
- * F16 or F32 (the base's and every expert's dtype); bsq may be NULL.  The
- * version is chosen like lsw_absdiff_sum_multi's (lsw_kernels_isa). */
-void lsw_stats_sumsq(lsw_dtype dt, const void *b, const void *const *e, size_t k, size_t n, double *bsq,
-                     double *dsq);
-
-/* The same sums of f32 arrays (experts of another dtype than the base are
- * compared through exact f32 copies). */
-void lsw_stats_sumsq_f32(const float *b, const float *const *e, size_t k, size_t n, double *bsq, double *dsq);
+/* One pass over a chunk for k experts (k ≥ 0): mav[j] = Σ |f64(e[j]) − f64(b)|
+ * exactly as lsw_absdiff_sum sums it (the order documented in lsw_kernels.c:
+ * the same eight lanes, bit for bit), dsq[j] = Σ (e[j] − b)² and, when bsq is
+ * not NULL, *bsq = Σ b², each in the order above.  dt is BF16, F16 or F32 (the
+ * base's and every expert's dtype).  Fusing the three sums reads and widens
+ * each element once.  The version is chosen like lsw_absdiff_sum_multi's
+ * (lsw_kernels_isa); every version gives the same bits. */
+void lsw_stats_chunk_sums(lsw_dtype dt, const void *b, const void *const *e, size_t k, size_t n, double *mav,
+                          double *bsq, double *dsq);
 
 #endif

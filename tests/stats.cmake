@@ -34,6 +34,13 @@ add_test(NAME stats_ranks_identical
          COMMAND ${LSW_PYTHON} ${LSW_STATS_CLI} identical ${LSW_STATS_OUT}/np1 ${LSW_STATS_OUT}/np3)
 set_tests_properties(stats_ranks_identical PROPERTIES LABELS cli FIXTURES_REQUIRED "stats_np1;stats_np3")
 
+# The data read by mappings or by copies, with any number of threads: the same bytes.
+add_test(NAME stats_modes_identical
+         COMMAND ${LSW_PYTHON} ${LSW_STATS_CLI} modes ${LSW_STATS_DRIVER} ${LSW_STATS_FIXTURE} ${LSW_STATS_OUT}/np1
+                 ${LSW_STATS_OUT}/modes)
+set_tests_properties(stats_modes_identical PROPERTIES LABELS cli ENVIRONMENT "${LSW_STATS_ENV}" TIMEOUT 300
+                     FIXTURES_REQUIRED stats_np1)
+
 # Heatmaps parse as XML with L x types cells on one shared scale (several experts); report.html
 # is self-contained and holds the MAV and module-share heatmaps.
 add_test(NAME stats_svg COMMAND ${LSW_PYTHON} ${LSW_STATS_CLI} svg ${LSW_STATS_OUT}/np3)

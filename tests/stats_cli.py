@@ -5,6 +5,7 @@
                                                           stats.h5 rows, model MAVs and every cell of
                                                           summary.json vs the numpy oracle (rel 1e-9)
     stats_cli.py identical OUT_A OUT_B                    two output folders byte-identical
+    stats_cli.py modes     DRIVER DATA REF OUT            copies or mappings, any thread count: REF's bytes
     stats_cli.py svg       OUT                            heatmaps parse as XML, L x types cells; report offline
     stats_cli.py proposal  LAYERSWAP DRIVER MPIEXEC OUT   planted synth patterns give the expected proposal
     stats_cli.py mismatch  DRIVER MPIEXEC DATA OUT        bad experts: exit 2 on every rank, no hang
@@ -242,6 +243,29 @@ def cmd_identical(a, b):
         if f in fb:
             same = open(os.path.join(a, f), "rb").read() == open(os.path.join(b, f), "rb").read()
             check(same, "%s differs between %s and %s" % (f, a, b))
+    done()
+
+
+def cmd_modes(driver, data, ref, out):
+    """Copies instead of mappings (LSW_STATS_MMAP=0), with 0 and 2 reader threads, and mappings
+    with 0 and 3 extra workers, all with a small --mem: every output byte-identical to REF
+    (the default run of stats_oracle_np1)."""
+    shutil.rmtree(out, ignore_errors=True)
+    base = os.path.join(data, "base")
+    experts = [os.path.join(data, n) for n in EXPERTS]
+    for tag, env in (("copy0", {"LSW_STATS_MMAP": "0", "LSW_STATS_READERS": "0"}),
+                     ("copy2", {"LSW_STATS_MMAP": "0", "LSW_STATS_READERS": "2"}),
+                     ("map0", {"LSW_STATS_READERS": "0"}), ("map3", {"LSW_STATS_READERS": "3"})):
+        o = os.path.join(out, tag)
+        rc, so, se = run([driver, "stats", "--base", base] + experts + ["-o", o, "--mem", "64M"], env=env)
+        check(rc == 0, "%s: exit %d %s" % (tag, rc, se))
+        if rc:
+            continue
+        for f in sorted(os.listdir(ref)):
+            if f.startswith("."):
+                continue
+            same = open(os.path.join(ref, f), "rb").read() == open(os.path.join(o, f), "rb").read()
+            check(same, "%s: %s differs from the default run's" % (tag, f))
     done()
 
 
@@ -707,7 +731,7 @@ def main(argv):
         return 0 if len(argv) >= 2 else 1
     cmds = {"oracle": cmd_oracle, "identical": cmd_identical, "svg": cmd_svg, "proposal": cmd_proposal,
             "mismatch": cmd_mismatch, "usage": cmd_usage, "nd": cmd_nd, "mixed": cmd_mixed,
-            "planted": cmd_planted, "quiet": cmd_quiet, "demo": cmd_demo}
+            "planted": cmd_planted, "quiet": cmd_quiet, "demo": cmd_demo, "modes": cmd_modes}
     return cmds[argv[1]](*argv[2:])
 
 

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "lsw_checkpoint.h"
@@ -148,11 +149,14 @@ static void ref_norms(const lsw_ckpt *base, const lsw_ckpt *x, const lsw_tensor_
         lsw_ckpt_read(x, xt, r * rl * xs, rx, rl * xs);
         lsw_to_f32(t->dtype, rb, fb, rl);
         lsw_to_f32(xt->dtype, rx, fx, rl);
+        double sb = 0, sd = 0; /* the row's chunks in order, then the row into the tensor */
         for (uint64_t c = 0; c < rl; c += LSW_MAV_CHUNK) {
             size_t m = rl - c < LSW_MAV_CHUNK ? rl - c : LSW_MAV_CHUNK;
-            *bsq += ref_sumsq(LSW_DT_F32, NULL, fb + c, m);
-            *dsq += ref_sumsq(LSW_DT_F32, fx + c, fb + c, m);
+            sb += ref_sumsq(LSW_DT_F32, NULL, fb + c, m);
+            sd += ref_sumsq(LSW_DT_F32, fx + c, fb + c, m);
         }
+        *bsq += sb;
+        *dsq += sd;
     }
     free(fb);
     free(fx);
@@ -161,7 +165,8 @@ static void ref_norms(const lsw_ckpt *base, const lsw_ckpt *x, const lsw_tensor_
 }
 
 /* Every instruction set, k = 0..6 experts, n across the lane and block edges:
- * the documented bits, for all three dtypes, on values with rounding. */
+ * the squared norms in the documented order and the MAV sums equal to
+ * lsw_absdiff_sum's (on the same instruction set), for all three dtypes. */
 static void test_norms_kernel(void)
 {
     enum { N = 70000, K = 6 };
@@ -190,18 +195,22 @@ static void test_norms_kernel(void)
                 if (lsw_kernels_set_isa(isas[is]) != 0)
                     continue; /* not on this CPU */
                 for (size_t k = 0; k <= K; k++) {
-                    double gb = -1, got[K];
-                    lsw_stats_sumsq(dts[d], raw, e, k, ns[ni], &gb, got);
+                    double gb = -1, got[K], mav[K];
+                    lsw_stats_chunk_sums(dts[d], raw, e, k, ns[ni], mav, &gb, got);
                     runs++;
                     bad += memcmp(&gb, &want_b, sizeof gb) != 0;
-                    for (size_t j = 0; j < k; j++)
+                    for (size_t j = 0; j < k; j++) {
+                        double m = lsw_absdiff_sum(dts[d], e[j], raw, ns[ni]);
                         bad += memcmp(&got[j], &want[j], sizeof *got) != 0;
+                        bad += memcmp(&mav[j], &m, sizeof m) != 0; /* the MAV sums: lsw_absdiff_sum's bits */
+                    }
                 }
             }
         }
     }
     lsw_kernels_set_isa(LSW_ISA_AUTO);
-    CHECK(bad == 0 && runs > 0, "squared norms: %ld of %ld calls differ from the documented order", bad, runs);
+    CHECK(bad == 0 && runs > 0, "fused sums: %ld of %ld calls differ from the documented order or lsw_absdiff_sum",
+          bad, runs);
     free(f);
     free(raw);
 }
@@ -301,11 +310,17 @@ static void compare_rows(models *m, const char *what)
         }
         size_t obufs[] = {2 * (NEXP + 1) * (size_t)LSW_MAV_CHUNK * es, 2 * lsw_stats_buf_min(NEXP) + 4099,
                           5 * lsw_stats_buf_min(NEXP), 64u << 20};
-        for (size_t bi = 0; bi < sizeof obufs / sizeof *obufs; bi++)
+        /* copies in buffers of every size, and mappings of 1 MiB to 16 MiB per model and block */
+        uint64_t maps[] = {0, 0, 0, 0, 2 * (NEXP + 1) * ((uint64_t)1 << 20) + 4097, (uint64_t)1 << 30};
+        for (size_t bi = 0; bi < sizeof maps / sizeof *maps; bi++)
             for (int ov = 0; ov < 4; ov++) {   /* 0..3 reader threads */
-                lsw_stats_timing tm = {0, 0, 0, 0, 0};
+                lsw_stats_timing tm = {0, 0, 0, 0, 0, 0};
                 memset(norms, 0, nt * (NEXP + 1) * sizeof *norms);
-                int rc = lsw_stats_rows_run(m->base, m->x, NEXP, jobs, nj, buf, obufs[bi], ov, NULL, &tm);
+                size_t bb = bi < 4 ? obufs[bi] : obufs[3];
+                int rc = lsw_stats_rows_run(m->base, m->x, NEXP, jobs, nj, buf, bb, ov, maps[bi], NULL, &tm);
+                int map_want = maps[bi] / ((uint64_t)(ov + 1) * (NEXP + 1)) >= ((uint64_t)1 << 20);
+                CHECK(tm.mapped == map_want, "%s: mapped %d with a budget of %llu and %d readers", what, tm.mapped,
+                      (unsigned long long)maps[bi], ov);
                 CHECK(!memcmp(norms, rnorms, nj * (NEXP + 1) * sizeof *norms),
                       "%s: squared norms (buf %zu, %d readers) differ from the documented order", what, obufs[bi], ov);
                 CHECK(rc == 0, "%s: lsw_stats_rows_run: %s", what, lsw_err_detail());
@@ -313,14 +328,16 @@ static void compare_rows(models *m, const char *what)
                 for (size_t j = 0; j < nj; j++)
                     for (int e = 0; e < NEXP; e++)
                         bad += memcmp(outs[j * NEXP + e], refs[j * NEXP + e], jobs[j].nrows * sizeof(double)) != 0;
-                CHECK(bad == 0, "%s: lsw_stats_rows_run buf %zu overlap %d: %ld row vectors differ", what, obufs[bi], ov,
-                      bad);
+                CHECK(bad == 0, "%s: lsw_stats_rows_run buf %zu map %llu overlap %d: %ld row vectors differ", what, bb,
+                      (unsigned long long)maps[bi], ov, bad);
                 CHECK(tm.bytes > 0, "%s: timing counts bytes", what);
-                /* r readers need r + 1 slots of the minimum of the widest type */
+                /* r readers need r + 1 slots of the minimum of the widest type; mapped: one reader */
                 int want = ov;
-                while (want > 0 && obufs[bi] < (size_t)(want + 1) * lsw_stats_buf_min(NEXP))
+                while (want > 0 && bb < (size_t)(want + 1) * lsw_stats_buf_min(NEXP))
                     want--;
-                CHECK(tm.overlapped == want, "%s: overlapped %d, want %d (buf %zu)", what, tm.overlapped, want, obufs[bi]);
+                if (tm.mapped)
+                    want = ov; /* workers beside this thread */
+                CHECK(tm.overlapped == want, "%s: overlapped %d, want %d (buf %zu)", what, tm.overlapped, want, bb);
             }
         for (size_t k = 0; k < nj * NEXP; k++) {
             free(outs[k]);
@@ -377,6 +394,62 @@ static void test_rows(const char *tmp)
         }
         close_models(&m);
     }
+}
+
+/* An input cut short after its headers were validated: LSW_E_READ in every
+ * mode (copies, mappings with and without a reader thread), never a SIGBUS. */
+static void test_truncated(const char *tmp)
+{
+    char dir[4096], p[4200];
+    snprintf(dir, sizeof dir, "%s/trunc", tmp);
+    if (make(dir, 2, 64, 176, 256, LSW_DT_BF16, NEXP)) {
+        CHECK(0, "synth for the truncation test");
+        return;
+    }
+    models m = {0};
+    CHECK(open_models(dir, &m) == 0, "open: %s", lsw_err_detail());
+    if (!m.x[0])
+        return;
+    snprintf(p, sizeof p, "%s", lsw_ckpt_file_path(m.x[0], 0));
+    struct stat st;
+    CHECK(stat(p, &st) == 0 && truncate(p, st.st_size / 2) == 0, "truncate %s", p);
+    size_t nt = lsw_ckpt_count(m.base), nj = 0;
+    lsw_stats_job *jobs = calloc(nt, sizeof *jobs);
+    double **outs = calloc(nt * NEXP, sizeof *outs);
+    for (size_t i = 0; i < nt; i++) {
+        const lsw_tensor_desc *t = lsw_ckpt_at(m.base, i);
+        if (!lsw_mav_eligible(t))
+            continue;
+        uint64_t rows, rl;
+        lsw_mav_rows(t, &rows, &rl);
+        for (int e = 0; e < NEXP; e++)
+            outs[nj * NEXP + e] = malloc(rows * sizeof(double));
+        jobs[nj] = (lsw_stats_job){t, 0, rows, outs + nj * NEXP, NULL, NULL};
+        nj++;
+    }
+    size_t bb = 8 * lsw_stats_buf_min(NEXP);
+    char *buf = malloc(bb);
+    /* copies; mappings populated ahead (EFAULT) without and with a reader; mappings
+     * faulted on first touch (SIGBUS, caught) without and with a reader */
+    uint64_t maps[5] = {0, (uint64_t)1 << 28, (uint64_t)1 << 28, (uint64_t)1 << 28, (uint64_t)1 << 28};
+    int readers[5] = {1, 0, 1, 0, 1};
+    for (int k = 0; k < 5; k++) {
+        if (k == 3)
+            setenv("LSW_STATS_POPULATE", "0", 1);
+        lsw_err_clear();
+        int rc = lsw_stats_rows_run(m.base, m.x, NEXP, jobs, nj, buf, bb, readers[k], maps[k], NULL, NULL);
+        CHECK(rc == LSW_E_READ && strstr(lsw_err_detail(), "tensor '"),
+              "truncated input, map %llu readers %d%s: %d %s", (unsigned long long)maps[k], readers[k],
+              k >= 3 ? " (SIGBUS)" : "", rc, lsw_err_detail());
+    }
+    unsetenv("LSW_STATS_POPULATE");
+    lsw_err_clear();
+    for (size_t k = 0; k < nj * NEXP; k++)
+        free(outs[k]);
+    free(outs);
+    free(jobs);
+    free(buf);
+    close_models(&m);
 }
 
 static void test_check(const char *tmp)
@@ -652,6 +725,7 @@ int main(void)
     test_assign();
     test_check(dir);
     test_rows(dir);
+    test_truncated(dir);
     nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
     printf("unit_stats: %ld passed, %ld failed\n", n_pass, n_fail);
     return n_fail ? 1 : 0;
