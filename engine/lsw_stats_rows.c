@@ -65,7 +65,7 @@ int lsw_stats_check_experts(const lsw_ckpt *base, lsw_ckpt *const *experts, size
                                    "%s: tensor '%s': not in the base %s (extra tensor); "
                                    "every expert must have the base's architecture",
                                    file_of(x, xt), xt->name, lsw_ckpt_path(base));
-            /* float dtypes may differ (each is widened exactly, SPEC §4); any
+            /* float dtypes may differ (each is widened exactly, docs/statistics.md); any
              * other difference cannot be compared */
             if (bt->dtype != xt->dtype && !(lsw_dtype_is_arith(bt->dtype) && lsw_dtype_is_arith(xt->dtype)))
                 return lsw_err_set(LSW_E_MISMATCH, "%s: tensor '%s': dtype %s differs from the base's %s (%s); "

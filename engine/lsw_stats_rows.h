@@ -1,4 +1,4 @@
-/* lsw_stats_rows — row MAVs (SPEC §4) of many experts against one base in a
+/* lsw_stats_rows — row MAVs (docs/statistics.md) of many experts against one base in a
  * single pass over the base.
  *
  * Each block of base rows is read once; the same rows of every expert are

@@ -475,7 +475,7 @@ def st_file(path, tensors):
 
 def cmd_nd(driver, out):
     """Tensors of 3 dimensions get row MAVs in stats.h5 (a row of [r, c1, c2] is c1*c2
-    elements, SPEC §4) but stay out of the model MAV and the cells (1-D and 2-D only);
+    elements, docs/statistics.md) but stay out of the model MAV and the cells (1-D and 2-D only);
     a scalar has no rows.  A base whose layer numbers have a gap is refused (exit 2)."""
     shutil.rmtree(out, ignore_errors=True)
     rng = np.random.default_rng(5)
