@@ -24,7 +24,8 @@
 typedef struct lsw_stats_timing {
     double read_s, kernel_s, wait_s;
     uint64_t bytes;
-    int overlapped; /* reader threads that did the reads (0: read, then sum) */
+    int overlapped; /* helper threads: readers of copies, or (mapped) workers beside the caller; 0: none */
+    int mapped;     /* 1: the files were mapped, not copied */
 } lsw_stats_timing;
 
 /* Check every expert against the base from the headers alone: the same
@@ -51,25 +52,40 @@ int lsw_stats_tensor_rows(const lsw_ckpt *base, const lsw_tensor_desc *bt, lsw_c
                           double *const *out, lsw_progress *pr, lsw_stats_timing *tm);
 
 /* One piece of work: rows [row0, row0 + nrows) of eligible base tensor `bt`,
- * row MAVs of expert e into out[e][0..nrows). */
+ * row MAVs of expert e into out[e][0..nrows).  When bsq and dsq are not
+ * NULL, *bsq += Σ f64(b)² and dsq[e] += Σ (f64(x_e) − f64(b))² over those
+ * rows: each row's sum is its chunks' sums (lsw_stats_norms.h) added in order
+ * from 0, and the rows' sums are added in row order, so a whole tensor's sums
+ * depend only on its data; the caller zeroes them. */
 typedef struct lsw_stats_job {
     const lsw_tensor_desc *bt;
     uint64_t row0, nrows;
     double *const *out;
+    double *bsq, *dsq;
 } lsw_stats_job;
 
-/* Run jobs[0..njobs) in order, streaming blocks of whole rows (or whole
- * chunks of a row longer than a block) through `buf`.  With `readers` ≥ 1
- * (at most 8, fewer if the buffer holds fewer than readers + 1 minimal
- * slots), the buffer is split into readers + 1 slots and that many helper
- * threads read the next blocks (base and experts, block i into slot
- * i % slots) while this thread sums the blocks in order; with 0, reads and
- * sums alternate.  Either way every row is summed exactly as
- * lsw_mav_tensor_rows sums it, so the results never depend on `readers`.
- * The helper threads only read files (no MPI; HDF5 reads are serialised by
+/* Run jobs[0..njobs), streaming blocks of whole rows (or whole chunks of a
+ * row longer than a block).  Two ways to get a block's bytes:
+ *  - mapped (every model is safetensors files, and map_bytes holds a block of
+ *    at least 1 MiB per model for each of the 1 + readers workers): this
+ *    thread and `readers` more (at most 8) each claim the next block (all the
+ *    pieces of a long row at once), mmap it where the page cache holds it (no
+ *    copy), populate, sum and unmap it; blocks of up to 16 MiB per model, so
+ *    at most map_bytes are mapped at once.  A file cut short while being read
+ *    is LSW_E_READ, not a SIGBUS;
+ *  - copied into `buf` (buf_bytes ≥ lsw_stats_buf_min; also for HDF5
+ *    inputs): with `readers` ≥ 1 (at most 8, fewer if the buffer holds fewer
+ *    than readers + 1 minimal slots) the buffer is split into readers + 1
+ *    slots and that many helper threads read the next blocks (block i into
+ *    slot i % slots) while this thread sums the blocks in order; with 0,
+ *    reads and sums alternate.
+ * Every row is summed exactly as lsw_mav_tensor_rows sums it, and a job's
+ * squared norms are its rows' sums added in row order, so the results never
+ * depend on the mode, `readers`, the sizes or which thread summed a row.  The
+ * helper threads only read files (no MPI; HDF5 reads are serialised by
  * lsw_ckpt_read).  `pr`, `tm` and errors as lsw_stats_tensor_rows. */
 int lsw_stats_rows_run(const lsw_ckpt *base, lsw_ckpt *const *experts, size_t nexperts, const lsw_stats_job *jobs,
-                       size_t njobs, void *buf, size_t buf_bytes, int readers, lsw_progress *pr,
+                       size_t njobs, void *buf, size_t buf_bytes, int readers, uint64_t map_bytes, lsw_progress *pr,
                        lsw_stats_timing *tm);
 
 /* Owner rank of each of n tensors of `bytes[i]` bytes: tensors taken by

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "lsw_error.h"
+#include "lsw_jsonw.h"
 #include "lsw_mav.h"
 
 #define NCORE 7
@@ -246,33 +247,62 @@ size_t lsw_stats_group(const double *sim, size_t n, double threshold, size_t *gr
     return ng;
 }
 
-static int in_band(double r) { return r >= 0.5 && r <= 2.0; }
+/* ------------------------------------------------------------- layer rule */
 
-void lsw_stats_propose_layers(const double *ratio, int layers, int *bottom, int *top, int *lower, int *upper)
+/* Median of v[0..n), n ≥ 1 (reorders v): the middle value, or the mean of
+ * the two middle values. */
+static double median_of(double *v, size_t n)
 {
-    int L = layers, b = 0, t = 0, lo = 0, up = 0;
-    if (L >= 2) {
-        while (b < L && ratio[b] > 1)
-            b++;
-        while (t < L && ratio[L - 1 - t] > 1)
-            t++;
-        /* leave at least one middle layer to the task expert (the runs can
-         * only overlap or touch when every layer is language-dominated) */
-        while (b + t > L - 1) {
-            if (b > t)
-                b--;
-            else
-                t--;
-        }
-        if (b + t + 1 <= L - 1 && in_band(ratio[b]))
-            lo = 1;
-        if (b + t + lo + 1 <= L - 1 && in_band(ratio[L - 1 - t]))
-            up = 1;
+    qsort(v, n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+int lsw_stats_layer_class(const lsw_stats_rule *r, double v)
+{
+    double x = v - r->median;
+    return x > r->margin ? 2 : x > r->margin / 2 ? 1 : 0;
+}
+
+int lsw_stats_propose_layers(const double *s, int L, lsw_stats_rule *r)
+{
+    memset(r, 0, sizeof *r);
+    if (L < 1)
+        return 0;
+    double *v = malloc((size_t)L * sizeof *v);
+    if (!v)
+        return lsw_err_set(LSW_E_NOMEM, "out of memory");
+    memcpy(v, s, (size_t)L * sizeof *v);
+    r->median = median_of(v, (size_t)L);
+    for (int i = 0; i < L; i++)
+        v[i] = fabs(s[i] - r->median);
+    r->mad = median_of(v, (size_t)L);
+    free(v);
+    r->sigma = 1.4826 * r->mad;
+    double spread = LSW_STATS_Z * r->sigma, floor_ = LSW_STATS_FLOOR * r->median;
+    r->margin = spread > floor_ ? spread : floor_;
+    for (int i = 0; i < L; i++)
+        r->significant += lsw_stats_layer_class(r, s[i]) == 2;
+    int b = 0, t = 0;
+    while (b < L && lsw_stats_layer_class(r, s[b]) == 2)
+        b++;
+    while (t < L && lsw_stats_layer_class(r, s[L - 1 - t]) == 2)
+        t++;
+    /* at least one middle layer stays with the task expert (more than half
+     * the layers cannot be above the median, so this only matters for tiny L) */
+    while (b + t > L - 1 && b + t > 0) {
+        if (b > t)
+            b--;
+        else
+            t--;
     }
-    *bottom = b;
-    *top = t;
-    *lower = lo;
-    *upper = up;
+    /* one transition layer beside a run whose next layer is borderline */
+    int lo = b > 0 && b + t + 1 <= L - 1 && lsw_stats_layer_class(r, s[b]) == 1;
+    int up = t > 0 && b + t + lo + 1 <= L - 1 && lsw_stats_layer_class(r, s[L - 1 - t]) == 1;
+    r->bottom = b;
+    r->top = t;
+    r->lower_transition = lo;
+    r->upper_transition = up;
+    return 0;
 }
 
 /* -------------------------------------------------------------- summarize */
@@ -306,7 +336,86 @@ void lsw_stats_summary_free(lsw_stats_summary *s)
     free(s);
 }
 
-/* Cell statistics of the rows of the tensors list[0..cnt) (tensor indices in name order). */
+/* Which tensors make up each cell: cell c holds list[start[c] .. start[c + 1]),
+ * tensor indices in name order.  Cells: L × ntypes layer cells, then nnl. */
+typedef struct cell_index {
+    size_t ncells, *start, *list;
+    uint64_t maxrows;       /* most rows in one cell */
+} cell_index;
+
+static void cell_index_free(cell_index *ci)
+{
+    free(ci->start);
+    free(ci->list);
+}
+
+static int is_cell_tensor(const lsw_stats_input *in, size_t i)
+{
+    return in->row_off[i] != UINT64_MAX && lsw_mav_eligible(lsw_ckpt_at(in->base, i));
+}
+
+/* The type sets, in column order. */
+static int collect_types(lsw_stats_summary *s, const lsw_stats_input *in)
+{
+    char ty[256];
+    for (size_t i = 0; i < lsw_ckpt_count(in->base); i++) {
+        const lsw_tensor_desc *t = lsw_ckpt_at(in->base, i);
+        if (!is_cell_tensor(in, i))
+            continue;
+        lsw_stats_tensor_type(t->name, ty, sizeof ty);
+        if (t->layer >= 0 ? add_str(&s->types, &s->ntypes, ty) : add_str(&s->nl_types, &s->nnl, ty))
+            return lsw_err_set(LSW_E_NOMEM, "out of memory");
+    }
+    if (s->ntypes)
+        qsort(s->types, s->ntypes, sizeof *s->types, cmp_type);
+    if (s->nnl)
+        qsort(s->nl_types, s->nnl, sizeof *s->nl_types, cmp_type);
+    for (size_t k = 0; k < s->ntypes; k++)
+        s->nprofile += core_rank(s->types[k]) < NCORE;
+    if (!s->nprofile)
+        s->nprofile = s->ntypes;
+    return 0;
+}
+
+static int build_cells(lsw_stats_summary *s, const lsw_stats_input *in, cell_index *ci)
+{
+    size_t nt = lsw_ckpt_count(in->base), L = (size_t)s->layers;
+    char ty[256];
+    ci->ncells = L * s->ntypes + s->nnl;
+    ci->start = calloc(ci->ncells + 1, sizeof *ci->start);
+    ci->list = malloc((nt ? nt : 1) * sizeof *ci->list);
+    size_t *tcell = malloc((nt ? nt : 1) * sizeof *tcell), *fill = calloc(ci->ncells + 1, sizeof *fill);
+    uint64_t *crows = calloc(ci->ncells + 1, sizeof *crows);
+    int rc = (!ci->start || !ci->list || !tcell || !fill || !crows) ? lsw_err_set(LSW_E_NOMEM, "out of memory") : 0;
+    for (size_t i = 0; i < nt && !rc; i++) {
+        const lsw_tensor_desc *t = lsw_ckpt_at(in->base, i);
+        tcell[i] = (size_t)-1;
+        if (!is_cell_tensor(in, i))
+            continue;
+        lsw_stats_tensor_type(t->name, ty, sizeof ty);
+        tcell[i] = t->layer >= 0 ? (size_t)t->layer * s->ntypes + find_str(s->types, s->ntypes, ty)
+                                 : L * s->ntypes + find_str(s->nl_types, s->nnl, ty);
+        ci->start[tcell[i] + 1]++;
+        uint64_t rows, rl;
+        lsw_mav_rows(t, &rows, &rl);
+        crows[tcell[i]] += rows;
+        s->tensors++;
+        s->rows += rows;
+    }
+    for (size_t c = 0; c < ci->ncells && !rc; c++) {
+        ci->maxrows = crows[c] > ci->maxrows ? crows[c] : ci->maxrows;
+        ci->start[c + 1] += ci->start[c];
+    }
+    for (size_t i = 0; i < nt && !rc; i++)
+        if (tcell[i] != (size_t)-1)
+            ci->list[ci->start[tcell[i]] + fill[tcell[i]]++] = i;
+    free(tcell);
+    free(fill);
+    free(crows);
+    return rc;
+}
+
+/* Cell statistics of expert e over the tensors list[0..cnt) (name order). */
 static void cell_stats(const lsw_stats_input *in, size_t e, const size_t *list, size_t cnt, double *tmp,
                        lsw_stats_cell *c)
 {
@@ -324,19 +433,163 @@ static void cell_stats(const lsw_stats_input *in, size_t e, const size_t *list, 
             zeros += v == 0.0;
             tmp[n++] = v;
         }
+        if (in->bsq) {
+            c->sq_base += in->bsq[list[k]];
+            c->sq_delta += in->dsq[e][list[k]];
+        }
     }
     c->rows = n;
+    c->share = NAN;
     if (!n)
         return;
     c->mean = sum / (double)n;
     c->unchanged = (double)zeros / (double)n;
+    c->rel_change = c->sq_delta == 0 ? 0.0 : sqrt(c->sq_delta) / sqrt(c->sq_base); /* +inf when sq_base is 0 */
     lsw_stats_percentiles(tmp, n, &c->p50, &c->p90, &c->p99, &c->max);
 }
 
-static size_t type_col(char *const *types, size_t n, const char *name)
+/* Each layer cell's share of the sum of its layer's relative changes. */
+static void layer_shares(const lsw_stats_summary *s, lsw_stats_expert *x)
 {
-    return find_str(types, n, name);
+    for (size_t l = 0; l < (size_t)s->layers; l++) {
+        lsw_stats_cell *row = x->grid + l * s->ntypes;
+        double sum = 0;
+        for (size_t k = 0; k < s->ntypes; k++)
+            if (row[k].rows)
+                sum += row[k].rel_change;
+        for (size_t k = 0; k < s->ntypes; k++)
+            if (row[k].rows)
+                row[k].share = sum > 0 && isfinite(sum) ? row[k].rel_change / sum : NAN;
+    }
 }
+
+static int expert_stats(lsw_stats_summary *s, const lsw_stats_input *in, const cell_index *ci, size_t e,
+                        double *tmp)
+{
+    size_t L = (size_t)s->layers, LT = L * s->ntypes;
+    lsw_stats_expert *x = &s->experts[e];
+    x->name = strdup(in->names[e]);
+    x->path = strdup(in->paths[e]);
+    x->grid = calloc(LT + 1, sizeof *x->grid);
+    x->nl = calloc(s->nnl + 1, sizeof *x->nl);
+    x->layer_mean = calloc(L + 1, sizeof *x->layer_mean);
+    if (!x->name || !x->path || !x->grid || !x->nl || !x->layer_mean)
+        return lsw_err_set(LSW_E_NOMEM, "out of memory");
+    /* model MAV: tensors in name order, rows in order, one f64 sum */
+    double sum = 0;
+    for (size_t i = 0; i < lsw_ckpt_count(in->base); i++) {
+        if (!is_cell_tensor(in, i))
+            continue;
+        uint64_t rows, rl;
+        lsw_mav_rows(lsw_ckpt_at(in->base, i), &rows, &rl);
+        const double *r = in->rows[e] + in->row_off[i];
+        for (uint64_t j = 0; j < rows; j++)
+            sum += r[j];
+        x->rows += rows;
+    }
+    x->model_mav = x->rows ? sum / (double)x->rows : 0.0;
+    for (size_t c = 0; c < ci->ncells; c++) {
+        lsw_stats_cell *cell = c < LT ? &x->grid[c] : &x->nl[c - LT];
+        cell->layer = c < LT ? (int)(c / s->ntypes) : -1;
+        cell->type = c < LT ? c % s->ntypes : c - LT;
+        cell_stats(in, e, ci->list + ci->start[c], ci->start[c + 1] - ci->start[c], tmp, cell);
+    }
+    layer_shares(s, x);
+    for (size_t l = 0; l < L; l++) {
+        double ls = 0;
+        size_t cnt = 0;
+        for (size_t k = 0; k < s->nprofile; k++)
+            if (x->grid[l * s->ntypes + k].rows) {
+                ls += x->grid[l * s->ntypes + k].mean;
+                cnt++;
+            }
+        x->layer_mean[l] = cnt ? ls / (double)cnt : 0.0;
+    }
+    return 0;
+}
+
+/* Profiles (the present cells of the profile columns, layer by layer), their
+ * Pearson correlations and the groups. */
+static int similarity_groups(lsw_stats_summary *s)
+{
+    size_t E = s->nexperts, L = (size_t)s->layers, P = 0;
+    for (size_t l = 0; E && l < L; l++)
+        for (size_t k = 0; k < s->nprofile; k++)
+            P += s->experts[0].grid[l * s->ntypes + k].rows > 0;
+    double *prof = malloc((E ? E : 1) * (P ? P : 1) * sizeof *prof);
+    size_t *group = calloc(E + 1, sizeof *group);
+    s->similarity = calloc(E * E + 1, sizeof *s->similarity);
+    s->order = calloc(E + 1, sizeof *s->order);
+    s->group_start = calloc(E + 2, sizeof *s->group_start);
+    int rc = (!prof || !group || !s->similarity || !s->order || !s->group_start)
+                 ? lsw_err_set(LSW_E_NOMEM, "out of memory") : 0;
+    for (size_t e = 0; e < E && !rc; e++) {
+        size_t n = 0;
+        for (size_t l = 0; l < L; l++)
+            for (size_t k = 0; k < s->nprofile; k++)
+                if (s->experts[0].grid[l * s->ntypes + k].rows)
+                    prof[e * P + n++] = s->experts[e].grid[l * s->ntypes + k].mean;
+    }
+    for (size_t a = 0; a < E && !rc; a++)
+        for (size_t b = 0; b < E; b++)
+            s->similarity[a * E + b] = a == b ? 1.0 : lsw_stats_pearson(prof + a * P, prof + b * P, P);
+    if (!rc && E && !(s->ngroups = lsw_stats_group(s->similarity, E, 0.5, group)))
+        rc = lsw_err_set(LSW_E_NOMEM, "out of memory");
+    size_t k = 0;
+    for (size_t g = 0; g < s->ngroups && !rc; g++) {
+        s->group_start[g] = k;
+        for (size_t e = 0; e < E; e++)
+            if (group[e] == g)
+                s->order[k++] = e;
+    }
+    if (!rc)
+        s->group_start[s->ngroups] = k;
+    free(prof);
+    free(group);
+    return rc;
+}
+
+static int propose(lsw_stats_summary *s, const lsw_stats_input *in);
+
+int lsw_stats_summarize(const lsw_stats_input *in, lsw_stats_summary **out)
+{
+    *out = NULL;
+    lsw_stats_summary *s = calloc(1, sizeof *s);
+    cell_index ci = {0};
+    double *tmp = NULL;
+    size_t E = in->nexperts;
+    if (!s || !(s->base_path = strdup(in->base_path ? in->base_path : lsw_ckpt_path(in->base)))) {
+        lsw_stats_summary_free(s);
+        return lsw_err_set(LSW_E_NOMEM, "out of memory");
+    }
+    s->layers = lsw_ckpt_layers(in->base);
+    int rc = collect_types(s, in);
+    if (!rc)
+        rc = build_cells(s, in, &ci);
+    if (!rc) {
+        tmp = malloc((ci.maxrows ? ci.maxrows : 1) * sizeof *tmp);
+        s->experts = calloc(E ? E : 1, sizeof *s->experts);
+        s->nexperts = E;
+        if (!tmp || !s->experts)
+            rc = lsw_err_set(LSW_E_NOMEM, "out of memory");
+    }
+    for (size_t e = 0; e < E && !rc; e++)
+        rc = expert_stats(s, in, &ci, e, tmp);
+    if (!rc)
+        rc = similarity_groups(s);
+    if (!rc)
+        rc = propose(s, in);
+    free(tmp);
+    cell_index_free(&ci);
+    if (rc) {
+        lsw_stats_summary_free(s);
+        return rc;
+    }
+    *out = s;
+    return 0;
+}
+
+/* -------------------------------------------------------------- proposal */
 
 /* Mean of the cell means of columns `names` at the layers [l0, l1) and {extra} (−1: none); NAN if no cell. */
 static double mean_cells(const lsw_stats_summary *s, const lsw_stats_expert *x, const char *const *names,
@@ -348,7 +601,7 @@ static double mean_cells(const lsw_stats_summary *s, const lsw_stats_expert *x, 
         if (!((l >= l0 && l < l1) || l == extra))
             continue;
         for (size_t k = 0; k < nnames; k++) {
-            size_t col = type_col(s->types, s->ntypes, names[k]);
+            size_t col = find_str(s->types, s->ntypes, names[k]);
             if (col == (size_t)-1)
                 continue;
             const lsw_stats_cell *c = &x->grid[(size_t)l * s->ntypes + col];
@@ -382,501 +635,400 @@ static double lang_score(const lsw_stats_summary *s, const lsw_stats_expert *x)
     return (a - m) / r;
 }
 
+/* The sides from --task / --language: the named experts, the others on the side not given. */
+static int sides_given(lsw_stats_summary *s, const lsw_stats_input *in)
+{
+    lsw_stats_proposal *p = &s->proposal;
+    size_t E = s->nexperts;
+    char *role = calloc(E ? E : 1, 1);
+    if (!role)
+        return lsw_err_set(LSW_E_NOMEM, "out of memory");
+    for (size_t k = 0; k < in->ntask; k++) {
+        p->task[p->ntask++] = in->task[k];
+        role[in->task[k]] = 1;
+    }
+    for (size_t k = 0; k < in->nlang; k++) {
+        p->lang[p->nlang++] = in->lang[k];
+        role[in->lang[k]] = 2;
+    }
+    for (size_t e = 0; e < E; e++) {
+        if (role[e])
+            continue;
+        if (!in->ntask)
+            p->task[p->ntask++] = e;
+        else if (!in->nlang)
+            p->lang[p->nlang++] = e;
+    }
+    free(role);
+    snprintf(p->note, sizeof p->note, "%s",
+             in->ntask && in->nlang ? "task and language experts given (--task, --language)"
+             : in->ntask          ? "task experts given (--task); the other experts are the language experts"
+                                  : "language experts given (--language); the other experts are the task experts");
+    if (!p->ntask || !p->nlang) {
+        snprintf(p->note, sizeof p->note, "no %s expert left: give both --task and --language",
+                 p->ntask ? "language" : "task");
+        return 0;
+    }
+    p->sides = 1;
+    return 0;
+}
+
+/* Group members of group g into v (ascending expert order). */
+static void group_members(const lsw_stats_summary *s, size_t g, size_t *v, size_t *n)
+{
+    for (size_t e = 0; e < s->nexperts; e++)
+        for (size_t k = s->group_start[g]; k < s->group_start[g + 1]; k++)
+            if (s->order[k] == e)
+                v[(*n)++] = e;
+}
+
+/* Automatic sides: the group (or, with one group, the expert) with the highest
+ * λ is the language side, the lowest the task side. */
+static int sides_automatic(lsw_stats_summary *s)
+{
+    lsw_stats_proposal *p = &s->proposal;
+    size_t E = s->nexperts;
+    p->automatic = 1;
+    if (E < 2) {
+        snprintf(p->note, sizeof p->note, "one expert: a layer swap needs a task and a language expert");
+        return 0;
+    }
+    int has_attn = 0, has_mlp = 0;
+    for (size_t k = 0; k < 4; k++)
+        has_attn |= find_str(s->types, s->ntypes, attn_types[k]) != (size_t)-1;
+    for (size_t k = 0; k < 3; k++)
+        has_mlp |= find_str(s->types, s->ntypes, mlp_types[k]) != (size_t)-1;
+    if (!has_attn || !has_mlp) {
+        snprintf(p->note, sizeof p->note,
+                 "no q/k/v/o_proj or gate/up/down_proj tensors: cannot tell task from language experts; "
+                 "give --task and --language");
+        return 0;
+    }
+    if (s->ngroups >= 2) {
+        size_t lg = 0, tg = (size_t)-1;
+        double *gs = calloc(s->ngroups, sizeof *gs);
+        if (!gs)
+            return lsw_err_set(LSW_E_NOMEM, "out of memory");
+        for (size_t g = 0; g < s->ngroups; g++) { /* a group's score: its members' mean λ */
+            double sum = 0;
+            for (size_t k = s->group_start[g]; k < s->group_start[g + 1]; k++)
+                sum += s->experts[s->order[k]].lang_score;
+            gs[g] = sum / (double)(s->group_start[g + 1] - s->group_start[g]);
+        }
+        for (size_t g = 1; g < s->ngroups; g++)
+            if (gs[g] > gs[lg])
+                lg = g;
+        for (size_t g = 0; g < s->ngroups; g++)
+            if (g != lg && (tg == (size_t)-1 || gs[g] < gs[tg]))
+                tg = g;
+        free(gs);
+        group_members(s, lg, p->lang, &p->nlang);
+        group_members(s, tg, p->task, &p->ntask);
+        if (s->ngroups > 2)
+            snprintf(p->note, sizeof p->note,
+                     "automatic: %zu similarity groups; language group = highest mean score, task group = lowest, "
+                     "%zu other group(s) not used", s->ngroups, s->ngroups - 2);
+        else
+            snprintf(p->note, sizeof p->note,
+                     "automatic: 2 similarity groups; language group = higher mean score (first/last-layer "
+                     "attention over upper-layer MLP), task group = the other");
+    } else {
+        size_t lx = 0, tx = (size_t)-1;
+        for (size_t e = 1; e < E; e++)
+            if (s->experts[e].lang_score > s->experts[lx].lang_score)
+                lx = e;
+        for (size_t e = 0; e < E; e++)
+            if (e != lx && (tx == (size_t)-1 || s->experts[e].lang_score < s->experts[tx].lang_score))
+                tx = e;
+        p->lang[p->nlang++] = lx;
+        p->task[p->ntask++] = tx;
+        snprintf(p->note, sizeof p->note,
+                 "automatic: all experts fall in one similarity group; language expert = highest score, task "
+                 "expert = lowest (check this, or give --task and --language)");
+    }
+    p->sides = 1;
+    return 0;
+}
+
+static double side_mean(const lsw_stats_summary *s, const size_t *idx, size_t n, int l)
+{
+    double sum = 0;
+    for (size_t k = 0; k < n; k++)
+        sum += s->experts[idx[k]].layer_mean[l];
+    return sum / (double)n;
+}
+
+static const char *decide(const lsw_stats_proposal *p, int L, int l)
+{
+    const lsw_stats_rule *r = &p->rule;
+    if (l < r->bottom)
+        return "language (bottom run)";
+    if (l >= L - r->top)
+        return "language (top run)";
+    if (r->lower_transition && l == r->bottom)
+        return "average (lower transition)";
+    if (r->upper_transition && l == L - 1 - r->top)
+        return "average (upper transition)";
+    if (p->layer[l].cls == 2)
+        return "task (a language layer, but not in the bottom or top run)";
+    if (p->layer[l].cls == 1)
+        return "task (borderline)";
+    return "task";
+}
+
+/* Median of the upper half of the language signals over the median of the
+ * lower half (∞ when the lower is 0 < upper; 1 when both are 0): how strongly
+ * two levels stand apart when half the layers or more are raised, where the
+ * median no longer measures the background. */
+static double split_ratio(const lsw_stats_proposal *p, int L)
+{
+    if (L < 2)
+        return 1;
+    double *v = malloc((size_t)L * sizeof *v);
+    if (!v)
+        return 1;
+    for (int l = 0; l < L; l++)
+        v[l] = p->layer[l].lang;
+    qsort(v, (size_t)L, sizeof *v, cmp_double);
+    size_t h = (size_t)L / 2;
+    double lo = h % 2 ? v[h / 2] : (v[h / 2 - 1] + v[h / 2]) / 2;
+    const double *u = v + (size_t)L - h;
+    double hi = h % 2 ? u[h / 2] : (u[h / 2 - 1] + u[h / 2]) / 2;
+    free(v);
+    return lo > 0 ? hi / lo : hi > 0 ? INFINITY : 1;
+}
+
+/* Per-layer signals, the rule, each layer's decision and the verdict. */
+static int layer_rule(lsw_stats_summary *s)
+{
+    lsw_stats_proposal *p = &s->proposal;
+    int L = s->layers;
+    double *sig = calloc((size_t)L, sizeof *sig);
+    p->layer = calloc((size_t)L, sizeof *p->layer);
+    if (!sig || !p->layer) {
+        free(sig);
+        return lsw_err_set(LSW_E_NOMEM, "out of memory");
+    }
+    for (int l = 0; l < L; l++) {
+        p->layer[l].lang = sig[l] = side_mean(s, p->lang, p->nlang, l);
+        p->layer[l].task = side_mean(s, p->task, p->ntask, l);
+    }
+    int rc = lsw_stats_propose_layers(sig, L, &p->rule);
+    free(sig);
+    if (rc)
+        return rc;
+    const lsw_stats_rule *r = &p->rule;
+    for (int l = 0; l < L; l++) {
+        double x = p->layer[l].lang - r->median;
+        p->layer[l].z = r->sigma > 0 ? x / r->sigma : x > 0 ? INFINITY : x < 0 ? -INFINITY : 0.0;
+        p->layer[l].cls = lsw_stats_layer_class(r, p->layer[l].lang);
+    }
+    for (int l = 0; l < L; l++)
+        p->layer[l].decision = decide(p, L, l);
+    char base[200];
+    snprintf(base, sizeof base, "median layer MAV %.4g, robust spread %.4g, a language layer needs more than %.4g",
+             r->median, r->sigma, r->median + r->margin);
+    double halves = split_ratio(p, L);
+    if (!r->significant && halves >= 3)
+        snprintf(p->note, sizeof p->note,
+                 "half or more of the layers of the language expert(s) changed far more than the others (the upper "
+                 "half's median layer MAV is %.3g times the lower half's), so their background cannot be told from "
+                 "their signal (%s): layer swapping expects few language layers; choose bottom and top from the "
+                 "heatmaps", halves, base);
+    else if (!r->significant)
+        snprintf(p->note, sizeof p->note,
+                 "no layer of the language expert(s) changed significantly more than their own background (%s): "
+                 "no language layers, so no layer swap is proposed", base);
+    else if (r->bottom + r->top == 0)
+        snprintf(p->note, sizeof p->note,
+                 "the language expert(s) have %d layer(s) significantly above their background (%s), but none at "
+                 "the bottom or the top: a layer swap takes contiguous bottom and top layers, so none is proposed",
+                 r->significant, base);
+    else
+        p->valid = 1;
+    return 0;
+}
+
 static int propose(lsw_stats_summary *s, const lsw_stats_input *in)
 {
     lsw_stats_proposal *p = &s->proposal;
     size_t E = s->nexperts;
-    int L = s->layers;
     p->task = calloc(E ? E : 1, sizeof *p->task);
     p->lang = calloc(E ? E : 1, sizeof *p->lang);
     if (!p->task || !p->lang)
         return lsw_err_set(LSW_E_NOMEM, "out of memory");
     for (size_t e = 0; e < E; e++)
         s->experts[e].lang_score = lang_score(s, &s->experts[e]);
-    if (L < 1) {
+    if (s->layers < 1) {
         snprintf(p->note, sizeof p->note, "the base has no transformer layers");
         return 0;
     }
-    if (in->ntask || in->nlang) {
-        char *role = calloc(E ? E : 1, 1);
-        if (!role)
-            return lsw_err_set(LSW_E_NOMEM, "out of memory");
-        for (size_t k = 0; k < in->ntask; k++) {
-            p->task[p->ntask++] = in->task[k];
-            role[in->task[k]] = 1;
-        }
-        for (size_t k = 0; k < in->nlang; k++) {
-            p->lang[p->nlang++] = in->lang[k];
-            role[in->lang[k]] = 2;
-        }
-        for (size_t e = 0; e < E; e++) {
-            if (role[e])
-                continue;
-            if (!in->ntask)
-                p->task[p->ntask++] = e;
-            else if (!in->nlang)
-                p->lang[p->nlang++] = e;
-        }
-        free(role);
-        snprintf(p->note, sizeof p->note, "%s",
-                 in->ntask && in->nlang ? "task and language experts given (--task, --language)"
-                 : in->ntask          ? "task experts given (--task); the other experts are the language experts"
-                                      : "language experts given (--language); the other experts are the task experts");
-        if (!p->ntask || !p->nlang) {
-            snprintf(p->note, sizeof p->note, "no %s expert left: give both --task and --language",
-                     p->ntask ? "language" : "task");
-            return 0;
-        }
-    } else {
-        p->automatic = 1;
-        if (E < 2) {
-            snprintf(p->note, sizeof p->note, "one expert: a layer swap needs a task and a language expert");
-            return 0;
-        }
-        int has_attn = 0, has_mlp = 0;
-        for (size_t k = 0; k < 4; k++)
-            has_attn |= type_col(s->types, s->ntypes, attn_types[k]) != (size_t)-1;
-        for (size_t k = 0; k < 3; k++)
-            has_mlp |= type_col(s->types, s->ntypes, mlp_types[k]) != (size_t)-1;
-        if (!has_attn || !has_mlp) {
-            snprintf(p->note, sizeof p->note,
-                     "no q/k/v/o_proj or gate/up/down_proj tensors: cannot tell task from language experts; "
-                     "give --task and --language");
-            return 0;
-        }
-        if (s->ngroups >= 2) {
-            /* score of a group: mean λ of its members (in order) */
-            size_t lg = 0, tg = (size_t)-1;
-            double *gs = calloc(s->ngroups, sizeof *gs);
-            if (!gs)
-                return lsw_err_set(LSW_E_NOMEM, "out of memory");
-            for (size_t g = 0; g < s->ngroups; g++) {
-                double sum = 0;
-                for (size_t k = s->group_start[g]; k < s->group_start[g + 1]; k++)
-                    sum += s->experts[s->order[k]].lang_score;
-                gs[g] = sum / (double)(s->group_start[g + 1] - s->group_start[g]);
-            }
-            for (size_t g = 1; g < s->ngroups; g++)
-                if (gs[g] > gs[lg])
-                    lg = g;
-            for (size_t g = 0; g < s->ngroups; g++)
-                if (g != lg && (tg == (size_t)-1 || gs[g] < gs[tg]))
-                    tg = g;
-            free(gs);
-            for (size_t e = 0; e < E; e++) /* ascending expert order */
-                for (size_t k = s->group_start[lg]; k < s->group_start[lg + 1]; k++)
-                    if (s->order[k] == e)
-                        p->lang[p->nlang++] = e;
-            for (size_t e = 0; e < E; e++)
-                for (size_t k = s->group_start[tg]; k < s->group_start[tg + 1]; k++)
-                    if (s->order[k] == e)
-                        p->task[p->ntask++] = e;
-            if (s->ngroups > 2)
-                snprintf(p->note, sizeof p->note,
-                         "automatic: %zu similarity groups; language group = highest mean score, task group = lowest, "
-                         "%zu other group(s) not used",
-                         s->ngroups, s->ngroups - 2);
-            else
-                snprintf(p->note, sizeof p->note,
-                         "automatic: 2 similarity groups; language group = higher mean score (first/last-layer "
-                         "attention over upper-layer MLP), task group = the other");
-        } else {
-            size_t lx = 0, tx = (size_t)-1;
-            for (size_t e = 1; e < E; e++)
-                if (s->experts[e].lang_score > s->experts[lx].lang_score)
-                    lx = e;
-            for (size_t e = 0; e < E; e++)
-                if (e != lx && (tx == (size_t)-1 || s->experts[e].lang_score < s->experts[tx].lang_score))
-                    tx = e;
-            p->lang[p->nlang++] = lx;
-            p->task[p->ntask++] = tx;
-            snprintf(p->note, sizeof p->note,
-                     "automatic: all experts fall in one similarity group; language expert = highest score, task "
-                     "expert = lowest (check this, or give --task and --language)");
-        }
-    }
-    p->layer = calloc((size_t)L, sizeof *p->layer);
-    double *ratio = calloc((size_t)L, sizeof *ratio);
-    if (!p->layer || !ratio) {
-        free(ratio);
-        return lsw_err_set(LSW_E_NOMEM, "out of memory");
-    }
-    for (int l = 0; l < L; l++) {
-        double ls = 0, ts = 0;
-        for (size_t k = 0; k < p->nlang; k++)
-            ls += s->experts[p->lang[k]].layer_mean[l];
-        for (size_t k = 0; k < p->ntask; k++)
-            ts += s->experts[p->task[k]].layer_mean[l];
-        ls /= (double)p->nlang;
-        ts /= (double)p->ntask;
-        lsw_stats_layer_ratio *lr = &p->layer[l];
-        lr->lang = ls;
-        lr->task = ts;
-        lr->ratio = ts > 0 ? ls / ts : ls > 0 ? INFINITY : 1.0;
-        ratio[l] = lr->ratio;
-    }
-    lsw_stats_propose_layers(ratio, L, &p->bottom, &p->top, &p->lower_transition, &p->upper_transition);
-    free(ratio);
-    for (int l = 0; l < L; l++) {
-        const char *d;
-        if (l < p->bottom)
-            d = "language (bottom run)";
-        else if (l >= L - p->top)
-            d = "language (top run)";
-        else if (p->lower_transition && l == p->bottom)
-            d = "average (lower transition)";
-        else if (p->upper_transition && l == L - 1 - p->top)
-            d = "average (upper transition)";
-        else if (p->layer[l].ratio > 1)
-            d = "task (language-dominated, but not in an edge run)";
-        else
-            d = "task";
-        p->layer[l].decision = d;
-    }
-    p->valid = 1;
-    return 0;
-}
-
-int lsw_stats_summarize(const lsw_stats_input *in, lsw_stats_summary **out)
-{
-    *out = NULL;
-    lsw_stats_summary *s = calloc(1, sizeof *s);
-    size_t nt = lsw_ckpt_count(in->base), E = in->nexperts;
-    size_t *tcell = malloc((nt ? nt : 1) * sizeof *tcell);
-    size_t *cstart = NULL, *clist = NULL, *fill = NULL;
-    uint64_t *crows = NULL;
-    double *tmp = NULL, **prof = NULL;
-    int rc = 0;
-    if (!s || !tcell || !(s->base_path = strdup(in->base_path ? in->base_path : lsw_ckpt_path(in->base)))) {
-        rc = lsw_err_set(LSW_E_NOMEM, "out of memory");
-        goto done;
-    }
-    s->layers = lsw_ckpt_layers(in->base);
-    const size_t L = (size_t)s->layers;
-    char ty[256];
-    /* the type sets */
-    for (size_t i = 0; i < nt && !rc; i++) {
-        const lsw_tensor_desc *t = lsw_ckpt_at(in->base, i);
-        if (in->row_off[i] == UINT64_MAX || !lsw_mav_eligible(t))
-            continue;
-        lsw_stats_tensor_type(t->name, ty, sizeof ty);
-        if (t->layer >= 0 ? add_str(&s->types, &s->ntypes, ty) : add_str(&s->nl_types, &s->nnl, ty))
-            rc = lsw_err_set(LSW_E_NOMEM, "out of memory");
-    }
-    if (rc)
-        goto done;
-    if (s->ntypes)
-        qsort(s->types, s->ntypes, sizeof *s->types, cmp_type);
-    if (s->nnl)
-        qsort(s->nl_types, s->nnl, sizeof *s->nl_types, cmp_type);
-    for (size_t k = 0; k < s->ntypes; k++)
-        s->nprofile += core_rank(s->types[k]) < NCORE;
-    if (!s->nprofile)
-        s->nprofile = s->ntypes;
-    /* cells: layer cells then non-layer cells; per cell its tensors in name order */
-    size_t ncells = L * s->ntypes + s->nnl;
-    cstart = calloc(ncells + 1, sizeof *cstart);
-    fill = calloc(ncells + 1, sizeof *fill);
-    clist = malloc((nt ? nt : 1) * sizeof *clist);
-    crows = calloc(ncells + 1, sizeof *crows);
-    if (!cstart || !fill || !clist || !crows) {
-        rc = lsw_err_set(LSW_E_NOMEM, "out of memory");
-        goto done;
-    }
-    for (size_t i = 0; i < nt; i++) {
-        const lsw_tensor_desc *t = lsw_ckpt_at(in->base, i);
-        tcell[i] = (size_t)-1;
-        if (in->row_off[i] == UINT64_MAX || !lsw_mav_eligible(t))
-            continue;
-        lsw_stats_tensor_type(t->name, ty, sizeof ty);
-        tcell[i] = t->layer >= 0 ? (size_t)t->layer * s->ntypes + find_str(s->types, s->ntypes, ty)
-                                 : L * s->ntypes + find_str(s->nl_types, s->nnl, ty);
-        cstart[tcell[i] + 1]++;
-        uint64_t rows, rl;
-        lsw_mav_rows(t, &rows, &rl);
-        crows[tcell[i]] += rows;
-        s->tensors++;
-        s->rows += rows;
-    }
-    uint64_t maxrows = 0;
-    for (size_t c = 0; c < ncells; c++)
-        if (crows[c] > maxrows)
-            maxrows = crows[c];
-    for (size_t c = 0; c < ncells; c++)
-        cstart[c + 1] += cstart[c];
-    for (size_t i = 0; i < nt; i++)
-        if (tcell[i] != (size_t)-1)
-            clist[cstart[tcell[i]] + fill[tcell[i]]++] = i;
-    tmp = malloc((maxrows ? maxrows : 1) * sizeof *tmp);
-    s->experts = calloc(E ? E : 1, sizeof *s->experts);
-    s->nexperts = E;
-    if (!tmp || !s->experts) {
-        rc = lsw_err_set(LSW_E_NOMEM, "out of memory");
-        goto done;
-    }
-    for (size_t e = 0; e < E && !rc; e++) {
-        lsw_stats_expert *x = &s->experts[e];
-        x->name = strdup(in->names[e]);
-        x->path = strdup(in->paths[e]);
-        x->grid = calloc(L * s->ntypes + 1, sizeof *x->grid);
-        x->nl = calloc(s->nnl + 1, sizeof *x->nl);
-        x->layer_mean = calloc(L + 1, sizeof *x->layer_mean);
-        if (!x->name || !x->path || !x->grid || !x->nl || !x->layer_mean) {
-            rc = lsw_err_set(LSW_E_NOMEM, "out of memory");
-            break;
-        }
-        /* model MAV: tensors in name order, rows in order, one f64 sum */
-        double sum = 0;
-        uint64_t total = 0;
-        for (size_t i = 0; i < nt; i++) {
-            if (in->row_off[i] == UINT64_MAX || !lsw_mav_eligible(lsw_ckpt_at(in->base, i)))
-                continue;
-            uint64_t rows, rl;
-            lsw_mav_rows(lsw_ckpt_at(in->base, i), &rows, &rl);
-            const double *r = in->rows[e] + in->row_off[i];
-            for (uint64_t j = 0; j < rows; j++)
-                sum += r[j];
-            total += rows;
-        }
-        x->rows = total;
-        x->model_mav = total ? sum / (double)total : 0.0;
-        for (size_t c = 0; c < ncells; c++) {
-            lsw_stats_cell *cell = c < L * s->ntypes ? &x->grid[c] : &x->nl[c - L * s->ntypes];
-            cell->layer = c < L * s->ntypes ? (int)(c / s->ntypes) : -1;
-            cell->type = c < L * s->ntypes ? c % s->ntypes : c - L * s->ntypes;
-            cell_stats(in, e, clist + cstart[c], cstart[c + 1] - cstart[c], tmp, cell);
-        }
-        for (size_t l = 0; l < L; l++) {
-            double ls = 0;
-            size_t cnt = 0;
-            for (size_t k = 0; k < s->nprofile; k++)
-                if (x->grid[l * s->ntypes + k].rows) {
-                    ls += x->grid[l * s->ntypes + k].mean;
-                    cnt++;
-                }
-            x->layer_mean[l] = cnt ? ls / (double)cnt : 0.0;
-        }
-    }
-    if (rc)
-        goto done;
-    /* profiles: the present cells of the profile columns, layer by layer */
-    size_t P = 0;
-    if (E) {
-        for (size_t l = 0; l < L; l++)
-            for (size_t k = 0; k < s->nprofile; k++)
-                P += s->experts[0].grid[l * s->ntypes + k].rows > 0;
-    }
-    prof = calloc(E ? E : 1, sizeof *prof);
-    s->similarity = calloc(E * E + 1, sizeof *s->similarity);
-    s->order = calloc(E + 1, sizeof *s->order);
-    s->group_start = calloc(E + 2, sizeof *s->group_start);
-    size_t *group = calloc(E + 1, sizeof *group);
-    if (!prof || !s->similarity || !s->order || !s->group_start || !group) {
-        free(group);
-        rc = lsw_err_set(LSW_E_NOMEM, "out of memory");
-        goto done;
-    }
-    for (size_t e = 0; e < E && !rc; e++) {
-        if (!(prof[e] = malloc((P ? P : 1) * sizeof **prof))) {
-            rc = lsw_err_set(LSW_E_NOMEM, "out of memory");
-            break;
-        }
-        size_t n = 0;
-        for (size_t l = 0; l < L; l++)
-            for (size_t k = 0; k < s->nprofile; k++)
-                if (s->experts[0].grid[l * s->ntypes + k].rows)
-                    prof[e][n++] = s->experts[e].grid[l * s->ntypes + k].mean;
-    }
-    if (!rc) {
-        for (size_t a = 0; a < E; a++)
-            for (size_t b = 0; b < E; b++)
-                s->similarity[a * E + b] = a == b ? 1.0 : lsw_stats_pearson(prof[a], prof[b], P);
-        s->ngroups = E ? lsw_stats_group(s->similarity, E, 0.5, group) : 0;
-        if (E && !s->ngroups)
-            rc = lsw_err_set(LSW_E_NOMEM, "out of memory");
-    }
-    if (!rc) {
-        size_t k = 0;
-        for (size_t g = 0; g < s->ngroups; g++) {
-            s->group_start[g] = k;
-            for (size_t e = 0; e < E; e++)
-                if (group[e] == g)
-                    s->order[k++] = e;
-        }
-        s->group_start[s->ngroups] = k;
-        rc = propose(s, in);
-    }
-    free(group);
-done:
-    if (prof)
-        for (size_t e = 0; e < E; e++)
-            free(prof[e]);
-    free(prof);
-    free(tmp);
-    free(tcell);
-    free(cstart);
-    free(fill);
-    free(crows);
-    free(clist);
-    if (rc) {
-        lsw_stats_summary_free(s);
+    int rc = in->ntask || in->nlang ? sides_given(s, in) : sides_automatic(s);
+    if (rc || !p->sides)
         return rc;
-    }
-    *out = s;
-    return 0;
+    char sides[sizeof p->note];
+    snprintf(sides, sizeof sides, "%s", p->note);
+    rc = layer_rule(s);
+    if (!rc && p->valid)
+        snprintf(p->note, sizeof p->note, "%s", sides);
+    return rc;
 }
 
 /* ------------------------------------------------------------------ output */
 
-static void num(lsw_strbuf *b, double v)
+static void name_list(lsw_jw *w, lsw_jw_node *parent, const char *key, const lsw_stats_summary *s, const size_t *idx,
+                      size_t n)
 {
-    if (isfinite(v))
-        lsw_sb_printf(b, "%.17g", v);
-    else
-        lsw_sb_str(b, "null");
+    lsw_jw_node *a = lsw_jw_arr(w, parent, key);
+    for (size_t k = 0; k < n; k++)
+        lsw_jw_str(w, a, NULL, s->experts[idx[k]].name);
 }
 
-static void name_list(lsw_strbuf *b, const lsw_stats_summary *s, const size_t *idx, size_t n)
+static void str_array(lsw_jw *w, lsw_jw_node *parent, const char *key, char *const *v, size_t n)
 {
-    lsw_sb_str(b, "[");
-    for (size_t k = 0; k < n; k++) {
-        if (k)
-            lsw_sb_str(b, ", ");
-        lsw_sb_json_string(b, s->experts[idx[k]].name);
-    }
-    lsw_sb_str(b, "]");
+    lsw_jw_node *a = lsw_jw_arr(w, parent, key);
+    for (size_t k = 0; k < n; k++)
+        lsw_jw_str(w, a, NULL, v[k]);
 }
 
-static void cell_json(lsw_strbuf *b, const lsw_stats_cell *c, const char *type)
+static void cell_json(lsw_jw *w, lsw_jw_node *arr, const lsw_stats_cell *c, const char *type)
 {
-    lsw_sb_printf(b, "{\"layer\": %d, \"type\": ", c->layer);
-    lsw_sb_json_string(b, type);
-    lsw_sb_str(b, ", \"mean\": ");
-    num(b, c->mean);
-    lsw_sb_str(b, ", \"max\": ");
-    num(b, c->max);
-    lsw_sb_str(b, ", \"p50\": ");
-    num(b, c->p50);
-    lsw_sb_str(b, ", \"p90\": ");
-    num(b, c->p90);
-    lsw_sb_str(b, ", \"p99\": ");
-    num(b, c->p99);
-    lsw_sb_str(b, ", \"unchanged\": ");
-    num(b, c->unchanged);
-    lsw_sb_printf(b, ", \"rows\": %llu}", (unsigned long long)c->rows);
+    lsw_jw_node *o = lsw_jw_obj(w, arr, NULL);
+    lsw_jw_i64(w, o, "layer", c->layer);
+    lsw_jw_str(w, o, "type", type);
+    lsw_jw_f64(w, o, "mean", c->mean);
+    lsw_jw_f64(w, o, "max", c->max);
+    lsw_jw_f64(w, o, "p50", c->p50);
+    lsw_jw_f64(w, o, "p90", c->p90);
+    lsw_jw_f64(w, o, "p99", c->p99);
+    lsw_jw_f64(w, o, "unchanged", c->unchanged);
+    lsw_jw_u64(w, o, "rows", c->rows);
+    lsw_jw_f64(w, o, "rel_change", c->rel_change);
+    lsw_jw_f64(w, o, "share", c->share);
 }
 
-static void str_array(lsw_strbuf *b, char *const *v, size_t n)
+static void experts_json(lsw_jw *w, lsw_jw_node *root, const lsw_stats_summary *s)
 {
-    lsw_sb_str(b, "[");
-    for (size_t k = 0; k < n; k++) {
-        if (k)
-            lsw_sb_str(b, ", ");
-        lsw_sb_json_string(b, v[k]);
-    }
-    lsw_sb_str(b, "]");
-}
-
-void lsw_stats_summary_json(const lsw_stats_summary *s, lsw_strbuf *b)
-{
-    size_t E = s->nexperts, L = (size_t)s->layers;
-    lsw_sb_str(b, "{\n  \"tool\": \"layerswap stats\",\n  \"base\": ");
-    lsw_sb_json_string(b, s->base_path);
-    lsw_sb_printf(b, ",\n  \"layers\": %d,\n  \"types\": ", s->layers);
-    str_array(b, s->types, s->ntypes);
-    lsw_sb_str(b, ",\n  \"profile_types\": ");
-    str_array(b, s->types, s->nprofile);
-    lsw_sb_str(b, ",\n  \"non_layer_types\": ");
-    str_array(b, s->nl_types, s->nnl);
-    lsw_sb_printf(b, ",\n  \"tensors\": %llu,\n  \"rows\": %llu,\n  \"experts\": {",
-                  (unsigned long long)s->tensors, (unsigned long long)s->rows);
-    for (size_t e = 0; e < E; e++) {
+    lsw_jw_node *ex = lsw_jw_obj(w, root, "experts");
+    for (size_t e = 0; e < s->nexperts; e++) {
         const lsw_stats_expert *x = &s->experts[e];
-        lsw_sb_str(b, e ? ",\n    " : "\n    ");
-        lsw_sb_json_string(b, x->name);
-        lsw_sb_str(b, ": {\"model_mav\": ");
-        num(b, x->model_mav);
-        lsw_sb_str(b, ", \"path\": ");
-        lsw_sb_json_string(b, x->path);
-        lsw_sb_str(b, ", \"lang_score\": ");
-        num(b, x->lang_score);
-        lsw_sb_str(b, ",\n      \"layer_mean\": [");
-        for (size_t l = 0; l < L; l++) {
-            if (l)
-                lsw_sb_str(b, ", ");
-            num(b, x->layer_mean[l]);
-        }
-        lsw_sb_str(b, "],\n      \"cells\": [");
-        int first = 1;
-        for (size_t c = 0; c < L * s->ntypes; c++) {
-            if (!x->grid[c].rows)
-                continue;
-            lsw_sb_str(b, first ? "\n        " : ",\n        ");
-            first = 0;
-            cell_json(b, &x->grid[c], s->types[x->grid[c].type]);
-        }
-        for (size_t c = 0; c < s->nnl; c++) {
-            if (!x->nl[c].rows)
-                continue;
-            lsw_sb_str(b, first ? "\n        " : ",\n        ");
-            first = 0;
-            cell_json(b, &x->nl[c], s->nl_types[c]);
-        }
-        lsw_sb_str(b, "]}");
+        lsw_jw_node *o = lsw_jw_obj(w, ex, x->name);
+        lsw_jw_f64(w, o, "model_mav", x->model_mav);
+        lsw_jw_str(w, o, "path", x->path);
+        lsw_jw_f64(w, o, "lang_score", x->lang_score);
+        lsw_jw_node *lm = lsw_jw_arr(w, o, "layer_mean");
+        for (int l = 0; l < s->layers; l++)
+            lsw_jw_f64(w, lm, NULL, x->layer_mean[l]);
+        lsw_jw_node *cells = lsw_jw_arr(w, o, "cells");
+        for (size_t c = 0; c < (size_t)s->layers * s->ntypes; c++)
+            if (x->grid[c].rows)
+                cell_json(w, cells, &x->grid[c], s->types[x->grid[c].type]);
+        for (size_t c = 0; c < s->nnl; c++)
+            if (x->nl[c].rows)
+                cell_json(w, cells, &x->nl[c], s->nl_types[c]);
     }
-    lsw_sb_str(b, "\n  },\n  \"similarity\": {\"method\": \"pearson\", \"experts\": ");
-    name_list(b, s, s->order, E);
-    lsw_sb_str(b, ",\n    \"matrix\": [");
-    for (size_t i = 0; i < E; i++) {
-        lsw_sb_str(b, i ? ",\n      [" : "\n      [");
-        for (size_t j = 0; j < E; j++) {
-            if (j)
-                lsw_sb_str(b, ", ");
-            num(b, s->similarity[s->order[i] * E + s->order[j]]);
-        }
-        lsw_sb_str(b, "]");
-    }
-    lsw_sb_str(b, "]},\n  \"groups\": [");
-    for (size_t g = 0; g < s->ngroups; g++) {
-        if (g)
-            lsw_sb_str(b, ", ");
-        name_list(b, s, s->order + s->group_start[g], s->group_start[g + 1] - s->group_start[g]);
-    }
-    lsw_sb_str(b, "],\n  \"grouping\": {\"linkage\": \"average\", \"threshold\": 0.5},\n  \"proposal\": ");
-    const lsw_stats_proposal *p = &s->proposal;
-    lsw_sb_printf(b, "{\"valid\": %s, \"mode\": \"%s\", \"note\": ", p->valid ? "true" : "false",
-                  p->automatic ? "automatic" : "given");
-    lsw_sb_json_string(b, p->note);
-    if (p->valid) {
-        lsw_sb_str(b, ",\n    \"task_experts\": ");
-        name_list(b, s, p->task, p->ntask);
-        lsw_sb_str(b, ", \"language_experts\": ");
-        name_list(b, s, p->lang, p->nlang);
-        lsw_sb_str(b, ",\n    \"task_expert\": ");
-        lsw_sb_json_string(b, s->experts[p->task[0]].name);
-        lsw_sb_str(b, ", \"language_expert\": ");
-        lsw_sb_json_string(b, s->experts[p->lang[0]].name);
-        lsw_sb_printf(b, ",\n    \"bottom\": %d, \"top\": %d, \"lower_transition\": %d, \"upper_transition\": %d,"
-                         "\n    \"config\": \"proposed-layer-swap.json\",\n    \"layers\": [",
-                      p->bottom, p->top, p->lower_transition, p->upper_transition);
-        for (size_t l = 0; l < L; l++) {
-            const lsw_stats_layer_ratio *r = &p->layer[l];
-            lsw_sb_printf(b, "%s{\"layer\": %zu, \"language\": ", l ? ",\n      " : "\n      ", l);
-            num(b, r->lang);
-            lsw_sb_str(b, ", \"task\": ");
-            num(b, r->task);
-            lsw_sb_str(b, ", \"ratio\": ");
-            num(b, r->ratio);
-            lsw_sb_str(b, ", \"decision\": ");
-            lsw_sb_json_string(b, r->decision);
-            lsw_sb_str(b, "}");
-        }
-        lsw_sb_str(b, "]");
-    }
-    lsw_sb_str(b, "}\n}\n");
 }
 
-void lsw_stats_proposal_config(const lsw_stats_summary *s, lsw_strbuf *b)
+static void similarity_json(lsw_jw *w, lsw_jw_node *root, const lsw_stats_summary *s)
+{
+    size_t E = s->nexperts;
+    lsw_jw_node *sim = lsw_jw_obj(w, root, "similarity");
+    lsw_jw_str(w, sim, "method", "pearson");
+    name_list(w, sim, "experts", s, s->order, E);
+    lsw_jw_node *m = lsw_jw_arr(w, sim, "matrix");
+    for (size_t i = 0; i < E; i++) {
+        lsw_jw_node *row = lsw_jw_arr(w, m, NULL);
+        for (size_t j = 0; j < E; j++)
+            lsw_jw_f64(w, row, NULL, s->similarity[s->order[i] * E + s->order[j]]);
+    }
+    lsw_jw_node *g = lsw_jw_arr(w, root, "groups");
+    for (size_t k = 0; k < s->ngroups; k++)
+        name_list(w, g, NULL, s, s->order + s->group_start[k], s->group_start[k + 1] - s->group_start[k]);
+    lsw_jw_node *gr = lsw_jw_obj(w, root, "grouping");
+    lsw_jw_str(w, gr, "linkage", "average");
+    lsw_jw_f64(w, gr, "threshold", 0.5);
+}
+
+/* The layer_swap object of a valid proposal: summary.json's proposal and
+ * proposed-layer-swap.json both hold it, built here once. */
+static void layer_swap_json(lsw_jw *w, lsw_jw_node *parent, const lsw_stats_summary *s)
+{
+    const lsw_stats_proposal *p = &s->proposal;
+    lsw_jw_node *o = lsw_jw_obj(w, parent, "layer_swap");
+    lsw_jw_str(w, o, "task_expert", s->experts[p->task[0]].name);
+    lsw_jw_str(w, o, "language_expert", s->experts[p->lang[0]].name);
+    lsw_jw_i64(w, o, "bottom", p->rule.bottom);
+    lsw_jw_i64(w, o, "top", p->rule.top);
+    lsw_jw_i64(w, o, "lower_transition", p->rule.lower_transition);
+    lsw_jw_i64(w, o, "upper_transition", p->rule.upper_transition);
+    lsw_jw_str(w, o, "transition_weights", "uniform");
+    lsw_jw_str(w, o, "non_layer", "average");
+    lsw_jw_str(w, o, "non_layer_weights", "uniform");
+}
+
+static void proposal_json(lsw_jw *w, lsw_jw_node *root, const lsw_stats_summary *s)
+{
+    const lsw_stats_proposal *p = &s->proposal;
+    const lsw_stats_rule *r = &p->rule;
+    lsw_jw_node *o = lsw_jw_obj(w, root, "proposal");
+    lsw_jw_bool(w, o, "valid", p->valid);
+    lsw_jw_str(w, o, "mode", p->automatic ? "automatic" : "given");
+    lsw_jw_str(w, o, "note", p->note);
+    if (!p->sides)
+        return;
+    name_list(w, o, "task_experts", s, p->task, p->ntask);
+    name_list(w, o, "language_experts", s, p->lang, p->nlang);
+    lsw_jw_node *ru = lsw_jw_obj(w, o, "rule");
+    lsw_jw_str(w, ru, "signal", "layer_mean of the language experts");
+    lsw_jw_f64(w, ru, "median", r->median);
+    lsw_jw_f64(w, ru, "mad", r->mad);
+    lsw_jw_f64(w, ru, "sigma", r->sigma);
+    lsw_jw_f64(w, ru, "margin", r->margin);
+    lsw_jw_f64(w, ru, "threshold", r->median + r->margin);
+    lsw_jw_f64(w, ru, "borderline", r->median + r->margin / 2);
+    lsw_jw_i64(w, ru, "language_layers", r->significant);
+    if (p->valid) {
+        layer_swap_json(w, o, s);
+        lsw_jw_str(w, o, "config", "proposed-layer-swap.json");
+    }
+    lsw_jw_node *ls = lsw_jw_arr(w, o, "layers");
+    for (int l = 0; l < s->layers; l++) {
+        const lsw_stats_layer_call *c = &p->layer[l];
+        lsw_jw_node *x = lsw_jw_obj(w, ls, NULL);
+        lsw_jw_i64(w, x, "layer", l);
+        lsw_jw_f64(w, x, "language", c->lang);
+        lsw_jw_f64(w, x, "task", c->task);
+        lsw_jw_f64(w, x, "z", c->z);
+        lsw_jw_str(w, x, "decision", c->decision);
+    }
+}
+
+static int print_jw(lsw_jw *w, char **text, size_t *len)
+{
+    int rc = lsw_jw_print(w, text, len);
+    lsw_jw_free(w);
+    return rc;
+}
+
+int lsw_stats_summary_json(const lsw_stats_summary *s, char **text, size_t *len)
+{
+    lsw_jw *w = lsw_jw_create();
+    lsw_jw_node *root = lsw_jw_root(w);
+    lsw_jw_str(w, root, "tool", "layerswap stats");
+    lsw_jw_str(w, root, "base", s->base_path);
+    lsw_jw_i64(w, root, "layers", s->layers);
+    str_array(w, root, "types", s->types, s->ntypes);
+    str_array(w, root, "profile_types", s->types, s->nprofile);
+    str_array(w, root, "non_layer_types", s->nl_types, s->nnl);
+    lsw_jw_u64(w, root, "tensors", s->tensors);
+    lsw_jw_u64(w, root, "rows", s->rows);
+    experts_json(w, root, s);
+    similarity_json(w, root, s);
+    proposal_json(w, root, s);
+    return print_jw(w, text, len);
+}
+
+int lsw_stats_proposal_config(const lsw_stats_summary *s, char **text, size_t *len)
 {
     const lsw_stats_proposal *p = &s->proposal;
     const lsw_stats_expert *t = &s->experts[p->task[0]], *g = &s->experts[p->lang[0]];
@@ -890,30 +1042,19 @@ void lsw_stats_proposal_config(const lsw_stats_summary *s, lsw_strbuf *b)
             break;
         snprintf(key, sizeof key, k == 1 ? "base_model" : "base_model_%d", k);
     }
-    lsw_sb_str(b, "{\n  \"models\": {");
-    lsw_sb_json_string(b, key);
-    lsw_sb_str(b, ": ");
-    lsw_sb_json_string(b, s->base_path);
-    lsw_sb_str(b, ",\n             ");
-    lsw_sb_json_string(b, t->name);
-    lsw_sb_str(b, ": ");
-    lsw_sb_json_string(b, t->path);
-    lsw_sb_str(b, ",\n             ");
-    lsw_sb_json_string(b, g->name);
-    lsw_sb_str(b, ": ");
-    lsw_sb_json_string(b, g->path);
-    lsw_sb_str(b, "},\n  \"base\": ");
-    lsw_sb_json_string(b, key);
-    lsw_sb_str(b, ",\n  \"method\": \"layer_swap\",\n  \"layer_swap\": {\n    \"task_expert\": ");
-    lsw_sb_json_string(b, t->name);
-    lsw_sb_str(b, ", \"language_expert\": ");
-    lsw_sb_json_string(b, g->name);
-    lsw_sb_printf(b,
-                  ",\n    \"bottom\": %d, \"top\": %d, \"lower_transition\": %d, \"upper_transition\": %d,\n"
-                  "    \"transition_weights\": \"uniform\", \"non_layer\": \"average\", \"non_layer_weights\": "
-                  "\"uniform\"\n  },\n"
-                  "  \"output\": {\"path\": \"merged\", \"format\": \"safetensors\", \"dtype\": \"input\"}\n}\n",
-                  p->bottom, p->top, p->lower_transition, p->upper_transition);
+    lsw_jw *w = lsw_jw_create();
+    lsw_jw_node *root = lsw_jw_root(w), *models = lsw_jw_obj(w, root, "models");
+    lsw_jw_str(w, models, key, s->base_path);
+    lsw_jw_str(w, models, t->name, t->path);
+    lsw_jw_str(w, models, g->name, g->path);
+    lsw_jw_str(w, root, "base", key);
+    lsw_jw_str(w, root, "method", "layer_swap");
+    layer_swap_json(w, root, s);
+    lsw_jw_node *out = lsw_jw_obj(w, root, "output");
+    lsw_jw_str(w, out, "path", "merged");
+    lsw_jw_str(w, out, "format", "safetensors");
+    lsw_jw_str(w, out, "dtype", "input");
+    return print_jw(w, text, len);
 }
 
 static void print_names(FILE *f, const lsw_stats_summary *s, const size_t *idx, size_t n)
@@ -925,29 +1066,34 @@ static void print_names(FILE *f, const lsw_stats_summary *s, const size_t *idx, 
 void lsw_stats_print_proposal(const lsw_stats_summary *s, FILE *f)
 {
     const lsw_stats_proposal *p = &s->proposal;
+    const lsw_stats_rule *r = &p->rule;
+    if (p->sides) {
+        fprintf(f, "layerswap stats: task expert(s): ");
+        print_names(f, s, p->task, p->ntask);
+        fprintf(f, "; language expert(s): ");
+        print_names(f, s, p->lang, p->nlang);
+        fprintf(f, "\nlayerswap stats: language signal per layer = the language experts' mean MAV over the layer's "
+                   "%zu profile types; background median %.4g, robust spread %.4g (1.4826 x MAD); a language layer "
+                   "exceeds %.4g (median + max(%.1f x spread, %.2f x median)), borderline above %.4g\n",
+                s->nprofile, r->median, r->sigma, r->median + r->margin, LSW_STATS_Z, LSW_STATS_FLOOR,
+                r->median + r->margin / 2);
+        for (int l = 0; l < s->layers; l++) {
+            const lsw_stats_layer_call *c = &p->layer[l];
+            char z[32];
+            if (isinf(c->z))
+                snprintf(z, sizeof z, "%sinf", c->z < 0 ? "-" : "");
+            else
+                snprintf(z, sizeof z, "%.3g", c->z);
+            fprintf(f, "layer %3d  language %-10.4g z %-8s  (task %.4g)  %s\n", l, c->lang, z, c->task, c->decision);
+        }
+    }
     if (!p->valid) {
         fprintf(f, "layerswap stats: no layer-swap proposal: %s\n", p->note);
         return;
     }
-    fprintf(f, "layerswap stats: task expert(s): ");
-    print_names(f, s, p->task, p->ntask);
-    fprintf(f, "; language expert(s): ");
-    print_names(f, s, p->lang, p->nlang);
-    fprintf(f, "\nlayerswap stats: %s\n", p->note);
-    fprintf(f, "layerswap stats: per layer, ratio = language / task mean MAV of the layer's %zu profile types;"
-               " language-dominated where ratio > 1\n",
-            s->nprofile);
-    for (int l = 0; l < s->layers; l++) {
-        const lsw_stats_layer_ratio *r = &p->layer[l];
-        char rs[32];
-        if (isinf(r->ratio))
-            snprintf(rs, sizeof rs, "inf");
-        else
-            snprintf(rs, sizeof rs, "%.4g", r->ratio);
-        fprintf(f, "layer %3d  ratio %-9s  (language %.4g, task %.4g)  %s\n", l, rs, r->lang, r->task, r->decision);
-    }
+    fprintf(f, "layerswap stats: %s\n", p->note);
     fprintf(f, "layerswap stats: proposed layer swap: task_expert %s, language_expert %s, bottom %d, top %d, "
                "lower_transition %d, upper_transition %d\n",
-            s->experts[p->task[0]].name, s->experts[p->lang[0]].name, p->bottom, p->top, p->lower_transition,
-            p->upper_transition);
+            s->experts[p->task[0]].name, s->experts[p->lang[0]].name, r->bottom, r->top, r->lower_transition,
+            r->upper_transition);
 }

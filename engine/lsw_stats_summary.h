@@ -1,11 +1,13 @@
-/* lsw_stats_summary — what `layerswap stats` concludes from the row MAVs:
- * per layer × tensor type statistics, model MAVs, profile similarity and
- * groups, and the proposed layer swap (engine/STATS.md has the rules).
+/* lsw_stats_summary — what `layerswap stats` concludes from the row MAVs and
+ * squared norms: per layer × tensor type statistics, each module's share of
+ * the layer's relative change, model MAVs, profile similarity and groups,
+ * and the proposed layer swap (docs/statistics.md has the rules and their
+ * reasoning; engine/STATS.md the implementation).
  *
  * Pure computation on rank 0: no MPI, no files.  Everything is a function of
- * the row MAVs and the base's tensor list (name order), with every sum taken
- * sequentially in a fixed order, so the same inputs give the same bytes of
- * summary.json however the rows were computed.
+ * the row MAVs, the norms and the base's tensor list (name order), with every
+ * sum taken sequentially in a fixed order, so the same inputs give the same
+ * bytes of summary.json however the rows were computed.
  *
  * Tensor type: the last name component before ".weight" ("q_proj",
  * "input_layernorm"); a bias is "<type>.bias"; any other name ends in its
@@ -22,7 +24,6 @@
 #include <stdio.h>
 
 #include "lsw_checkpoint.h"
-#include "lsw_strbuf.h"
 
 typedef struct lsw_stats_cell {
     int layer;              /* −1: non-layer tensors */
@@ -30,6 +31,10 @@ typedef struct lsw_stats_cell {
     uint64_t rows;          /* 0: no tensor of this type in this layer (other fields 0) */
     double mean, max, p50, p90, p99;
     double unchanged;       /* fraction of rows whose MAV is exactly 0 */
+    double sq_delta, sq_base; /* Σ (expert − base)², Σ base² over the cell's tensors (name order) */
+    double rel_change;      /* sqrt(sq_delta / sq_base) = ‖Δ‖ / ‖W_base‖; +inf when sq_base is 0 < sq_delta */
+    double share;           /* rel_change / Σ rel_change over the layer's cells; NaN for non-layer cells
+                               and for a layer without change */
 } lsw_stats_cell;
 
 typedef struct lsw_stats_expert {
@@ -39,23 +44,38 @@ typedef struct lsw_stats_expert {
     lsw_stats_cell *grid;   /* layers × ntypes: grid[layer * ntypes + type] */
     lsw_stats_cell *nl;     /* nnl non-layer cells */
     double *layer_mean;     /* per layer: mean of the profile columns' cell means */
-    double lang_score;      /* λ of the automatic grouping heuristic (STATS.md) */
+    double lang_score;      /* λ of the automatic grouping heuristic */
 } lsw_stats_expert;
 
-typedef struct lsw_stats_layer_ratio {
+/* The layer rule's baseline (docs/statistics.md, "The proposal"):
+ * signal s_i per layer, m = median(s), mad = median(|s − m|),
+ * sigma = 1.4826·mad, margin = max(3.5·sigma, 0.25·m).  Layer i is a
+ * language layer when s_i − m > margin, borderline when margin/2 < s_i − m. */
+#define LSW_STATS_Z 3.5
+#define LSW_STATS_FLOOR 0.25
+
+typedef struct lsw_stats_rule {
+    double median, mad, sigma, margin;
+    int significant;        /* language layers anywhere */
+    int bottom, top, lower_transition, upper_transition;
+} lsw_stats_rule;
+
+typedef struct lsw_stats_layer_call {
     double lang, task;      /* mean layer_mean over the language / task experts */
-    double ratio;           /* lang / task; +inf when task == 0 < lang; 1 when both are 0 */
+    double z;               /* (lang − median) / sigma; ±inf when sigma is 0 */
+    int cls;                /* 2 language layer, 1 borderline, 0 background */
     const char *decision;   /* static text */
-} lsw_stats_layer_ratio;
+} lsw_stats_layer_call;
 
 typedef struct lsw_stats_proposal {
     int valid;              /* 0: no proposal, `note` says why */
     int automatic;          /* 1: experts chosen by the heuristic; 0: --task / --language */
-    char note[320];
+    int sides;              /* 1: task and language experts are known (also when not valid) */
+    char note[640];
     size_t ntask, nlang;
     size_t *task, *lang;    /* expert indices (given order, or ascending when automatic) */
-    int bottom, top, lower_transition, upper_transition;
-    lsw_stats_layer_ratio *layer; /* `layers` entries when valid */
+    lsw_stats_rule rule;
+    lsw_stats_layer_call *layer; /* `layers` entries when sides */
 } lsw_stats_proposal;
 
 typedef struct lsw_stats_summary {
@@ -84,6 +104,8 @@ typedef struct lsw_stats_input {
     const char *const *paths;    /* absolute */
     const uint64_t *row_off;     /* per base tensor (lsw_ckpt_at order): first row in rows[e]; UINT64_MAX: not eligible */
     const double *const *rows;   /* rows[e][row_off[t] + r] */
+    const double *bsq;           /* per base tensor: Σ base² (NULL: no norms, all 0) */
+    const double *const *dsq;    /* dsq[e][t]: Σ (expert − base)² */
     size_t ntask, nlang;         /* --task / --language as expert indices; both 0: automatic */
     const size_t *task, *lang;
 } lsw_stats_input;
@@ -115,16 +137,21 @@ double lsw_stats_pearson(const double *x, const double *y, size_t n);
  * the number of groups, 0 on LSW_E_NOMEM. */
 size_t lsw_stats_group(const double *sim, size_t n, double threshold, size_t *group);
 
-/* The layer rule of STATS.md from per-layer ratios (language / task):
- * bottom and top runs of ratio > 1, capped so one middle layer stays with
- * the task expert, then one transition layer on each side where the next
- * layer's ratio is in [0.5, 2] and room is left. */
-void lsw_stats_propose_layers(const double *ratio, int layers, int *bottom, int *top, int *lower, int *upper);
+/* The layer rule from the language side's per-layer signal s[0..L) (the
+ * mean layer_mean of the language experts): the robust baseline, the
+ * language layers, the bottom and top runs of language layers, and one
+ * transition layer beside a run whose next layer is borderline, while a
+ * middle layer stays with the task expert.  Needs no allocation beyond L
+ * doubles; on LSW_E_NOMEM r is all zero and the result is that code. */
+int lsw_stats_propose_layers(const double *s, int L, lsw_stats_rule *r);
+/* 2 language layer, 1 borderline, 0 background: the class of signal v under r. */
+int lsw_stats_layer_class(const lsw_stats_rule *r, double v);
 
-/* summary.json text. */
-void lsw_stats_summary_json(const lsw_stats_summary *s, lsw_strbuf *out);
-/* proposed-layer-swap.json text (docs/config.md); the proposal must be valid. */
-void lsw_stats_proposal_config(const lsw_stats_summary *s, lsw_strbuf *out);
+/* summary.json, through lsw_jsonw: malloc'd text.  Errors: LSW_E_NOMEM. */
+int lsw_stats_summary_json(const lsw_stats_summary *s, char **text, size_t *len);
+/* proposed-layer-swap.json (docs/config.md), the proposal must be valid.  Its
+ * layer_swap object is built by the same code as summary.json's. */
+int lsw_stats_proposal_config(const lsw_stats_summary *s, char **text, size_t *len);
 /* The proposal's reasoning, one line per layer. */
 void lsw_stats_print_proposal(const lsw_stats_summary *s, FILE *f);
 

@@ -21,6 +21,7 @@
 #include "lsw_modelfiles.h"
 #include "lsw_json.h"
 #include "lsw_plan.h"
+#include "cli_stats.h"
 #include "lsw_stats.h"
 #include "lsw_sweep.h"
 #include "lsw_synth.h"
@@ -133,10 +134,11 @@ static const char usage_synth[] =
 
 static const char usage_demo[] =
     "Usage: layerswap demo [DIR]\n"
-    "Synthesise a tiny base and two experts in DIR (default ./layerswap-demo), write\n"
-    "DIR/merge.json (layer swap: bottom 2, top 1, one uniform transition layer each side),\n"
-    "merge into DIR/merged, verify it, and write per-row MAV statistics of both experts\n"
-    "(heatmaps, report.html, a proposed config) into DIR/stats. Takes a second or two.\n";
+    "Synthesise a tiny base and two experts (16 layers) in DIR (default ./layerswap-demo),\n"
+    "write DIR/merge.json (layer swap: bottom 2, top 2 from the language expert), merge into\n"
+    "DIR/merged, verify it, write per-row MAV statistics of both experts (heatmaps,\n"
+    "report.html, a proposed config) into DIR/stats, and say whether the statistics'\n"
+    "proposal is the merge it made. Takes a second or two.\n";
 
 static int fail(const char *cmd, int rc)
 {
@@ -710,6 +712,84 @@ static const char *cfgpath_shown(const char *dir)
     return buf;
 }
 
+/* The demo's layer swap: the layers `layerswap stats` finds the language
+ * expert changed (synth's language experts change the first two and last two
+ * layers' attention and the last two layers' MLP), so that the merge and the
+ * statistics' proposal agree; cmd_demo checks that they do. */
+#define DEMO_LAYERS 16
+#define DEMO_BOTTOM 2
+#define DEMO_TOP 2
+
+/* Rank 0: the proposal of DIR/stats/summary.json against the demo's merge.
+ * Prints whether they agree, and why not where they do not. */
+static void demo_compare(const char *sdir)
+{
+    char *p = lsw_path_join(sdir, "summary.json"), *text = NULL;
+    size_t len = 0;
+    lsw_json_doc *doc = NULL;
+    int64_t v[4] = {-1, -1, -1, -1};
+    static const char *const keys[4] = {"bottom", "top", "lower_transition", "upper_transition"};
+    if (p && lsw_read_file(p, &text, &len) == 0 && lsw_json_parse(text, len, &doc, NULL, 0) == 0) {
+        const lsw_json *ls = lsw_json_get(lsw_json_get(lsw_json_root(doc), "proposal"), "layer_swap");
+        for (int k = 0; k < 4; k++)
+            if (lsw_json_i64(lsw_json_get(ls, keys[k]), &v[k]) != 0)
+                v[k] = -1;
+    }
+    lsw_err_clear();
+    if (v[0] == DEMO_BOTTOM && v[1] == DEMO_TOP && v[2] == 0 && v[3] == 0)
+        printf("layerswap demo: the statistics propose the layer swap merged above (bottom %d, top %d): the "
+               "language expert's change stands out in exactly those layers\n", DEMO_BOTTOM, DEMO_TOP);
+    else if (v[0] < 0)
+        printf("layerswap demo: the statistics propose no layer swap (see %s/report.html); the merge above used "
+               "bottom %d, top %d\n", sdir, DEMO_BOTTOM, DEMO_TOP);
+    else
+        printf("layerswap demo: the statistics propose bottom %lld, top %lld, transitions %lld/%lld, not the merge's "
+               "bottom %d, top %d: they take the layers where the language expert's change stands out from its "
+               "own background (see %s/report.html)\n", (long long)v[0], (long long)v[1], (long long)v[2],
+               (long long)v[3], DEMO_BOTTOM, DEMO_TOP, sdir);
+    lsw_json_free(doc);
+    free(text);
+    free(p);
+}
+
+/* Per-row MAV statistics of both experts (the paper's Figure 2), quiet. */
+static int demo_stats(const char *dir)
+{
+    char *b = lsw_path_join(dir, "base"), *t = lsw_path_join(dir, "task1"), *l = lsw_path_join(dir, "lang1"),
+         *sdir = lsw_path_join(dir, "stats");
+    int ex = 0;
+    if (!b || !t || !l || !sdir) {
+        lsw_err_set(LSW_E_NOMEM, "out of memory");
+        ex = fail("demo", LSW_E_NOMEM);
+    } else {
+        const char *names[2] = {"math", "swahili"}, *paths[2] = {t, l};
+        const size_t task[1] = {0}, lang[1] = {1};
+        lsw_stats_opts so = {.base = b, .nexperts = 2, .names = names, .paths = paths, .outdir = sdir,
+                             .mem = LSW_DEFAULT_MEM, .overwrite = 1, .quiet = 1, .ntask = 1, .nlang = 1,
+                             .task = task, .lang = lang, .shared_scale = -1};
+        lsw_comm world = lsw_comm_world();
+        if (rank == 0)
+            printf("layerswap demo: per-row MAV statistics of both experts against the base\n");
+        fflush(stdout);
+        int rc = lsw_stats_run(&so, &world);
+        if (rc)
+            ex = fail("demo", rc);
+        else if (rank == 0) {
+            demo_compare(sdir);
+            printf("layerswap demo: heatmaps and report in %s (open report.html in a browser)\nNext: ", sdir);
+            put_shell_word(prog);
+            fputs(" merge ", stdout);
+            put_shell_word(cfgpath_shown(dir));
+            fputs(" --dry-run\n", stdout);
+        }
+    }
+    free(b);
+    free(t);
+    free(l);
+    free(sdir);
+    return ex;
+}
+
 static int cmd_demo(int argc, char **argv)
 {
     if (show_help(argc, argv, usage_demo))
@@ -720,10 +800,10 @@ static int cmd_demo(int argc, char **argv)
     if (argc > 2)
         return usage_error("demo", "%s", "takes at most one DIR");
     const char *dir = argc == 2 ? argv[1] : "layerswap-demo";
-    lsw_synth_opts so = {8, 64, 176, 256, LSW_DT_BF16, 2, 2024, 2000000000ULL, 0, 0, 1};
+    lsw_synth_opts so = {DEMO_LAYERS, 64, 176, 256, LSW_DT_BF16, 2, 2024, 2000000000ULL, 0, 0, 1};
     int rc = 0;
     if (rank == 0) {
-        printf("layerswap demo: synthesising a base and two experts (8 layers, hidden 64) in %s\n", dir);
+        printf("layerswap demo: synthesising a base and two experts (%d layers, hidden 64) in %s\n", DEMO_LAYERS, dir);
         rc = lsw_synth(dir, &so);
     }
     MPI_Bcast(&rc, 1, MPI_INT, 0, MPI_COMM_WORLD);
@@ -733,7 +813,7 @@ static int cmd_demo(int argc, char **argv)
         "{\n  \"models\": {\"base\": \"base\", \"math\": \"task1\", \"swahili\": \"lang1\"},\n"
         "  \"base\": \"base\",\n  \"method\": \"layer_swap\",\n"
         "  \"layer_swap\": {\"task_expert\": \"math\", \"language_expert\": \"swahili\",\n"
-        "                 \"bottom\": 2, \"top\": 1, \"lower_transition\": 1, \"upper_transition\": 1,\n"
+        "                 \"bottom\": 2, \"top\": 2, \"lower_transition\": 0, \"upper_transition\": 0,\n"
         "                 \"transition_weights\": \"uniform\", \"non_layer\": \"average\", \"non_layer_weights\": \"uniform\"},\n"
         "  \"output\": {\"path\": \"merged\", \"format\": \"safetensors\", \"dtype\": \"input\"}\n}\n";
     if (rank == 0)
@@ -744,7 +824,9 @@ static int cmd_demo(int argc, char **argv)
     char *cfgpath = lsw_path_join(dir, "merge.json");
     char *args[] = {"merge", cfgpath, "--overwrite", NULL};
     if (rank == 0)
-        printf("layerswap demo: layer swap (language expert: layers 0-1 and 7; math expert: 3-5; averaged: 2 and 6)\n");
+        printf("layerswap demo: layer swap (language expert: layers 0-%d and %d-%d; math expert: %d-%d; "
+               "non-layer tensors averaged)\n", DEMO_BOTTOM - 1, DEMO_LAYERS - DEMO_TOP, DEMO_LAYERS - 1,
+               DEMO_BOTTOM, DEMO_LAYERS - DEMO_TOP - 1);
     int ex = cmd_merge(3, args);
     free(cfgpath);
     if (ex)
@@ -756,43 +838,7 @@ static int cmd_demo(int argc, char **argv)
     free(merged);
     if (rc)
         return fail("demo", rc);
-    /* where fine-tuning changed the model: the paper's Figure 2 */
-    char *b = lsw_path_join(dir, "base"), *t = lsw_path_join(dir, "task1"), *l = lsw_path_join(dir, "lang1"),
-         *sdir = lsw_path_join(dir, "stats");
-    size_t tn = strlen(t) + sizeof "math=", ln = strlen(l) + sizeof "swahili=";
-    char *te = malloc(tn), *le = malloc(ln);
-    if (!b || !t || !l || !sdir || !te || !le) {
-        free(b);
-        free(t);
-        free(l);
-        free(sdir);
-        free(te);
-        free(le);
-        lsw_err_set(LSW_E_NOMEM, "out of memory");
-        return fail("demo", LSW_E_NOMEM);
-    }
-    snprintf(te, tn, "math=%s", t);
-    snprintf(le, ln, "swahili=%s", l);
-    char *sargs[] = {"stats", "--base", b, te, le, "-o", sdir, "--task", "math", "--language", "swahili",
-                     "--overwrite", "--quiet", NULL};
-    if (rank == 0)
-        printf("layerswap demo: per-row MAV statistics of both experts against the base\n");
-    fflush(stdout);
-    ex = lsw_stats_main(13, sargs);
-    if (!ex && rank == 0) {
-        printf("layerswap demo: heatmaps and report in %s (open report.html in a browser)\nNext: ", sdir);
-        put_shell_word(prog);
-        fputs(" merge ", stdout);
-        put_shell_word(cfgpath_shown(dir));
-        fputs(" --dry-run\n", stdout);
-    }
-    free(b);
-    free(t);
-    free(l);
-    free(sdir);
-    free(te);
-    free(le);
-    return ex;
+    return demo_stats(dir);
 }
 
 /* `srun` without PMIx starts N singletons that would each write everything:
@@ -882,7 +928,7 @@ int main(int argc, char **argv)
     else if (!strcmp(argv[1], "sweep"))
         ex = cmd_sweep(argc - 1, argv + 1);
     else if (!strcmp(argv[1], "stats"))
-        ex = lsw_stats_main(argc - 1, argv + 1);
+        ex = lsw_cli_stats(argc - 1, argv + 1);
     else if (!strcmp(argv[1], "inspect"))
         ex = cmd_inspect(argc - 1, argv + 1);
     else if (!strcmp(argv[1], "verify"))

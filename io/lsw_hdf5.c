@@ -159,13 +159,13 @@ static int type_matches(hid_t t, lsw_dtype dt)
     }
 }
 
-/* Scalar fixed-length UTF-8 string attribute (HDF5 needs size >= 1: the NUL). */
+/* Scalar variable-length UTF-8 string attribute: h5py returns it as `str`
+ * (a fixed-length one comes back as bytes).  get_str_attr reads both. */
 static int put_str_attr(hid_t obj, const char *name, const char *value)
 {
     hid_t t = H5Tcopy(H5T_C_S1), sp = H5Screate(H5S_SCALAR), a = -1;
-    int ok = t >= 0 && sp >= 0 && H5Tset_size(t, strlen(value) + 1) >= 0 && H5Tset_strpad(t, H5T_STR_NULLTERM) >= 0 &&
-             H5Tset_cset(t, H5T_CSET_UTF8) >= 0 && (a = H5Acreate2(obj, name, t, sp, H5P_DEFAULT, H5P_DEFAULT)) >= 0 &&
-             H5Awrite(a, t, value) >= 0;
+    int ok = t >= 0 && sp >= 0 && H5Tset_size(t, H5T_VARIABLE) >= 0 && H5Tset_cset(t, H5T_CSET_UTF8) >= 0 &&
+             (a = H5Acreate2(obj, name, t, sp, H5P_DEFAULT, H5P_DEFAULT)) >= 0 && H5Awrite(a, t, &value) >= 0;
     close_id(&a, H5Aclose);
     close_id(&sp, H5Sclose);
     close_id(&t, H5Tclose);

@@ -4,7 +4,9 @@
  * Layout of model.h5 (docs/output.md):
  *   superblock     HDF5 file format of release 1.8 (libver bounds V18..V18,
  *                  readable by HDF5 >= 1.8), no object time stamps anywhere
- *   /              attributes, fixed-length UTF-8 strings (h5py: bytes):
+ *   /              attributes, variable-length UTF-8 strings (h5py: str; files
+ *                  of layerswap before 0.1.0's stats rework hold fixed-length
+ *                  ones, which the reader still accepts):
  *                    config            the merge config JSON text
  *                    plan              the dry-run plan text
  *                    layerswap_version "0.1.0"
@@ -14,7 +16,8 @@
  *                  lsw_h5layout.h; pipeline [shuffle (filter 2), zstd
  *                  (filter 32015, optional, cd_values {level, chunk bytes})];
  *                  a tensor without elements is contiguous and unfiltered.
- *                  Attribute dtype = safetensors dtype name (fixed string).
+ *                  Attribute dtype = safetensors dtype name (a variable-length
+ *                  UTF-8 string; fixed-length strings are read too).
  *                  Element types, all little endian:
  *                    F32 IEEE f32, F64 IEEE f64,
  *                    F16 IEEE f16: sign 15, exponent 10-14 bias 15, mantissa 0-9,

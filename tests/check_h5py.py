@@ -22,7 +22,9 @@ tensor.  Checked here, with HDF5_PLUGIN_PATH=PLUGIN_DIR:
      (judged by the values printed, never by the exit code: NOTES.md).
   5. The filter's compression direction: h5py writes datasets through the
      plugin (edge chunks included); h5py and lsw_hdf5's reader
-     (`unit_hdf5 --cat`) read them back.
+     (`unit_hdf5 --cat`) read them back, with string attributes of both
+     kinds: variable-length (what layerswap writes, h5py's `str`) and
+     fixed-length (what layerswap wrote before, h5py's bytes).
 """
 import os
 import re
@@ -114,17 +116,19 @@ def main():
 
     # 1. h5py reads everything through the plugin
     with h5py.File(model, "r") as f:
+        # string attributes are variable-length UTF-8: h5py gives str, not bytes
         with open(os.path.join(sample, "config.json"), "rb") as g:
-            check(f.attrs["config"] == g.read(), "root attribute config")
-        check(len(f.attrs["plan"]) > 65536, "root attribute plan (dense storage)")
-        check(f.attrs["layerswap_version"].decode().count(".") == 2, "root attribute layerswap_version")
+            check(f.attrs["config"] == g.read().decode("utf-8"), "root attribute config is the config text (str)")
+        check(isinstance(f.attrs["plan"], str) and len(f.attrs["plan"]) > 65536, "root attribute plan (str, dense storage)")
+        ver = f.attrs["layerswap_version"]
+        check(isinstance(ver, str) and ver.count(".") == 2, "root attribute layerswap_version (str)")
         check(sorted(f["tensors"].keys()) == sorted(e[0] for e in expected), "dataset names")
         for obj in [f["/"], f["tensors"]] + [f["tensors"][e[0]] for e in expected]:
             check(not obj.id.get_create_plist().get_obj_track_times(), f"{obj.name}: no time stamps")
         for name, dtype, shape, rpc, data in expected:
             ds = f["tensors"][name]
             es = SIZES[dtype]
-            check(ds.attrs["dtype"] == dtype.encode(), f"{name}: dtype attribute")
+            check(ds.attrs["dtype"] == dtype and isinstance(ds.attrs["dtype"], str), f"{name}: dtype attribute (str)")
             scalar = shape == ()
             check(ds.shape == ((1,) if scalar else shape), f"{name}: shape {ds.shape}")
             check(("scalar" in ds.attrs) == scalar, f"{name}: scalar attribute")
@@ -201,12 +205,15 @@ def main():
     b = rng.integers(-2**40, 2**40, size=70, dtype=np.int64)
     bf = rng.integers(0, 65536, size=(9, 33), dtype=np.uint16)
     with h5py.File(out, "w") as f:
+        # root attributes as layerswap wrote them before (fixed-length strings): still read
+        for k, v in (("config", b'{"models": {}}'), ("plan", b"plan"), ("layerswap_version", b"0.0.9")):
+            f.attrs[k] = np.bytes_(v)
         t = f.create_group("tensors")
         d = t.create_dataset("w", data=w, chunks=(16, 1000), shuffle=True, compression=ZSTD_ID,
                              compression_opts=(1, 16 * 1000 * 4))
-        d.attrs["dtype"] = "F32"           # a variable-length string, unlike layerswap's fixed ones
+        d.attrs["dtype"] = "F32"           # a variable-length string, as layerswap writes them
         d = t.create_dataset("b", data=b, chunks=(32,), compression=ZSTD_ID, compression_opts=(5, 32 * 8))
-        d.attrs["dtype"] = np.bytes_("I64")
+        d.attrs["dtype"] = np.bytes_("I64")  # fixed-length, as layerswap wrote them before
         # without the chunk size in cd_values[1] the plugin does not compress (the
         # filter is optional: h5py stores the chunk raw), and layerswap refuses the dataset
         d = t.create_dataset("nocap", data=b, chunks=(32,), compression=ZSTD_ID, compression_opts=(5,))

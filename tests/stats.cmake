@@ -1,7 +1,8 @@
 # `layerswap stats` (engine/lsw_stats*.c, engine/STATS.md).
 
-# Multi-expert row MAVs equal lsw_mav_tensor_rows bit for bit; header checks,
-# rank assignment, percentiles, grouping and the proposal's layer rule.
+# Multi-expert row MAVs equal lsw_mav_tensor_rows bit for bit, squared norms follow their
+# documented order on every instruction set; header checks, rank assignment, percentiles,
+# grouping, colour-bar ticks and the proposal's layer rule on planted profiles.
 lsw_unit_test(unit_stats stats_unit.c)
 
 set(LSW_STATS_CLI ${CMAKE_CURRENT_SOURCE_DIR}/stats_cli.py)
@@ -12,8 +13,9 @@ set(LSW_STATS_ENV
     OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
     OMPI_MCA_rmaps_base_oversubscribe=1 OMPI_MCA_btl_vader_single_copy_mechanism=none)
 
-# stats.h5 row MAVs, model MAVs and every summary.json cell against the numpy
-# oracle (relative 1e-9), at 1 and 3 ranks.
+# stats.h5 row MAVs, model MAVs, every summary.json cell and the squared norms of the
+# module-level view against the numpy oracle (relative 1e-9), at 1 and 3 ranks; stats.h5's
+# string attributes read as str by h5py and its /cells matrices equal summary.json's cells.
 if(LSW_WITH_HDF5)
   set(LSW_STATS_H5 h5)
 else()
@@ -32,7 +34,15 @@ add_test(NAME stats_ranks_identical
          COMMAND ${LSW_PYTHON} ${LSW_STATS_CLI} identical ${LSW_STATS_OUT}/np1 ${LSW_STATS_OUT}/np3)
 set_tests_properties(stats_ranks_identical PROPERTIES LABELS cli FIXTURES_REQUIRED "stats_np1;stats_np3")
 
-# Heatmaps parse as XML with L x types cells; report.html is self-contained.
+# The data read by mappings or by copies, with any number of threads: the same bytes.
+add_test(NAME stats_modes_identical
+         COMMAND ${LSW_PYTHON} ${LSW_STATS_CLI} modes ${LSW_STATS_DRIVER} ${LSW_STATS_FIXTURE} ${LSW_STATS_OUT}/np1
+                 ${LSW_STATS_OUT}/modes)
+set_tests_properties(stats_modes_identical PROPERTIES LABELS cli ENVIRONMENT "${LSW_STATS_ENV}" TIMEOUT 300
+                     FIXTURES_REQUIRED stats_np1)
+
+# Heatmaps parse as XML with L x types cells on one shared scale (several experts); report.html
+# is self-contained and holds the MAV and module-share heatmaps.
 add_test(NAME stats_svg COMMAND ${LSW_PYTHON} ${LSW_STATS_CLI} svg ${LSW_STATS_OUT}/np3)
 set_tests_properties(stats_svg PROPERTIES LABELS cli FIXTURES_REQUIRED stats_np3)
 
@@ -70,3 +80,30 @@ if(LSW_WITH_HDF5)
   set_tests_properties(stats_mixed_dtypes PROPERTIES LABELS "cli;mpi" ENVIRONMENT "${LSW_STATS_ENV}" TIMEOUT 300
                        PROCESSORS 3)
 endif()
+
+# The proposal on the paper's Figure 2 planted at 24 and 80 layers (a few bottom and top
+# layers, automatic and given sides, 1 and 2 ranks); a pair without language signal says so.
+add_test(NAME stats_planted
+         COMMAND ${LSW_PYTHON} ${LSW_STATS_CLI} planted ${LSW_STATS_DRIVER} ${MPIEXEC_EXECUTABLE}
+                 ${LSW_STATS_OUT}/planted)
+set_tests_properties(stats_planted PROPERTIES LABELS "cli;mpi" ENVIRONMENT "${LSW_STATS_ENV}" TIMEOUT 300
+                     PROCESSORS 2)
+
+# --quiet prints nothing on success (1 and 2 ranks, and a rerun that finds the folder complete).
+add_test(NAME stats_quiet
+         COMMAND ${LSW_PYTHON} ${LSW_STATS_CLI} quiet ${LSW_STATS_DRIVER} ${MPIEXEC_EXECUTABLE}
+                 ${LSW_STATS_FIXTURE} ${LSW_STATS_OUT}/quiet)
+set_tests_properties(stats_quiet PROPERTIES LABELS "cli;mpi" ENVIRONMENT "${LSW_STATS_ENV}" TIMEOUT 300
+                     PROCESSORS 2)
+
+# `layerswap demo` merges the layer swap its statistics propose, and says so.
+add_test(NAME stats_demo COMMAND ${LSW_PYTHON} ${LSW_STATS_CLI} demo ${LSW_BIN} ${LSW_STATS_OUT}/demo)
+set_tests_properties(stats_demo PROPERTIES LABELS cli ENVIRONMENT "${LSW_STATS_ENV}" TIMEOUT 120)
+
+# Every heatmap and report.html rendered by headless Chromium (Debian `chromium`, a test-only
+# package; skipped, exit 77, without it): not blank, no parse error or console message, no
+# text outside its picture (a 90-character expert name), scale captions, ticks, unchanged marks.
+add_test(NAME stats_render
+         COMMAND ${LSW_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/stats_render.py ${LSW_BIN} ${LSW_STATS_OUT}/render)
+set_tests_properties(stats_render PROPERTIES LABELS cli ENVIRONMENT "${LSW_STATS_ENV}" TIMEOUT 300
+                     SKIP_RETURN_CODE 77)

@@ -5,15 +5,19 @@
                                                           stats.h5 rows, model MAVs and every cell of
                                                           summary.json vs the numpy oracle (rel 1e-9)
     stats_cli.py identical OUT_A OUT_B                    two output folders byte-identical
+    stats_cli.py modes     DRIVER DATA REF OUT            copies or mappings, any thread count: REF's bytes
     stats_cli.py svg       OUT                            heatmaps parse as XML, L x types cells; report offline
     stats_cli.py proposal  LAYERSWAP DRIVER MPIEXEC OUT   planted synth patterns give the expected proposal
     stats_cli.py mismatch  DRIVER MPIEXEC DATA OUT        bad experts: exit 2 on every rank, no hang
     stats_cli.py usage     DRIVER DATA OUT                --help, usage errors, an existing output folder
     stats_cli.py nd        DRIVER OUT                     3-D tensors: rows in stats.h5, not in the model MAV
     stats_cli.py mixed     DRIVER MPIEXEC DATA OUT        experts in other float dtypes than the base
+    stats_cli.py planted   DRIVER MPIEXEC OUT             the paper's Figure 2 planted at 24 and 80 layers:
+                                                          a few bottom and top layers; no signal: no swap
+    stats_cli.py quiet     DRIVER MPIEXEC DATA OUT        --quiet prints nothing on success (1 and 2 ranks)
+    stats_cli.py demo      LAYERSWAP OUT                  the demo's merge is the proposal of its statistics
 
-DRIVER runs `stats ARGS...` (tests/stats_driver.c, or `layerswap` once main.c dispatches
-`stats`).  MPIEXEC is the MPI launcher; its environment (OMPI_ALLOW_RUN_AS_ROOT, ...) comes
+DRIVER runs `stats ARGS...` (`layerswap`).  MPIEXEC is the MPI launcher; its environment (OMPI_ALLOW_RUN_AS_ROOT, ...) comes
 from the test's ENVIRONMENT property.
 """
 
@@ -112,6 +116,61 @@ def check_cells(name, ex, ref_rows):
         check(c["rows"] == n, "%s cell %s: rows %d, oracle %d" % (name, key, c["rows"], n))
 
 
+def check_norms(name, grp, base, path, ex):
+    """Per tensor: sumsq_base = Σ b², sumsq_delta = Σ (e − b)² (f64) against numpy (rel 1e-9); per
+    cell: rel_change = sqrt(Σ delta / Σ base) over the cell's tensors, shares add up to 1."""
+    b, e = lsw_ref.load_checkpoint(base), lsw_ref.load_checkpoint(path)
+    sums = {}
+    for tname in sorted(grp.keys()):
+        dt, shape, raw = b[tname]
+        x = lsw_ref.to_f32(raw, dt).astype(np.float64)
+        y = lsw_ref.to_f32(e[tname][2], e[tname][0]).astype(np.float64)
+        sb, sd = float(np.sum(x * x)), float(np.sum((y - x) ** 2))
+        ab, ad = grp[tname].attrs["sumsq_base"], grp[tname].attrs["sumsq_delta"]
+        check(close(ab, sb) and (close(ad, sd) or abs(ad - sd) <= 1e-12 * sb),
+              "/%s/%s: sumsq %r %r, numpy %r %r" % (name, tname, ab, ad, sb, sd))
+        if len(shape) in (1, 2):
+            k = (layer_of(tname), tensor_type(tname))
+            cb, cd = sums.get(k, (0.0, 0.0))
+            sums[k] = (cb + ab, cd + ad)
+    layers = {}
+    for c in ex["cells"]:
+        k = (c["layer"], c["type"])
+        if k in sums:
+            cb, cd = sums[k]
+            want = 0.0 if cd == 0 else (cd ** 0.5) / (cb ** 0.5)
+            check(close(c["rel_change"], want), "%s cell %s: rel_change %r, from the tensors %r" % (name, k,
+                                                                                                    c["rel_change"], want))
+        if c["layer"] >= 0 and c["share"] is not None:
+            layers.setdefault(c["layer"], []).append(c["share"])
+    for l, v in layers.items():
+        check(abs(sum(v) - 1) < 1e-12, "%s layer %d: shares add up to %r" % (name, l, sum(v)))
+
+
+def check_cell_matrices(h5, summary):
+    """/cells/<expert>/<stat> [layers, types] hold exactly the summary.json cells; str attributes."""
+    types, nl = list(h5["cells"].attrs["types"]), list(h5["cells"].attrs["non_layer_types"])
+    check(types == summary["types"] and nl == summary["non_layer_types"] and all(isinstance(t, str) for t in types),
+          "/cells types %s, summary %s" % (types, summary["types"]))
+    stats = ["mean", "max", "p50", "p90", "p99", "unchanged", "rel_change", "share"]
+    for name, ex in summary["experts"].items():
+        g = h5["cells"][name]
+        check(g["mean"].shape == (summary["layers"], len(types)), "/cells/%s/mean shape %s" % (name, g["mean"].shape))
+        seen = 0
+        for c in ex["cells"]:
+            if c["layer"] >= 0:
+                at, grp = (c["layer"], types.index(c["type"])), g
+            else:
+                at, grp = (nl.index(c["type"]),), g["non_layer"]
+            for st in stats:
+                v, w = grp[st][at], c[st]
+                check((w is None and np.isnan(v)) or v == w, "/cells/%s %s %s: %r, summary %r" % (name, st, at, v, w))
+            check(int(grp["rows"][at]) == c["rows"], "/cells/%s rows %s" % (name, at))
+            seen += 1
+        missing = int(np.sum(g["rows"][()] == 0))
+        check(missing == int(np.sum(np.isnan(g["mean"][()]))), "/cells/%s: NaN where no tensor" % name)
+
+
 def cmd_oracle(driver, mpiexec, np_, data, out, with_h5="h5"):
     shutil.rmtree(out, ignore_errors=True)
     base = os.path.join(data, "base")
@@ -156,11 +215,17 @@ def cmd_oracle(driver, mpiexec, np_, data, out, with_h5="h5"):
             check(len(grp.keys()) == nds, "/%s has %d datasets, oracle %d" % (name, len(grp.keys()), nds))
             m = summary["experts"][name]["model_mav"]
             check(grp.attrs["model_mav"] == m, "%s: h5 model_mav attribute differs" % name)
+            check(isinstance(grp.attrs["path"], str), "%s: the path attribute is not a str" % name)
+            check_norms(name, grp, base, path, summary["experts"][name])
+        check(h5.attrs["tool"] == "layerswap stats" and isinstance(h5.attrs["base"], str),
+              "stats.h5 root attributes: %r" % dict(h5.attrs))
+        check_cell_matrices(h5, summary)
         h5.close()
     # the manifest lists every file with its size, and is complete
     man = json.load(open(os.path.join(out, "layerswap-manifest.json")))
     names = sorted(f["name"] for f in man["files"])
-    want = sorted(["summary.json", "report.html", "proposed-layer-swap.json"] +
+    want = sorted(["summary.json", "report.html"] + (["proposed-layer-swap.json"] if summary["proposal"]["valid"]
+                                                      else []) +
                   ["heatmap_%s.svg" % n for n in EXPERTS] + (["stats.h5"] if with_h5 == "h5" else []))
     check(names == want, "manifest files %s" % names)
     for f in man["files"]:
@@ -178,6 +243,29 @@ def cmd_identical(a, b):
         if f in fb:
             same = open(os.path.join(a, f), "rb").read() == open(os.path.join(b, f), "rb").read()
             check(same, "%s differs between %s and %s" % (f, a, b))
+    done()
+
+
+def cmd_modes(driver, data, ref, out):
+    """Copies instead of mappings (LSW_STATS_MMAP=0), with 0 and 2 reader threads, and mappings
+    with 0 and 3 extra workers, all with a small --mem: every output byte-identical to REF
+    (the default run of stats_oracle_np1)."""
+    shutil.rmtree(out, ignore_errors=True)
+    base = os.path.join(data, "base")
+    experts = [os.path.join(data, n) for n in EXPERTS]
+    for tag, env in (("copy0", {"LSW_STATS_MMAP": "0", "LSW_STATS_READERS": "0"}),
+                     ("copy2", {"LSW_STATS_MMAP": "0", "LSW_STATS_READERS": "2"}),
+                     ("map0", {"LSW_STATS_READERS": "0"}), ("map3", {"LSW_STATS_READERS": "3"})):
+        o = os.path.join(out, tag)
+        rc, so, se = run([driver, "stats", "--base", base] + experts + ["-o", o, "--mem", "64M"], env=env)
+        check(rc == 0, "%s: exit %d %s" % (tag, rc, se))
+        if rc:
+            continue
+        for f in sorted(os.listdir(ref)):
+            if f.startswith("."):
+                continue
+            same = open(os.path.join(ref, f), "rb").read() == open(os.path.join(o, f), "rb").read()
+            check(same, "%s: %s differs from the default run's" % (tag, f))
     done()
 
 
@@ -206,24 +294,39 @@ def cmd_svg(out):
         cm = {(c["layer"], c["type"]): c["mean"] for c in ex["cells"] if c["layer"] >= 0}
         check(set(means) == set(cm), "%s: data-mean cells differ from summary.json" % path)
         check(all(means[k] == cm[k] for k in cm), "%s: data-mean values differ from summary.json" % path)
+        # one scale shared by the experts: the largest cell of them all is the brightest viridis end
         top = max(cm, key=lambda k: cm[k])
         fill = [c.get("fill") for c in cells if (int(c.get("data-layer")), c.get("data-type")) == top][0]
-        check(fill == "#fde725", "%s: largest cell colour %s" % (path, fill))
+        gmax = max(c["mean"] for x in summary["experts"].values() for c in x["cells"] if c["layer"] >= 0)
+        check((fill == "#fde725") == (cm[top] == gmax), "%s: largest cell colour %s (its mean %r, of all %r)"
+              % (path, fill, cm[top], gmax))
         text = "".join(root.itertext())
         check(name in text and "model MAV" in text and "layer" in text, "%s: title / labels missing" % path)
         check(any(r.get("class") == "colorbar" for r in root.iter(ns + "rect")), "%s: no colour bar" % path)
         check("min " in text and "max " in text, "%s: colour bar labels missing" % path)
+        check("shared by all %d experts" % len(summary["experts"]) in text,
+              "%s: the caption does not say the scale is shared" % path)
     html = open(os.path.join(out, "report.html"), encoding="utf-8").read()
-    check(html.count("<svg") == len(summary["experts"]), "report.html: %d heatmaps" % html.count("<svg"))
+    check(html.count("<svg") == 2 * len(summary["experts"]), "report.html: %d heatmaps (MAV and module share per "
+          "expert)" % html.count("<svg"))
     lower = html.lower()
     check("<script" not in lower and "<link" not in lower and "src=" not in lower and "@import" not in lower,
           "report.html references external resources or scripts")
     check(lower.count("http") == lower.count("http://www.w3.org/2000/svg"), "report.html has external URLs")
-    # one shared colour scale: the same min/max labels on every inline heatmap
+    # one shared colour scale per kind of heatmap (the default with several experts), the same
+    # in the standalone files: the same max label everywhere
     import re
-    maxes = set(re.findall(r'class="cbar-max"[^>]*>([^<]*)<', html))
-    check(len(maxes) == 1, "report.html heatmaps use %d colour scales" % len(maxes))
-    check("Proposed layer swap" in html and "Profile similarity" in html, "report.html sections missing")
+    for metric in ("mav", "share"):
+        svgs = re.findall(r'<svg [^>]*data-metric="%s".*?</svg>' % metric, html, re.S)
+        maxes = set(m for sv in svgs for m in re.findall(r'class="cbar-max"[^>]*>([^<]*)<', sv))
+        check(len(svgs) == len(summary["experts"]) and len(maxes) == 1,
+              "report.html %s heatmaps: %d, on %d colour scales" % (metric, len(svgs), len(maxes)))
+        if metric == "mav":
+            files = set(m for name in summary["experts"] for m in re.findall(
+                r'class="cbar-max"[^>]*>([^<]*)<', open(os.path.join(out, "heatmap_%s.svg" % name)).read()))
+            check(files == maxes, "standalone heatmaps' scale %s differs from the report's %s" % (files, maxes))
+    check("Proposed layer swap" in html and "Profile similarity" in html and "Module-level view" in html,
+          "report.html sections missing")
     done()
 
 
@@ -250,11 +353,14 @@ def cmd_proposal(layerswap, driver, mpiexec, out):
     check(p["task_experts"] == ["task1", "task2"] and p["language_experts"] == ["lang1", "lang2"],
           "sides: task %s language %s" % (p.get("task_experts"), p.get("language_experts")))
     # synth plants: language experts change layers 0-1 and 10-11 attention (0.006) and the MLP
-    # of 10-11; task experts leave layers 0-5 almost unchanged (attention 0, MLP 0.0002) and
-    # change 6-11 (attention 0.004, MLP 0.003).  Ratios: layers 0-5 > 1 (the task expert barely
-    # touches them), 6-9 ~0.1, 10-11 ~1.4 -> bottom 6, top 2, no transitions (6 and 9 are ~0.1).
-    want = {"bottom": 6, "top": 2, "lower_transition": 0, "upper_transition": 0}
-    check(all(p[k] == v for k, v in want.items()), "proposal %s, want %s" % ({k: p[k] for k in want}, want))
+    # of 10-11 (0.004), elsewhere attention 0.0005 and the upper half's MLP 0.0003; task experts
+    # leave layers 0-5 almost unchanged and change 6-11.  The language signal stands out from its
+    # own background (median 0.00041) in layers 0-1 and 10-11 only -> bottom 2, top 2, and no
+    # transitions.  (The old ratio rule said bottom 6: the task experts barely touch 0-5.)
+    want = {"bottom": 2, "top": 2, "lower_transition": 0, "upper_transition": 0}
+    ls = p.get("layer_swap", {})
+    check(all(ls.get(k) == v for k, v in want.items()), "proposal %s, want %s" % (ls, want))
+    check(p["rule"]["language_layers"] == 4, "language layers %s, want 4" % p["rule"])
     lines = [l for l in so.splitlines() if l.startswith("layer ")]
     check(len(lines) == 12, "stdout has %d per-layer lines:\n%s" % (len(lines), so))
     cfg = json.load(open(os.path.join(st, "proposed-layer-swap.json")))
@@ -452,6 +558,130 @@ def cmd_mixed(driver, mpiexec, data, out):
     done()
 
 
+# --------------------------------------------------------------------------- planted
+
+def fig2_models(out, L, lang_signal=True, seed=0):
+    """base, a math expert and a language expert (F32, H 32, I 64, V 64) whose per layer x type
+    change is planted as in the paper's Figure 2: math in the upper half, attention and MLP;
+    language in the attention of the first two and last L//12+2 layers and the MLP of the last
+    L//24+1 layers (or nowhere with lang_signal False); both with background noise at 10% of
+    the signal in every tensor (0.1 x a factor in [0.7, 1.3])."""
+    rng = np.random.default_rng(seed)
+    H, I, V, u = 32, 64, 64, 1e-3
+    ta, tm = L // 12 + 2, L // 24 + 1
+    shapes = {"model.embed_tokens.weight": [V, H], "model.norm.weight": [H], "lm_head.weight": [V, H]}
+    for l in range(L):
+        p = "model.layers.%d." % l
+        for t in ("q_proj", "k_proj", "v_proj", "o_proj"):
+            shapes[p + "self_attn.%s.weight" % t] = [H, H]
+        for t, sh in (("gate_proj", [I, H]), ("up_proj", [I, H]), ("down_proj", [H, I])):
+            shapes[p + "mlp.%s.weight" % t] = sh
+        shapes[p + "input_layernorm.weight"] = [H]
+        shapes[p + "post_attention_layernorm.weight"] = [H]
+    names = sorted(shapes)
+    base = {n: rng.standard_normal(int(np.prod(shapes[n]))).astype(np.float32) * 0.02 for n in names}
+
+    def planted(n, who):
+        l, attn, mlp = layer_of(n), "self_attn" in n, ".mlp." in n
+        if who == "math":
+            return l >= L // 2 and (attn or mlp)
+        return lang_signal and ((attn and (l < 2 or l >= L - ta)) or (mlp and l >= L - tm))
+
+    def expert(who):
+        out_ = []
+        for n in names:
+            scale = u * (0.1 * rng.uniform(0.7, 1.3) + (1.0 if planted(n, who) else 0.0))
+            out_.append((n, shapes[n], base[n] + (rng.standard_normal(base[n].size) * scale).astype(np.float32)))
+        return out_
+
+    st_file(os.path.join(out, "base", "model.safetensors"), [(n, shapes[n], base[n]) for n in names])
+    st_file(os.path.join(out, "math", "model.safetensors"), expert("math"))
+    st_file(os.path.join(out, "lang", "model.safetensors"), expert("lang"))
+    return ta, tm
+
+
+def cmd_planted(driver, mpiexec, out):
+    """The proposal on planted Figure-2 profiles: a few bottom and top layers (not the half of
+    the model the old ratio rule gave: bottom 12 at 24 layers, bottom 40 at 80), by the
+    automatic sides and by --task/--language, at 1 and 2 ranks; a pair without language
+    signal says so and proposes nothing."""
+    shutil.rmtree(out, ignore_errors=True)
+    for L in (24, 80):
+        d = os.path.join(out, "L%d" % L)
+        ta, tm = fig2_models(d, L, seed=L)
+        ex = ["math=" + os.path.join(d, "math"), "lang=" + os.path.join(d, "lang")]
+        for np_, extra in ((1, []), (2, ["--task", "math", "--language", "lang"])):
+            o = os.path.join(d, "st%d" % np_)
+            rc, so, se = run(launch(mpiexec, np_, driver, ["--base", os.path.join(d, "base")] + ex + ["-o", o] + extra))
+            check(rc == 0, "L=%d: stats exit %d %s" % (L, rc, se))
+            if rc:
+                continue
+            p = json.load(open(os.path.join(o, "summary.json")))["proposal"]
+            want = {"task_expert": "math", "language_expert": "lang", "bottom": 2, "top": ta,
+                    "lower_transition": 0, "upper_transition": 0}
+            got = p.get("layer_swap", {})
+            check(p["valid"] and all(got.get(k) == v for k, v in want.items()),
+                  "L=%d (%s): proposal %s, want %s\n%s" % (L, extra or "automatic", got, want, so))
+            check(p["rule"]["language_layers"] == 2 + ta, "L=%d: %d language layers, want %d"
+                  % (L, p["rule"]["language_layers"], 2 + ta))
+            cfg = json.load(open(os.path.join(o, "proposed-layer-swap.json")))
+            check(cfg["layer_swap"] == got, "L=%d: the config's layer_swap %s differs from the summary's %s"
+                  % (L, cfg["layer_swap"], got))
+    d = os.path.join(out, "nosignal")
+    fig2_models(d, 24, lang_signal=False, seed=5)
+    o = os.path.join(d, "st")
+    rc, so, se = run(launch(mpiexec, 1, driver, ["--base", os.path.join(d, "base"), "math=" + os.path.join(d, "math"),
+                                                 "lang=" + os.path.join(d, "lang"), "-o", o, "--task", "math",
+                                                 "--language", "lang"]))
+    check(rc == 0, "no signal: stats exit %d %s" % (rc, se))
+    if rc == 0:
+        p = json.load(open(os.path.join(o, "summary.json")))["proposal"]
+        check(not p["valid"] and "no language layers" in p["note"] and p["rule"]["language_layers"] == 0,
+              "no signal: proposal %s" % {k: p[k] for k in ("valid", "note")})
+        check("no layer-swap proposal" in so and "no language layers" in so, "no signal: stdout does not say so:\n%s"
+              % so)
+        check(not os.path.exists(os.path.join(o, "proposed-layer-swap.json")), "no signal: a config was written")
+        html = open(os.path.join(o, "report.html"), encoding="utf-8").read()
+        check("No proposal" in html, "no signal: report.html does not say so")
+    done()
+
+
+# ----------------------------------------------------------------------------- quiet
+
+def cmd_quiet(driver, mpiexec, data, out):
+    """--quiet: nothing on stdout or stderr on success, at 1 and 2 ranks, and for a rerun that
+    finds the folder complete; without it the proposal's reasoning and the summary line."""
+    shutil.rmtree(out, ignore_errors=True)
+    args = ["--base", os.path.join(data, "base"), os.path.join(data, "math1"), os.path.join(data, "lang1")]
+    for np_ in (1, 2):
+        o = os.path.join(out, "q%d" % np_)
+        for what in ("first run", "rerun"):
+            rc, so, se = run(launch(mpiexec, np_, driver, args + ["-o", o, "--quiet"]))
+            check(rc == 0 and so == "" and se == "", "--quiet %s at %d ranks: exit %d, stdout %r, stderr %r"
+                  % (what, np_, rc, so[:300], se[:300]))
+    rc, so, se = run(launch(mpiexec, 1, driver, args + ["-o", os.path.join(out, "loud")]))
+    check(rc == 0 and "layer   0" in so and "layerswap stats:" in se, "without --quiet: %r %r" % (so[:200], se[:200]))
+    done()
+
+
+# ------------------------------------------------------------------------------ demo
+
+def cmd_demo(layerswap, out):
+    """`layerswap demo`: the layer swap it merges is the one its statistics propose, and it says so."""
+    shutil.rmtree(out, ignore_errors=True)
+    rc, so, se = run([layerswap, "demo", out])
+    check(rc == 0, "demo: exit %d %s" % (rc, se))
+    if rc:
+        done()
+    ls = json.load(open(os.path.join(out, "merge.json")))["layer_swap"]
+    p = json.load(open(os.path.join(out, "stats", "summary.json")))["proposal"]
+    keys = ("bottom", "top", "lower_transition", "upper_transition")
+    check(p["valid"] and all(p["layer_swap"][k] == ls[k] for k in keys),
+          "the demo merges %s but its statistics propose %s" % ({k: ls[k] for k in keys}, p.get("layer_swap")))
+    check("propose the layer swap merged above" in so, "the demo does not say that they agree:\n%s" % so)
+    done()
+
+
 # ----------------------------------------------------------------------------- usage
 
 def cmd_usage(driver, data, out):
@@ -468,7 +698,8 @@ def cmd_usage(driver, data, out):
                          "--task", "a", "--language", "a"], "expert on both sides"),
                        (["--base", base, os.path.join(data, "math1"), "--mem", "12"], "bad --mem"),
                        (["--base", base, os.path.join(data, "math1"), "--bogus"], "unknown option"),
-                       (["--base", base, "my/expert=" + os.path.join(data, "math1")], "bad NAME in NAME=PATH")):
+                       (["--base", base, "my/expert=" + os.path.join(data, "math1")], "bad NAME in NAME=PATH"),
+                       (["--base", base, "cells=" + os.path.join(data, "math1")], "the reserved name 'cells'")):
         rc, so, se = run([driver, "stats"] + args + ["-o", os.path.join(out, "u")])
         check(rc == 1 and "Usage:" in se, "%s: exit %d, want 1 with usage\n%s" % (what, rc, se))
     o = os.path.join(out, "st")
@@ -477,7 +708,7 @@ def cmd_usage(driver, data, out):
     check(rc == 0, "first run: %d %s" % (rc, se))
     s = json.load(open(os.path.join(o, "summary.json")))
     check(list(s["experts"]) == ["m", "lang1"], "NAME=PATH and default names: %s" % list(s["experts"]))
-    rc, so, se = run([driver, "stats"] + args)
+    rc, so, se = run([driver, "stats"] + args[:-1])
     check(rc == 0 and "already holds" in so, "same run again: exit %d %s" % (rc, so))
     rc, so, se = run([driver, "stats", "--base", base, os.path.join(data, "math2"), "-o", o])
     check(rc == 1 and "--overwrite" in se, "other stats into the folder: exit %d %s" % (rc, se))
@@ -499,7 +730,8 @@ def main(argv):
         print(__doc__)
         return 0 if len(argv) >= 2 else 1
     cmds = {"oracle": cmd_oracle, "identical": cmd_identical, "svg": cmd_svg, "proposal": cmd_proposal,
-            "mismatch": cmd_mismatch, "usage": cmd_usage, "nd": cmd_nd, "mixed": cmd_mixed}
+            "mismatch": cmd_mismatch, "usage": cmd_usage, "nd": cmd_nd, "mixed": cmd_mixed,
+            "planted": cmd_planted, "quiet": cmd_quiet, "demo": cmd_demo, "modes": cmd_modes}
     return cmds[argv[1]](*argv[2:])
 
 

@@ -102,7 +102,7 @@ run)
       __load_completion layerswap || echo "not loaded"
       complete -p layerswap
       COMP_WORDS=(layerswap merge --dr); COMP_CWORD=2; _layerswap; echo "merge --dr: ${COMPREPLY[*]}"
-      COMP_WORDS=(layerswap merge configs/sweeps/); COMP_CWORD=2; _layerswap; echo "files: ${COMPREPLY[*]}"' 2>&1)
+      COMP_WORDS=(layerswap merge configs/sweeps/pa); COMP_CWORD=2; _layerswap; echo "files: ${COMPREPLY[*]}"' 2>&1)
     echo "$out"
     grep -q '^complete -F _layerswap layerswap$' <<<"$out" || bad "bash-completion did not load the installed completion"
     grep -q "already loaded\|not loaded" <<<"$out" && bad "the completion was not loaded on demand"
