@@ -26,7 +26,8 @@ interleaved), peak RSS per --mem value, and the naive numpy / torch state-dict m
 $BENCH_COMMON_HELP
   --mem LIST       --mem values to measure, the first one is the reference (default "64M 512M 2G")
   --peers LIST     naive peers to run: numpy, torch, both or "" (default "numpy torch")
-  --peer-pairs N   interleaved rounds of merge vs the peers (default: --pairs)
+  --peer-pairs N   interleaved rounds of merge vs the peers (default: --pairs; at --size full a
+                   round of both peers takes 20 s to 3 minutes, depending on page-fault costs)
 Disk: --size full needs about 14 GB free under --out.
 EOF
 }

@@ -21,7 +21,8 @@ $BENCH_COMMON_HELP
   --methods LIST   methods to measure: ties, slerp (default "ties slerp")
   --syntax LIST    config languages to try, in order (default "yaml json")
   --peers LIST     naive peers: numpy, torch, both or "" (default "numpy torch")
-  --peer-pairs N   interleaved rounds of layerswap vs the peers (default: --pairs)
+  --peer-pairs N   interleaved rounds of layerswap vs the peers (default: --pairs; at --size full
+                   one round of TIES with both peers takes about 5 minutes on a 2-core VM)
 EOF
 }
 while [ $# -gt 0 ]; do

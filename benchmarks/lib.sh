@@ -119,7 +119,7 @@ bench_need_gb() { # bench_need_gb GB: refuse to start without that much free spa
 }
 
 bench_header() {
-  local cpu mem disk dev src fs commit
+  local cpu isa mem disk dev src fs commit
   cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
   mem=$(awk '/^MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)
   read -r src fs < <(findmnt -n -o SOURCE,FSTYPE -T "$BENCH_OUT" 2>/dev/null || echo "? ?")
@@ -131,7 +131,10 @@ bench_header() {
   [ "$commit" != "no git" ] && ! git -C "$BENCH_SRC" diff --quiet HEAD 2>/dev/null && commit="$commit + local changes"
   echo "#### $BENCH_NAME --size $BENCH_SIZE — $(date -u '+%Y-%m-%d %H:%M UTC')"
   echo
-  echo "- machine: ${cpu:-unknown CPU}, $(nproc) cores, $mem, kernel $(uname -r)"
+  isa=$(awk '/^flags/ { for (i = 3; i <= NF; i++) f[$i] = 1; exit }
+             END { s = ""; if ("avx2" in f) s = s " AVX2"; if ("avx512f" in f) s = s " AVX-512";
+                   if ("avx512_bf16" in f) s = s " AVX512-BF16"; if ("sse4_2" in f) s = s " SSE4.2"; print s }' /proc/cpuinfo)
+  echo "- machine: ${cpu:-unknown CPU} (${isa# }), $(nproc) cores, $mem, kernel $(uname -r)"
   echo "- disk: $src ($fs) on ${disk:-$dev}, holding $BENCH_OUT"
   echo "- source: $("$LAYERSWAP" --version 2>/dev/null | head -1), commit $commit; $(mpirun --version 2>/dev/null | head -1)"
   echo "- method: ${BENCH_WARMUP_NOTE:-a warm-up run of every command}, then $BENCH_PAIRS interleaved round(s)" \
@@ -142,7 +145,8 @@ bench_header() {
   echo
 }
 
-bench_footer() {
+bench_footer() { # the closing line; the last output is removed (models, raw times and logs stay)
+  rm -rf "${W:?}/run" "$W/check"
   echo "- load average at end: $(cut -d' ' -f1-3 /proc/loadavg); whole script" \
        "$(awk -v a="$BENCH_START" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.0f", b - a }') s;" \
        "raw times: $BENCH_RAW"
