@@ -1,92 +1,87 @@
 #!/usr/bin/env bash
-# bench_scaling.sh [--size small|full|large] [--ranks "1 2"] [--formats "safetensors hdf5"] [--out DIR] [--runs N]
-# Scaling of one layer swap (bottom 4, top 2, transitions 2+2, magnitude
-# weights) from 1 to N MPI ranks, inputs in the page cache, both formats:
-# wall time, speed-up and parallel efficiency t1 / (n * tn) (target >= 0.8
-# at 16 ranks on a 16-core machine); for HDF5 also the compressed size over
-# the order-0 entropy bound of the two byte planes (target <= 1.05) and the
-# MB/s of input bytes per rank.  On this 2-core machine use --ranks "1 2".
+# bench_scaling.sh — one layer swap (transition zones, magnitude weights) from 1 to N MPI
+# ranks, safetensors and HDF5 output, paired and interleaved with cp + fsync of one
+# model, dd oflag=direct of the output's bytes and cat of the inputs. Prints wall time,
+# speed-up and parallel efficiency t1 / (n * tn) per format and rank count (target
+# >= 0.8 at 16 ranks on a 16-core machine, for safetensors, where the disk allows: the
+# dd column says how close to the disk's direct-write speed each run is). Checked once:
+# every output byte-identical at every rank count. On a 2-core machine use --ranks "1 2".
 set -euo pipefail
+BENCH_NAME=bench_scaling
 . "$(dirname "$0")/lib.sh"
-SIZE=small OUT=./bench-out RUNS=3 RANKS="1 2" FORMATS="safetensors hdf5"
+RANKS="1 2" FORMATS="safetensors hdf5" EXPERTS=6
+usage() {
+  cat <<EOF
+Usage: bench_scaling.sh [--size S] [--pairs N] [--out DIR] [--ranks "1 2"] [--formats "safetensors hdf5"]
+$BENCH_COMMON_HELP
+  --ranks LIST     MPI rank counts (default "1 2"; the first is the reference)
+  --formats LIST   output formats (default "safetensors hdf5")
+  --experts K      experts in the synthetic model set (default 6, shared with the other scripts)
+EOF
+}
 while [ $# -gt 0 ]; do
+  if bench_common_opt "$@"; then shift "$BENCH_SHIFT"; continue; fi
   case $1 in
-    --size) SIZE=$2; shift 2 ;; --out) OUT=$2; shift 2 ;; --runs) RUNS=$2; shift 2 ;; --ranks) RANKS=$2; shift 2 ;;
+    --ranks) RANKS=$2; shift 2 ;;
     --formats) FORMATS=$2; shift 2 ;;
-    -h|--help) sed -n '2,9p' "$0"; exit 0 ;; *) die "unknown option $1" ;;
+    --experts) EXPERTS=$2; shift 2 ;;
+    -h|--help) usage; exit 0 ;;
+    *) usage >&2; die "unknown option $1" ;;
   esac
 done
-case $SIZE in
-  full) SYN=(--layers 16 --hidden 2048 --intermediate 4096 --vocab 32000) ;;       # ~1.5 GB per model
-  large) SYN=(--layers 20 --hidden 4096 --intermediate 11008 --vocab 32000) ;;     # ~8 GB per model
-  small) SYN=(--layers 12 --hidden 512 --intermediate 1536 --vocab 8000) ;;
-  *) die "--size small|full|large" ;;
-esac
-W=$OUT/scaling-$SIZE
-mkdir -p "$W"
-log "synth base + 2 experts (${SYN[*]}) -> $W/models"
-synth "${SYN[@]}" --experts 2 -o "$W/models"
-cat > "$W/merge.json" <<JSON
-{"models": {"base": "models/base", "math": "models/task1", "swh": "models/lang1"}, "base": "base", "method": "layer_swap",
- "layer_swap": {"task_expert": "math", "language_expert": "swh", "bottom": 4, "top": 2, "lower_transition": 2,
-   "upper_transition": 2, "transition_weights": "magnitude", "non_layer": "average", "non_layer_weights": "uniform"},
- "output": {"path": "out", "compression": {"codec": "zstd", "level": 1, "shuffle": true}}}
-JSON
-warm "$W/models"
-OUTB=$("$LAYERSWAP" merge "$W/merge.json" --dry-run | awk '/^# layerswap plan/ { for (i = 1; i <= NF; i++) if ($i == "bytes") print $(i - 1) }')
-declare -A T
+bench_setup
+bench_models "$BENCH_SIZE" "$EXPERTS"
+swap_geometry "$LAYERS"
+cat >"$W/merge.json" <<EOF
+{"models": {"base": "$M/base", "math": "$M/task1", "swh": "$M/lang1"}, "base": "base", "method": "layer_swap",
+ "layer_swap": {"task_expert": "math", "language_expert": "swh", "bottom": $SW_BOTTOM, "top": $SW_TOP,
+   "lower_transition": $SW_LOWER, "upper_transition": $SW_UPPER, "transition_weights": "magnitude",
+   "non_layer": "average", "non_layer_weights": "uniform"},
+ "output": {"path": "$W/run/out", "compression": {"codec": "zstd", "level": 1, "shuffle": true}}}
+EOF
+mapfile -t IN < <(model_files "$M/base" "$M/task1" "$M/lang1")
+mapfile -t ONE < <(model_files "$M/task1")
+warm_cache "${IN[@]}"
+R0=${RANKS%% *}
+SIDES=()
 for fmt in $FORMATS; do
   for n in $RANKS; do
-    ts=()
-    for ((r = 0; r < RUNS; r++)); do
-      rm -rf "$W/out-$fmt-$n"; sync
-      log "$fmt at $n rank(s), run $((r + 1))/$RUNS"
-      ts+=("$(wall mpirun -n "$n" "$LAYERSWAP" merge "$W/merge.json" --format "$fmt" -o "$W/out-$fmt-$n" --quiet --summary "$W/summary-$fmt-$n.json")")
-    done
-    T[$fmt,$n]=$(median "${ts[@]}")
+    side "$fmt-n$n" --prep "$PREP_SCRATCH" -- mpirun -n "$n" "$LAYERSWAP" merge "$W/merge.json" --format "$fmt" \
+      -o "$W/run/$fmt-n$n" --quiet
+    SIDES+=("$fmt-n$n")
   done
 done
-first=${RANKS%% *}
+# checks, once (also the warm-up): identical bytes at every rank count
+IDENT=yes
+declare -A OUTB
+for fmt in $FORMATS; do
+  bench_keep $(for n in $RANKS; do echo "$fmt-n$n"; done)
+  OUTB[$fmt]=$(bytes_of $(model_files "$W/check/$fmt-n$R0"))
+  for n in $RANKS; do
+    for f in $(model_files "$W/check/$fmt-n$R0"); do
+      cmp -s "$f" "$W/check/$fmt-n$n/$(basename "$f")" || { IDENT="no: $fmt $(basename "$f") differs at $n ranks"; break; }
+    done
+  done
+  bench_checks_done
+done
+STB=${OUTB[safetensors]:-$(bytes_of "${ONE[@]}")}
+floor_cp cp "${ONE[@]}"
+floor_dd dd "$STB"
+floor_cat cat "${IN[@]}"
+FLOORS=(cp dd cat)
+bench_warmup "${FLOORS[@]}"
+bench_rounds "$BENCH_PAIRS" "${SIDES[@]}" "${FLOORS[@]}"
+
+table_begin "One layer swap of $(gb "$(bytes_of "${ONE[@]}")") models (magnitude weights) at $RANKS ranks" \
+  "format|ranks|wall [min–max]|speed-up [min–max]|efficiency [min–max]|wall / dd oflag=direct of the output|/ (cp + fsync)|peak RSS"
 for fmt in $FORMATS; do
   for n in $RANKS; do
-    for f in "$W/out-$fmt-$first"/model*; do
-      cmp -s "$f" "$W/out-$fmt-$n/$(basename "$f")" || die "$fmt output $(basename "$f") differs at $n ranks"
-    done
+    row "$fmt|$n|$(t_fmt "$fmt-n$n")|$(r_fmt "$fmt-n$R0" "$fmt-n$n")|$(r_fmt "$fmt-n$R0" "$fmt-n$n" "$(div "$R0" "$n" 6)")|$(r_fmt "$fmt-n$n" dd "$(div "${OUTB[$fmt]}" "${_S_BYTES[dd]}" 6)")|$(r_fmt "$fmt-n$n" cp)|$(rss_mb "$fmt-n$n")"
   done
 done
-# order-0 entropy bound of the two byte planes of the BF16 output
-BOUND=$("$PY" - "$W/out-safetensors-$first" <<'PY'
-import glob, json, struct, sys
-import numpy as np
-hist = [np.zeros(256), np.zeros(256)]
-for f in sorted(glob.glob(sys.argv[1] + "/model*.safetensors")):
-    raw = open(f, "rb").read(); n = struct.unpack("<Q", raw[:8])[0]
-    for k, v in json.loads(raw[8:8 + n]).items():
-        if k == "__metadata__" or v["dtype"] != "BF16": continue
-        b, e = v["data_offsets"]; a = np.frombuffer(raw[8 + n + b:8 + n + e], np.uint8)
-        hist[0] += np.bincount(a[0::2], minlength=256); hist[1] += np.bincount(a[1::2], minlength=256)
-bits = sum(-(h[h > 0] / h.sum() * np.log2(h[h > 0] / h.sum())).sum() for h in hist)
-print("%.6f" % (bits / 16))
-PY
-)
-RATIO=null
-[ -f "$W/summary-hdf5-$first.json" ] &&
-  RATIO=$("$PY" -c "import json,sys; print(json.load(open(sys.argv[1]))['compression_ratio'])" "$W/summary-hdf5-$first.json")
-{
-  echo "format|ranks|wall s (median of $RUNS)|speed-up|efficiency|MB/s per rank"
-  for fmt in $FORMATS; do
-    for n in $RANKS; do
-      t=${T[$fmt,$n]} t1=${T[$fmt,$first]}
-      echo "$fmt|$n|$t|$(ratio "$t1" "$t")|$(awk -v a="$t1" -v b="$t" -v n="$n" -v f="$first" 'BEGIN { printf "%.3f", a * f / (n * b) }')|$(awk -v o="$OUTB" -v t="$t" -v n="$n" 'BEGIN { printf "%.0f", o / t / n / 1e6 }')"
-    done
-  done
-} | table
+table_end
+echo "- outputs byte-identical at ranks $RANKS: $IDENT; output bytes:$(for f in $FORMATS; do printf ' %s %s' "$f" "$(gb "${OUTB[$f]}")"; done)"
+echo "- efficiency = t($R0) · $R0 / (n · t(n)), per round; the dd column uses each format's own output bytes (1.0 = the disk's direct-write speed)"
 echo
-{
-  echo "HDF5 compression|value|note"
-  echo "compressed / raw|$RATIO|zstd level 1 + byte shuffle"
-  echo "order-0 entropy bound of the byte planes|$BOUND|bits per byte / 8"
-  echo "compressed / entropy bound|$(ratio "$RATIO" "$BOUND")|target <= 1.05"
-  echo "output bytes|$OUTB|outputs identical at every rank count (checked)"
-  echo "cores|$(nproc)|$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')"
-} | table
+floors_table "${FLOORS[@]}"
+bench_footer

@@ -1,66 +1,38 @@
 #!/usr/bin/python3
-"""Deliberately naive in-memory layer-swap merge: the baseline of bench_merge.sh.
+"""naive_merge.py — the numpy state-dict peer of the benchmarks (Debian's /usr/bin/python3).
 
-Usage: /usr/bin/python3 naive_merge.py CONFIG.json OUT.safetensors
+  naive_merge.py layer_swap|ties|slerp OUT.safetensors KEY=VALUE...   (see naive_common.py)
 
-It does what a straightforward numpy script does: read every tensor of both
-experts fully into numpy arrays (a minimal safetensors reader, no mmap, no
-streaming), compute the layer swap of the config (bf16/f16 -> f32 for the
-averaged tensors, weighted sum in f32, round back to the input dtype), hold the
-whole result in memory, write one safetensors file and fsync it.
-
-Only what the benchmark needs is supported: method "layer_swap" with uniform
-(or "task"/"language") rules, models given as a folder (model.safetensors or
-an index + shards) or a single .safetensors file. It is a baseline, not a
-reference implementation: NaN handling and f16 overflow are not treated with
-the care docs/numerics.md asks for.
-
-Needs numpy: run it with Debian's /usr/bin/python3.
+What a straightforward numpy script does, and what mergekit-style tools do in spirit:
+read every tensor of every model it needs fully into memory (a private copy per tensor,
+no mmap, no streaming), compute the merge tensor by tensor while holding the whole
+result, then write one safetensors file and fsync it.
 """
-import json
+import math
 import os
-import re
-import struct
 import sys
 
 import numpy as np
 
-DTYPES = {
-    "BF16": np.uint16,  # raw bits; converted by hand
-    "F16": np.float16,
-    "F32": np.float32,
-}
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import naive_common as nc  # noqa: E402
+
+NP = {"BF16": np.uint16, "F16": np.float16, "F32": np.float32}
 
 
-def shard_files(path):
-    """The safetensors files of one checkpoint."""
-    if os.path.isfile(path):
-        return [path]
-    idx = os.path.join(path, "model.safetensors.index.json")
-    if os.path.exists(idx):
-        with open(idx) as f:
-            wm = json.load(f)["weight_map"]
-        return [os.path.join(path, n) for n in sorted(set(wm.values()))]
-    return [os.path.join(path, "model.safetensors")]
-
-
-def load_checkpoint(path):
-    """name -> (dtype string, shape, numpy array holding a private copy)."""
-    tensors = {}
-    for fn in shard_files(path):
+def load(path):
+    """The state dict: name -> (dtype, shape, array holding a private copy)."""
+    sd = {}
+    for fn in nc.shard_files(path):
         with open(fn, "rb") as f:
-            (n,) = struct.unpack("<Q", f.read(8))
-            header = json.loads(f.read(n))
-            data = f.read()  # the whole data area, in memory
-        header.pop("__metadata__", None)
-        for name, info in header.items():
-            dt = info["dtype"]
-            b, e = info["data_offsets"]
-            arr = np.frombuffer(data, dtype=DTYPES[dt], count=(e - b) // np.dtype(DTYPES[dt]).itemsize,
-                                offset=b).copy().reshape(info["shape"])
-            tensors[name] = (dt, info["shape"], arr)
+            hdr, start = nc.read_header(f)
+            data = f.read()
+        for name, t in hdr.items():
+            b, e = t["data_offsets"]
+            a = np.frombuffer(data, dtype=NP[t["dtype"]], count=(e - b) // nc.ELEM[t["dtype"]], offset=b)
+            sd[name] = (t["dtype"], t["shape"], a.copy())
         del data
-    return tensors
+    return sd
 
 
 def to_f32(dt, a):
@@ -72,77 +44,105 @@ def to_f32(dt, a):
 def from_f32(dt, x):
     if dt == "BF16":
         u = x.view(np.uint32)
-        # round to nearest even on the upper 16 bits
-        u = u + (np.uint32(0x7FFF) + ((u >> 16) & np.uint32(1)))
-        return (u >> 16).astype(np.uint16)
-    return x.astype(DTYPES[dt])
+        nan = np.isnan(x)
+        u = (u + (np.uint32(0x7FFF) + ((u >> 16) & np.uint32(1)))) >> 16  # round to nearest even
+        return np.where(nan, np.uint16(0x7FC0), u.astype(np.uint16))
+    return x.astype(NP[dt])
+
+
+def wsum(ws, xs):
+    """sum_i f32(w_i * x_i), left to right, each product rounded to f32."""
+    acc = np.float32(ws[0]) * xs[0]
+    for w, x in zip(ws[1:], xs[1:]):
+        acc = acc + np.float32(w) * x
+    return acc
+
+
+def ties_trim(d, density):
+    n = d.size
+    k = int(math.floor(density * n))
+    if k >= n:
+        return d
+    mag = np.abs(d)
+    keep = np.zeros(n, dtype=bool)
+    if k > 0:
+        t = np.partition(mag, n - k)[n - k]  # the k-th largest |delta|
+        keep = mag > t
+        need = k - int(np.count_nonzero(keep))
+        keep[np.flatnonzero(mag == t)[:need]] = True
+    return np.where(keep, d, np.float32(0.0))
+
+
+def ties(name, base, xs, kv):
+    dt, shape, b = base
+    m = len(xs)
+    ws = nc.floats(kv.get("weights"), m, 1.0)
+    dens = nc.floats(kv.get("density"), m, 0.5)
+    lam = np.float32(float(kv.get("lambda", 1.0)))
+    b32 = to_f32(dt, b).ravel()
+    ds = [ties_trim(to_f32(dt, x[2]).ravel() - b32, d) for x, d in zip(xs, dens)]
+    plus = wsum(ws, ds) >= np.float32(0.0)
+    acc = np.zeros(b32.size, dtype=np.float32)
+    den = np.zeros(b32.size, dtype=np.float32)
+    for w, d in zip(ws, ds):
+        agree = np.where(plus, d > 0, d < 0)
+        acc = np.where(agree, acc + np.float32(w) * d, acc)
+        den = np.where(agree, den + np.float32(w), den)
+    if kv.get("normalize", "1") not in ("0", "false"):
+        acc = acc / np.where(np.abs(den.astype(np.float64)) < 1e-8, np.float32(1.0), den)
+    return from_f32(dt, b32 + lam * acc)
+
+
+def slerp_weights(a, b, t):
+    a64, b64 = a.astype(np.float64), b.astype(np.float64)
+    na, nb = np.linalg.norm(a64), np.linalg.norm(b64)
+    if na > 1e-8:
+        a64 = a64 / na
+    if nb > 1e-8:
+        b64 = b64 / nb
+    dot = float(np.dot(a64, b64))
+    if abs(dot) > 0.9995:
+        return 1.0 - t, t
+    th = math.acos(dot)
+    s = math.sin(th)
+    return math.sin((1.0 - t) * th) / s, math.sin(t * th) / s
 
 
 def main():
-    if len(sys.argv) != 3:
-        sys.exit("Usage: naive_merge.py CONFIG.json OUT.safetensors")
-    cfg_path, out_path = sys.argv[1], sys.argv[2]
-    with open(cfg_path) as f:
-        cfg = json.load(f)
-    if cfg.get("method") != "layer_swap":
-        sys.exit("naive_merge.py: only method layer_swap is supported")
-    root = os.path.dirname(os.path.abspath(cfg_path))
-    ls = cfg["layer_swap"]
-    for k in ("transition_weights", "non_layer_weights"):
-        if ls.get(k, "uniform") != "uniform":
-            sys.exit("naive_merge.py: only uniform weights are supported")
-    models = {k: os.path.join(root, v) for k, v in cfg["models"].items()}
-
-    task = load_checkpoint(models[ls["task_expert"]])
-    lang = load_checkpoint(models[ls["language_expert"]])
-
-    layer_re = re.compile(r"layers\.(\d+)\.")
-    L = 1 + max(int(m.group(1)) for m in (layer_re.search(n) for n in task) if m)
-    bottom, top = ls["bottom"], ls["top"]
-    lo_t, up_t = ls.get("lower_transition", 0), ls.get("upper_transition", 0)
-    non_layer = ls.get("non_layer", "average")
-
+    method, out_path, kv = nc.parse_args(sys.argv, "naive_merge.py")
     out = {}
-    for name in sorted(task):
-        dt, shape, ta = task[name]
-        ga = lang[name][2]
-        m = layer_re.search(name)
-        if m:
-            i = int(m.group(1))
-            if i < bottom or i >= L - top:
-                action = "language"
-            elif i < bottom + lo_t or i >= L - top - up_t:
-                action = "average"
+    if method == "layer_swap":
+        task, lang = load(kv["task"]), load(kv["lang"])
+        L = nc.num_layers(task)
+        for name in sorted(task):
+            dt, shape, ta = task[name]
+            act = nc.swap_action(name, L, kv)
+            if act == "task":
+                out[name] = (dt, shape, ta)
+            elif act == "language":
+                out[name] = (dt, shape, lang[name][2])
             else:
-                action = "task"
-        else:
-            action = non_layer
-        if action == "task":
-            out[name] = (dt, shape, ta.copy())
-        elif action == "language":
-            out[name] = (dt, shape, ga.copy())
-        else:
-            x = np.float32(0.5) * to_f32(dt, ta)
-            x = x + np.float32(0.5) * to_f32(dt, ga)
-            out[name] = (dt, shape, from_f32(dt, x))
-
-    # one safetensors file: header, padded with spaces to a multiple of 8, then data
-    hdr = {"__metadata__": {"format": "pt"}}
-    off = 0
-    for name, (dt, shape, a) in out.items():
-        hdr[name] = {"dtype": dt, "shape": list(shape), "data_offsets": [off, off + a.nbytes]}
-        off += a.nbytes
-    hb = json.dumps(hdr, separators=(",", ":")).encode()
-    hb += b" " * (-len(hb) % 8)
+                out[name] = (dt, shape, from_f32(dt, wsum([0.5, 0.5], [to_f32(dt, ta), to_f32(dt, lang[name][2])])))
+    elif method == "ties":
+        base = load(kv["base"])
+        xs = [load(p) for p in kv["models"].split(",")]
+        for name in sorted(base):
+            out[name] = (base[name][0], base[name][1], ties(name, base[name], [x[name] for x in xs], kv))
+    else:
+        a, b = load(kv["a"]), load(kv["b"])
+        t = float(kv.get("t", 0.5))
+        for name in sorted(a):
+            dt, shape, xa = a[name]
+            fa, fb = to_f32(dt, xa).ravel(), to_f32(dt, b[name][2]).ravel()
+            out[name] = (dt, shape, from_f32(dt, wsum(slerp_weights(fa, fb, t), [fa, fb])))
+    items = [(n, dt, shape, a.nbytes) for n, (dt, shape, a) in out.items()]
     os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
-    with open(out_path, "wb") as f:
-        f.write(struct.pack("<Q", len(hb)))
-        f.write(hb)
-        for name, (dt, shape, a) in out.items():
-            f.write(a.tobytes())
-        f.flush()
-        os.fsync(f.fileno())
-    print(f"naive_merge: {len(out)} tensors, {off} bytes -> {out_path}", file=sys.stderr)
+    f = open(out_path, "wb")
+    f.write(nc.header_bytes(items))
+    for _, (_, _, a) in out.items():
+        f.write(np.ascontiguousarray(a).tobytes())
+    nc.fsync_close(f)
+    print("naive_merge.py: %s, %d tensors -> %s" % (method, len(out), out_path), file=sys.stderr)
 
 
 if __name__ == "__main__":
