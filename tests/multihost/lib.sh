@@ -59,12 +59,12 @@ same_dirs() {
   return $rc
 }
 
-# Open MPI across the nodes: mpirun on node1 with the nodes' hostfile, orted started on
-# the other nodes through the rsh agent, TCP between nodes on the cluster's subnet only,
-# shared memory (vader) within a node.  Nothing of a Slurm allocation the test itself
-# might run in is passed on.
+# Open MPI across the nodes: mpirun on node1 (MH_LAUNCH=nodeK: on that node, which then
+# holds rank 0) with the nodes' hostfile, orted started on the other nodes through the
+# rsh agent, TCP between nodes on the cluster's subnet only, shared memory (vader)
+# within a node.  Nothing of a Slurm allocation the test itself might run in is passed on.
 mh_mpirun() { # TIMEOUT MPIRUN-ARGS...
-  local t=$1
+  local t=$1 launch=${MH_LAUNCH:-node1}
   shift
   env -u OMPI_MCA_orte_tmpdir_base -u SLURM_JOB_ID -u SLURM_JOBID -u SLURM_NODELIST -u SLURM_JOB_NODELIST \
       OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 \
@@ -72,7 +72,7 @@ mh_mpirun() { # TIMEOUT MPIRUN-ARGS...
       OMPI_MCA_btl="${MH_BTL:-tcp,self,vader}" OMPI_MCA_btl_tcp_if_include="$SUBNET.0/24" \
       OMPI_MCA_oob_tcp_if_include="$SUBNET.0/24" OMPI_MCA_btl_vader_single_copy_mechanism=none \
       OMPI_MCA_mpi_yield_when_idle=1 \
-      timeout --verbose -k 10 "$t" "$VC" exec "$state" node1 mpirun --hostfile "$state/hostfile" "$@"
+      timeout --verbose -k 10 "$t" "$VC" exec "$state" "$launch" mpirun --hostfile "$state/hostfile" "$@"
 }
 
 # Nothing of layerswap or Open MPI is left on any node (after a run ended).

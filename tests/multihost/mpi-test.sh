@@ -27,7 +27,8 @@
 #            ranks), first node2, then node1 (the one running mpirun): mpirun and every
 #            rank on the other nodes end, none is left, within the time limit; the output
 #            folder has no manifest; the same command then resumes on all three nodes
-#            to the bytes of the 1-rank merge
+#            to the bytes of the 1-rank merge (after node1's death, launched from node2:
+#            rank 0 on another host than the dead run's)
 # Exit 0 pass, 1 fail, 77 skipped (no namespaces here).
 set -uo pipefail
 [ $# -eq 4 ] || { echo "usage: $0 CASE LAYERSWAP STATE WORK_DIR" >&2; exit 1; }
@@ -230,8 +231,18 @@ kill)
       break
     done
     [ $killed -eq 1 ] || { bad "$victim: no attempt was stopped before the merge finished"; continue; }
-    # the node is back (empty /tmp): the same command resumes on all three nodes
-    if run_ranks 6 "$out-rerun" -- merge big.json -o "$out" --mem 1M; then
+    # the node is back (empty /tmp): the same command resumes on all three nodes.  After
+    # node1's death the rerun starts from node2, so that rank 0 (which takes the output
+    # folder's lock) is on another host than the dead run's rank 0, as when a job that
+    # lost a node is requeued to other nodes
+    launch=node1
+    if [ $victim = node1 ]; then
+      launch=node2
+      r0=$(MH_LAUNCH=$launch mh_mpirun 60 -n 6 sh -c '[ "$OMPI_COMM_WORLD_RANK" = 0 ] && hostname' 2>/dev/null)
+      [ "$r0" = node2 ] || bad "mpirun on node2: rank 0 is on '$r0', expected node2"
+    fi
+    if MH_LAUNCH=$launch run_ranks 6 "$out-rerun" -- merge big.json -o "$out" --mem 1M; then
+      echo "rerun (mpirun on $launch) after $victim's death: $(grep -o 'on 6 rank(s).*' "$out-rerun.log")"
       same_dirs ref "$out"
       "$bin" verify "$out" >/dev/null || bad "layerswap verify $out failed"
       if [ "$kept" -gt 0 ]; then

@@ -5,9 +5,10 @@
 # Jobs are submitted from node1 (the login node); work folders are on the shared file
 # system; every reference runs as one plain process on the machine, outside Slurm.
 # CASE is one of:
-#   merge    merge.sbatch on 2 nodes, 2 tasks each (srun --mpi=pmix: PMIx across
-#            slurmstepds, TCP between the nodes): the job ran on two nodes, 4 ranks, and
-#            every output file equals the 1-rank merge's
+#   merge    merge.sbatch on 2 nodes, 2 tasks each, with srun --mpi=pmix (PMIx across
+#            slurmstepds, TCP between the nodes) and with LAUNCHER=mpirun (sites without
+#            PMIx): the job ran on two nodes, 4 ranks, and every output file equals the
+#            1-rank merge's
 #   array    sweep-array.sbatch, 4 elements, each holding a whole node (--exclusive), so
 #            that they spread over the nodes: element K equals `merge --sweep S --index K`
 #            and folder K of `layerswap sweep S`, whichever node ran it
@@ -61,19 +62,28 @@ merge)
  "output": {"path": "unused", "shard_size": "2MB"}}
 JSON
   "$bin" merge m.json -o ref --mem 1M --quiet || bad "1-rank merge (outside Slurm) exited with $?"
-  sl timeout 300 sbatch --wait --nodes=2 --ntasks=4 --ntasks-per-node=2 --job-name=lsw-mh-merge \
-     --output="$work/%x_%j.out" "$tpl/merge.sbatch" m.json -o "$work/out" --mem 1M >sbatch.txt 2>&1
-  rc=$?
-  log=$(ls "$work"/lsw-mh-merge_*.out 2>/dev/null | head -n1)
-  [ $rc -eq 0 ] || { bad "sbatch --wait exited with $rc: $(cat sbatch.txt)"; show_log "$log"; }
-  id=$(sed -n 's/^Submitted batch job //p' sbatch.txt)
-  nodes=$(job_field "$id" NodeList)
-  echo "job $id ran on $nodes: $(grep -o 'on [0-9]* rank(s)' "$log")"
-  case "$nodes" in node\[*-*\]|node\[*,*\]) ;; *) bad "job $id ran on '$nodes', not on two nodes" ;; esac
-  grep -q 'srun --mpi=pmix .* merge m.json --progress 1' "$log" || bad "the job log does not show the srun --mpi=pmix command"
-  grep -q 'on 4 rank(s)' "$log" || { bad "the merge did not run on 4 ranks"; show_log "$log"; }
-  same_dirs ref out
-  "$bin" verify out >/dev/null || bad "layerswap verify out failed"
+  # LAUNCHER=srun: srun --mpi=pmix (the default); LAUNCHER=mpirun: the sites without PMIx,
+  # mpirun inside the allocation (it starts its daemons on the other node through srun)
+  for launcher in srun mpirun; do
+    sl env LAUNCHER=$launcher timeout 300 sbatch --wait --nodes=2 --ntasks=4 --ntasks-per-node=2 \
+       --job-name=lsw-mh-$launcher --output="$work/%x_%j.out" "$tpl/merge.sbatch" m.json -o "$work/out-$launcher" \
+       --mem 1M >sbatch-$launcher.txt 2>&1
+    rc=$?
+    log=$(ls "$work"/lsw-mh-${launcher}_*.out 2>/dev/null | head -n1)
+    [ $rc -eq 0 ] || { bad "LAUNCHER=$launcher: sbatch --wait exited with $rc: $(cat sbatch-$launcher.txt)"; show_log "$log"; }
+    id=$(sed -n 's/^Submitted batch job //p' sbatch-$launcher.txt)
+    nodes=$(job_field "$id" NodeList)
+    echo "LAUNCHER=$launcher: job $id ran on $nodes: $(grep -o 'on [0-9]* rank(s)' "$log")"
+    case "$nodes" in node\[*-*\]|node\[*,*\]) ;; *) bad "LAUNCHER=$launcher: job $id ran on '$nodes', not on two nodes" ;; esac
+    case $launcher in
+      srun) want='srun --mpi=pmix .* merge m.json --progress 1' ;;
+      mpirun) want='run 1 on .*: mpirun .* merge m.json --progress 1' ;;
+    esac
+    grep -q "$want" "$log" || bad "LAUNCHER=$launcher: the job log does not show the $launcher command"
+    grep -q 'on 4 rank(s)' "$log" || { bad "LAUNCHER=$launcher: the merge did not run on 4 ranks"; show_log "$log"; }
+    same_dirs ref out-$launcher
+    "$bin" verify out-$launcher >/dev/null || bad "layerswap verify out-$launcher failed"
+  done
   ;;
 # -------------------------------------------------------------------------------------------
 array)
