@@ -20,7 +20,9 @@
 #   - two partitions over all nodes: `batch` (default, PriorityTier=1, PreemptMode=REQUEUE)
 #     and `urgent` (PriorityTier=10): a job in `urgent` preempts `batch` jobs
 #     (PreemptType=preempt/partition_prio), which Slurm requeues;
-#   - each node has the machine's CPU count (config_overrides: the nodes share the CPUs).
+#   - each node has the machine's CPU count (config_overrides: the nodes share the CPUs);
+#   - VSLURM_EXTRA=FILE: lines of a site's own slurm.conf settings, appended after these
+#     (before the node and partition lines), so that they win.
 # The daemons are started by hand (no systemd); `down` stops them by PID (each checked to
 # be that daemon), and vcluster.sh down then ends whatever is left on the nodes.
 # Installs slurmctld slurmd slurm-client munge with apt when missing (as slurm-up.sh).
@@ -120,6 +122,10 @@ EOF
   for node in "$@"; do
     echo "NodeName=$node NodeAddr=$(awk -v n="$node" '$2 == n {print $1}' "$S/hosts") CPUs=$ncpu RealMemory=$mem State=UNKNOWN"
   done >> "$CONF"
+  if [ -n "${VSLURM_EXTRA:-}" ]; then
+    # a site's own settings, tried on this cluster: appended, so that they win
+    { echo "# from VSLURM_EXTRA=$VSLURM_EXTRA"; cat "$VSLURM_EXTRA"; } >> "$CONF" || die "cannot read VSLURM_EXTRA=$VSLURM_EXTRA"
+  fi
   local list
   list=$(echo "$@" | tr ' ' ',')
   cat >> "$CONF" <<EOF
