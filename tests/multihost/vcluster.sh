@@ -73,6 +73,17 @@ probe() {
   return 77
 }
 
+install_ip() { # as root, with apt, when `ip` is missing (idempotent)
+  command -v ip >/dev/null && return 0
+  [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null || return 0
+  echo "vcluster: installing iproute2"
+  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends iproute2 \
+    >/dev/null 2>&1 \
+    || { apt-get -o DPkg::Lock::Timeout=300 update -qq && DEBIAN_FRONTEND=noninteractive \
+         apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends iproute2; } \
+    || echo "vcluster: apt-get install iproute2 failed" >&2
+}
+
 # ---- state -----------------------------------------------------------------------------
 state_dir() { # STATE -> absolute path (created)
   mkdir -p "$1" && (cd "$1" && pwd)
@@ -305,8 +316,10 @@ case "$cmd" in
   __hold) hold "$2" "$3" "$4" ;;
   up|down|exec|kill-node|ps)
     [ $# -ge 2 ] || die "usage: $0 $cmd STATE ..."
-    # where no cluster can be built, `up` is a skip, before it touches anything
-    [ "$cmd" = up ] && { probe || exit $?; }
+    # iproute2 is the one package this needs beyond util-linux (a minimal Debian image
+    # lacks it); then, where no cluster can be built, `up` is a skip, before it touches
+    # anything
+    [ "$cmd" = up ] && { install_ip; probe || exit $?; }
     S=$(state_dir "$2") || die "cannot create $2"
     shift 2 ;;
   *) sed -n '2,/^set /p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit 1 ;;
