@@ -42,6 +42,16 @@ node_procs() {
   "$VC" ps "$state" "$1" | awk -v p="${2:-.}" '$3 !~ /^lsw-vnode:/ && $0 ~ p {$2 = ""; print}'
 }
 
+# run_pids PROGRAM WORD: PIDs (as the machine sees them, on every node) of the processes
+# whose argv[0] is PROGRAM and one of whose arguments is WORD; one awk over /proc, fast
+# enough to catch a short run's ranks as they start
+run_pids() {
+  awk -v prog="$1" -v word="$2" 'BEGIN {RS = "\0"}
+    FNR == 1 {ok = ($0 == prog); hit = 0; f = FILENAME}
+    FNR > 1 && ok && $0 == word && !hit {hit = 1; sub("^/proc/", "", f); sub("/cmdline$", "", f); print f}' \
+    /proc/[0-9]*/cmdline 2>/dev/null
+}
+
 # same_dirs A B: the same file names (hidden ones too) and identical bytes in every file,
 # recursively (a sweep's output is a folder of folders)
 same_dirs() {

@@ -194,13 +194,17 @@ kill)
       # the six ranks' PIDs (as seen from the machine), then the first finished shard;
       # the last attempt does not wait for a shard: a kill right after the start is
       # mid-run too
-      pids="" i=0
-      while [ "$(echo $pids | wc -w)" -lt 6 ] && [ $i -lt 3000 ]; do
-        pids=$(for n in $NODES; do node_procs "$n" "merge big.json -o $out"; done | awk '$2 ~ /layerswap$/ {print $1}')
-        i=$((i + 1))
-        kill -0 $mp 2>/dev/null || break
+      pids=""
+      while [ "$(echo $pids | wc -w)" -lt 6 ] && kill -0 $mp 2>/dev/null; do
+        pids=$(run_pids "$bin" "$out")
       done
-      [ "$(echo $pids | wc -w)" -eq 6 ] || { bad "$victim: 6 ranks did not start"; tail -n 20 "$out.log"; wait $mp; break 2; }
+      if [ "$(echo $pids | wc -w)" -ne 6 ]; then
+        wait $mp
+        rc=$?
+        [ $rc -eq 0 ] || { bad "$victim: the 6-rank run ended with $rc before its ranks were seen"; tail -n 20 "$out.log"; break; }
+        echo "$victim, attempt $attempt: the merge had finished before its 6 ranks were seen; again"
+        continue
+      fi
       if [ $attempt -lt 3 ]; then
         i=0
         while ! compgen -G "$out/model-*.safetensors" >/dev/null && [ $i -lt 20000 ]; do sleep 0.001; i=$((i + 1)); done

@@ -146,10 +146,11 @@ JSON
     # its two ranks, then (but for the last attempt) the first finished shard; then the
     # ranks are frozen so that the job cannot finish before the preemption reaches it
     pids="" i=0
-    while [ "$(echo $pids | wc -w)" -lt 2 ] && [ $i -lt 3000 ]; do
-      pids=$(node_procs "$first" "merge big.json" | awk '$2 ~ /layerswap$/ {print $1}')
+    while [ "$(echo $pids | wc -w)" -lt 2 ] && [ $i -lt 100000 ]; do
+      pids=$(run_pids "$bin" "$work/out")
       i=$((i + 1))
-      [ "$(job_field "$id" JobState)" = RUNNING ] || break
+      # every ~0.5 s: still running?
+      [ $((i % 50)) -ne 0 ] || [ "$(job_field "$id" JobState)" = RUNNING ] || break
     done
     if [ "$(echo $pids | wc -w)" -ne 2 ]; then
       st=$(wait_state "$id" 120 "$final_states")
