@@ -29,14 +29,16 @@
 #   - the PID space is the machine's: nodes do not have PID namespaces, because a
 #     process in one PID namespace cannot enter a sibling's (the rsh agent must
 #     start orted on another node from inside a node).
-# Each node's namespaces are held open by a holder process (`sleep infinity` under
-# the name lsw-vnode:<node>:<STATE>), recorded with its start time in
-# STATE/<node>/holder so that a reused PID is never mistaken for it.  A process
+# Each node's namespaces are held open by a holder process (named
+# lsw-vnode:<node>:<STATE> in ps), recorded with its start time in STATE/<node>/holder
+# so that a reused PID is never mistaken for it.  A process
 # belongs to a node when its network, mount and UTS namespaces are the node's (the
 # namespace ids are recorded in STATE/<node>/ns).  `down` signals exactly those
 # processes (TERM, then KILL after 5 s), then the holders; the namespaces, the veth
 # pairs and the bridge go away with their last process.  `up` runs `down` first, so
-# a cluster left over by a killed run in the same STATE is cleared.
+# a cluster left over by a killed run in the same STATE is cleared, and an `up`
+# that fails half-way tears down what it built.  A holder ends its node by itself when
+# STATE/<node> is removed, or after VCLUSTER_TTL seconds when that is set.
 #
 # Files: STATE/hosts (the nodes' /etc/hosts), STATE/hostfile (Open MPI: one line
 # per node, slots = CPUs of the machine), STATE/nodes (the node names), STATE/subnet.
@@ -191,10 +193,12 @@ start_holder() { # S UNIT UNSHARE-OPTIONS... -> records STATE/UNIT/holder and ns
 up() { # S N
   local S=$1 n=$2 i node hp sw ncpu
   [ "$n" -ge 1 ] && [ "$n" -le 200 ] || die "N must be 1..200"
+  [[ $SUBNET =~ ^[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}$ ]] || die "VCLUSTER_SUBNET=$SUBNET: three numbers, e.g. 10.77.0"
   case "$S/" in /tmp/*|/var/tmp/*|/dev/shm/*)
     die "STATE ($S) must be on the shared file system, not under /tmp, /var/tmp or /dev/shm (each node has its own)" ;;
   esac
   down "$S" --quiet || die "a cluster left over in $S could not be stopped"
+  trap 'down "$S" --quiet' EXIT     # whatever fails below: nothing of it is left
   rm -rf "$S"/node[0-9]* "$S/switch" "$S/hosts" "$S/hostfile" "$S/nodes"
   ip -o link show > "$S/root-links.before"     # checked by `down`: the machine's own links
   ncpu=$(nproc)
@@ -228,8 +232,9 @@ up() { # S N
   for i in $(seq 1 "$n"); do
     local j=$(( i % n + 1 )) out
     out=$(nsenter -t "$(holder_pid "$S" node$i)" -n timeout 5 bash -c "echo > /dev/tcp/$SUBNET.$j/9" 2>&1)
-    case "$out" in *refused*) ;; *) down "$S" --quiet; die "node$i cannot reach node$j ($SUBNET.$j): ${out:-connected?}" ;; esac
+    case "$out" in *refused*) ;; *) die "node$i cannot reach node$j ($SUBNET.$j): ${out:-connected?}" ;; esac
   done
+  trap - EXIT
   echo "vcluster: $n node(s) up in $S: $(tr '\n' ' ' < "$S/nodes")on $SUBNET.0/24 (bridge in a namespace of its own)"
 }
 
