@@ -272,11 +272,18 @@ static int parse_rules(const ctx *x, const lsw_json *arr)
     return 0;
 }
 
+const lsw_ls_key lsw_layer_swap_keys[LSW_LS_NKEYS] = {
+    {"task_expert", NULL, ""},           {"language_expert", NULL, ""},      {"bottom", "0", "b"},
+    {"top", "0", "t"},                   {"lower_transition", "0", "lt"},    {"upper_transition", "0", "ut"},
+    {"transition_weights", "\"uniform\"", "tw-"}, {"non_layer", "\"average\"", "nl-"},
+    {"non_layer_weights", "\"uniform\"", "nlw-"}};
+
 static int parse_layer_swap(const ctx *x, const lsw_json *o)
 {
-    static const char *const keys[] = {"task_expert", "language_expert", "bottom", "top", "lower_transition",
-                                       "upper_transition", "transition_weights", "non_layer", "non_layer_weights",
-                                       NULL};
+    const char *keys[LSW_LS_NKEYS + 1];
+    for (int k = 0; k < LSW_LS_NKEYS; k++)
+        keys[k] = lsw_layer_swap_keys[k].key;
+    keys[LSW_LS_NKEYS] = NULL;
     const char *where = "layer_swap";
     lsw_config *c = x->c;
     if (lsw_json_type_of(o) != LSW_JSON_OBJECT)

@@ -149,6 +149,18 @@ typedef struct lsw_config {
     char *text;             /* the config text as read */
 } lsw_config;
 
+/* The keys of a "layer_swap" section, shared by the config parser and the
+ * sweep grid (lsw_sweep): in the order a grid expands them (the last varies
+ * fastest), each with its default as JSON text (NULL: required) and the
+ * prefix a sweep's merge names give its value ("b" for bottom, ...). */
+#define LSW_LS_NKEYS 9
+typedef struct lsw_ls_key {
+    const char *key;
+    const char *dflt;
+    const char *name_prefix;
+} lsw_ls_key;
+extern const lsw_ls_key lsw_layer_swap_keys[LSW_LS_NKEYS];
+
 /* Rules' "match" expressions are untrusted: glibc's regcomp duplicates the
  * parse tree for stacked and nested repetitions (memory exponential in their
  * count; it crashes when memory runs out) and back-references make matching

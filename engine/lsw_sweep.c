@@ -21,14 +21,9 @@
 #include "lsw_progress.h"
 #include "lsw_strbuf.h"
 
-/* Grid keys in expansion order (the last varies fastest). */
-enum { G_TASK, G_LANG, G_BOTTOM, G_TOP, G_LOWER, G_UPPER, G_TW, G_NL, G_NLW, G_KEYS };
-static const char *const grid_keys[G_KEYS] = {"task_expert", "language_expert", "bottom", "top", "lower_transition",
-                                              "upper_transition", "transition_weights", "non_layer",
-                                              "non_layer_weights"};
-static const char *const grid_default[G_KEYS] = {NULL, NULL, "0", "0", "0", "0", "\"uniform\"", "\"average\"",
-                                                 "\"uniform\""};
-static const char *const name_prefix[G_KEYS] = {"", "", "b", "t", "lt", "ut", "tw-", "nl-", "nlw-"};
+/* Grid keys: the layer_swap keys (lsw_config), in expansion order. */
+enum { G_TASK, G_LANG, G_KEYS = LSW_LS_NKEYS };
+#define grid_key(g) (lsw_layer_swap_keys[g].key)
 
 struct lsw_sweep {
     char *file, *dir;
@@ -140,7 +135,7 @@ static int parse_top(lsw_sweep *s, const lsw_json *root, sweep_src *x)
     for (size_t i = 0; i < lsw_json_count(x->grid); i++) {
         const char *k = lsw_json_key(x->grid, i, NULL);
         int g = 0;
-        while (g < G_KEYS && strcmp(grid_keys[g], k))
+        while (g < G_KEYS && strcmp(grid_key(g), k))
             g++;
         if (g == G_KEYS)
             return sweep_err(s->file, "grid: unknown key \"%s\"", k);
@@ -195,7 +190,7 @@ static int count_merges(lsw_sweep *s, sweep_src *x)
     /* a value listed twice on an axis would give two merges of the same name */
     int rc = 0;
     for (int g = 0; g < G_KEYS && !rc; g++)
-        rc = distinct_values(s->file, x->text, x->axis[g], grid_keys[g]);
+        rc = distinct_values(s->file, x->text, x->axis[g], grid_key(g));
     return rc;
 }
 
@@ -210,7 +205,7 @@ static void merge_name(const sweep_src *x, const size_t *idx, lsw_strbuf *nm)
         for (char *c = v; *c; c++)
             if (*c == '/' || *c == ' ')
                 *c = '_';
-        lsw_sb_printf(nm, "%s%s%s", g ? "-" : "", name_prefix[g], v);
+        lsw_sb_printf(nm, "%s%s%s", g ? "-" : "", lsw_layer_swap_keys[g].name_prefix, v);
     }
 }
 
@@ -225,11 +220,11 @@ static void merge_config(const sweep_src *x, const size_t *idx, size_t k, const 
     }
     lsw_sb_str(b, ", \"method\": \"layer_swap\", \"layer_swap\": {");
     for (int g = 0; g < G_KEYS; g++) {
-        lsw_sb_printf(b, "%s\"%s\": ", g ? ", " : "", grid_keys[g]);
+        lsw_sb_printf(b, "%s\"%s\": ", g ? ", " : "", grid_key(g));
         if (x->axis[g])
             put_raw(b, x->text, lsw_json_at(x->axis[g], idx[g]));
         else
-            lsw_sb_str(b, grid_default[g]);
+            lsw_sb_str(b, lsw_layer_swap_keys[g].dflt);
     }
     lsw_sb_str(b, "}, \"output\": {\"path\": ");
     size_t subn = strlen(x->raw_path) + strlen(name) + 32;
