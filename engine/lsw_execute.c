@@ -19,26 +19,13 @@
 #include "lsw_error.h"
 #include "lsw_io.h"
 #include "lsw_kernels.h"
+#include "lsw_lock.h"
 #include "lsw_mav.h"
 #include "lsw_modelfiles.h"
 #include "lsw_progress.h"
+#include "lsw_signal.h"
 #include "lsw_strbuf.h"
 #include "lsw_taskvec.h"
-
-volatile sig_atomic_t lsw_stop_signal = 0;
-
-static void on_stop(int sig) { lsw_stop_signal = sig; }
-
-void lsw_install_stop_handlers(void)
-{
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_stop;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGUSR1, &sa, NULL);
-}
 
 static int check_stop(void)
 {
@@ -728,7 +715,11 @@ int lsw_execute_merge(lsw_plan *p, const lsw_run_opts *o, const lsw_comm *c)
         MPI_Bcast(&done, 1, MPI_INT, 0, c->comm);
     if (done)
         return nothing_to_do(cfg, o, c);
-    int rc = lsw_resolve_magnitude(p, o, c);
+    /* issue 10: the folder's owner before any work (rank 0 holds it to the end) */
+    int rc = lsw_agree(c, c->rank == 0 ? lsw_lock_dir(cfg->out.path, "merge") : 0);
+    if (rc)
+        return rc;
+    rc = lsw_resolve_magnitude(p, o, c);
     phase[0] = lsw_now() - t0;
     if (rc)
         return rc;
@@ -736,6 +727,8 @@ int lsw_execute_merge(lsw_plan *p, const lsw_run_opts *o, const lsw_comm *c)
     lsw_out_state st = LSW_OUT_FRESH;
     if (c->rank == 0)
         rc = open_outdir(p, o, &od, &st);
+    if (c->rank == 0 && !rc && st != LSW_OUT_COMPLETE)
+        rc = lsw_plan_check_space(p, od); /* issue 10: room for what is left, before any data */
     rc = lsw_agree(c, rc);
     if (rc)
         return rc;

@@ -13,7 +13,6 @@
 #ifndef LSW_EXECUTE_H
 #define LSW_EXECUTE_H
 
-#include <signal.h>
 #include <stdint.h>
 
 #include "lsw_agree.h"
@@ -37,10 +36,6 @@ typedef struct lsw_run_opts {
 #define LSW_MIN_MEM (1ULL << 20)
 /* The usage error of a bad --mem value (printf format, one %s: the value). */
 #define LSW_MEM_USAGE "--mem needs a size from 1M up, such as 512M or 2G (suffixes K M G T, KB MB GB TB), not '%s'"
-
-/* Set by the stop-signal handlers; polled between blocks. */
-extern volatile sig_atomic_t lsw_stop_signal;
-void lsw_install_stop_handlers(void);
 
 /* Model MAV (SPEC §4) against cfg->base of every model m with needed[m],
  * into mav[m]; tensors spread over the ranks, summed in name order.

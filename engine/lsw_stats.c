@@ -19,6 +19,7 @@
 #include "lsw_execute.h"
 #include "lsw_io.h"
 #include "lsw_json.h"
+#include "lsw_lock.h"
 #include "lsw_mav.h"
 #include "lsw_progress.h"
 #include "lsw_stats_h5.h"
@@ -690,10 +691,14 @@ int lsw_stats_main(int argc, char **argv)
                 out_names[E + 1] = "summary.json";
                 out_names[E + 2] = "report.html";
                 out_names[E + 3] = "proposed-layer-swap.json";
-                if (overwrite && lsw_is_dir(outdir))
+                rc = lsw_lock_dir(outdir, "stats"); /* issue 10: the folder's owner before anything */
+                if (!rc && overwrite && lsw_is_dir(outdir))
                     rc = remove_stale(outdir, out_names, E + 4);
                 if (!rc)
                     rc = lsw_outdir_open(outdir, h, out_names, E + 4, overwrite, &od, &state);
+                if (!rc && state != LSW_OUT_COMPLETE) /* issue 10: stats.h5 (f64 per row and expert) and the rest */
+                    rc = lsw_outdir_check_space(od, total_rows * 8 * (uint64_t)E + ((uint64_t)E + 4) * (1u << 20), E + 4,
+                                                "stats.h5, summaries and heatmaps");
             }
             for (size_t e = 0; svg && e < E; e++)
                 free(svg[e]);

@@ -9,6 +9,7 @@
 #include "lsw_execute.h"
 #include "lsw_kernels.h"
 #include "lsw_mav.h"
+#include "lsw_signal.h"
 
 static int same_shape(const lsw_tensor_desc *a, const lsw_tensor_desc *b)
 {
