@@ -707,6 +707,8 @@ int lsw_sweep_run(const lsw_sweep *s, const lsw_run_opts *o, const lsw_comm *c)
     /* issue 10: rank 0 owns the sweep folder and every merge folder before any work */
     for (size_t k = 0; !rc && c->rank == 0 && k <= E; k++)
         rc = lsw_lock_dir(k ? s->cfgs[k - 1]->out.path : s->out_path, "sweep");
+    if (!rc && c->rank == 0)
+        lsw_outdir_remove_temporaries(s->out_path); /* a killed run's .sweep.json.PID.lsw-tmp */
     rc = lsw_agree(c, rc);
     /* magnitude weights: each model's MAV once, for the merges not finished yet */
     unsigned char *done = calloc(E, 1);

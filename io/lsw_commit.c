@@ -23,6 +23,8 @@
 
 typedef struct rec { char *name; uint64_t bytes; uint32_t crc; } rec;
 
+static void remove_temporaries(const char *dir);
+
 struct lsw_outdir {
     char *dir;
     uint64_t hash;
@@ -169,6 +171,12 @@ static int remove_weight_files(const char *dir)
             rc = remove_name(dir, e->d_name);
     closedir(d);
     return rc;
+}
+
+void lsw_outdir_remove_temporaries(const char *dir)
+{
+    if (lsw_lock_held(dir))
+        remove_temporaries(dir);
 }
 
 static void remove_temporaries(const char *dir)

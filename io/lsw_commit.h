@@ -40,6 +40,11 @@ int lsw_file_crc32c(const char *path, uint64_t *size, uint32_t *crc);
 int lsw_outdir_open(const char *dir, uint64_t plan_hash, const char *const *names, size_t n, int overwrite,
                     lsw_outdir **out, lsw_out_state *state);
 void lsw_outdir_free(lsw_outdir *o); /* accepts NULL; does not delete anything */
+/* Remove the temporaries (".*.lsw-tmp") a killed run left in `dir`, a
+ * folder this process holds the lock of (lsw_lock_dir; otherwise nothing
+ * is removed).  lsw_outdir_open does it for its folder; this is for
+ * folders without an lsw_outdir, such as a sweep's (sweep.json). */
+void lsw_outdir_remove_temporaries(const char *dir);
 /* 1 if `dir` already holds the finished output of `plan_hash` (its manifest
  * says so); touches nothing.  Lets a rerun skip work done before any output. */
 int lsw_outdir_complete(const char *dir, uint64_t plan_hash);
