@@ -491,7 +491,7 @@ static uint64_t hdf5_bytes(const lsw_plan *p)
     return sum;
 }
 
-int lsw_plan_check_space(const lsw_plan *p, const lsw_outdir *od)
+int lsw_plan_check_space(const lsw_plan *p, lsw_outdir *od)
 {
     size_t nfiles = 0;
     uint64_t need = side_file_bytes(lsw_ckpt_folder(p->models[p->cfg->first_model]), &nfiles);

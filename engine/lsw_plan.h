@@ -115,7 +115,7 @@ int lsw_guard_output(const char *origin, const char *outdir, const char *const *
  * side files; HDF5, model.h5 at its worst (every chunk at its zstd bound)
  * twice, as the spill files it is assembled from exist until it is
  * complete.  Rank 0 (it reads od). */
-int lsw_plan_check_space(const lsw_plan *p, const lsw_outdir *od);
+int lsw_plan_check_space(const lsw_plan *p, lsw_outdir *od);
 
 /* With the model MAVs (SPEC §4, indexed by model; only mav_needed entries
  * are read) resolve magnitude weights.  LSW_E_INPUT if an MAV is 0 (an

@@ -3,6 +3,9 @@
 #include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
+#ifdef LSW_HAVE_HDF5
+#include <hdf5.h>
+#endif
 #include <inttypes.h>
 #include <mpi.h>
 #include <stdio.h>
@@ -815,6 +818,16 @@ int main(int argc, char **argv)
     if (argc == 3 && !strcmp(argv[1], "__h5probe"))
         return lsw_h5probe_child(argv[2]);
     lsw_ckpt_set_h5_probe(lsw_h5probe_run);
+#ifdef LSW_HAVE_HDF5
+    /* HDF5 started before MPI, and never shut down by the library itself:
+     * HDF5 1.10 terminates from an MPI_Finalize callback when it was started
+     * after MPI_Init, and its termination crashes (SIGSEGV in H5F__close_cb)
+     * on a file whose close failed -- a full disk or `ulimit -f` while
+     * model.h5 is written turned exit 4 into a crash.  Every file is closed
+     * by its owner; the process's exit frees the rest. */
+    H5dont_atexit();
+    H5open();
+#endif
     /* An Open MPI singleton normally forks a helper daemon and initialises
      * UCX (0.25-0.45 s, measured); a process started without a launcher talks
      * to nobody, so it needs neither. */

@@ -33,6 +33,7 @@ struct lsw_outdir {
     rec *files;     /* finished in this run (or reused) */
     size_t nfiles;
     int jfd;        /* journal, append */
+    int fresh;      /* this open created the journal (nothing else written yet) */
 };
 
 static char *pathf(const char *dir, const char *prefix, const char *name, const char *suffix)
@@ -211,6 +212,7 @@ static int journal_start(lsw_outdir *o, int keep)
             rc = lsw_fsync_fd(o->jfd, p);
         if (!rc)
             rc = lsw_fsync_dir(o->dir);
+        o->fresh = 1;
     }
     free(p);
     return rc;
@@ -591,7 +593,7 @@ uint64_t lsw_outdir_remaining(const lsw_outdir *o, const char *const *names, con
     return sum;
 }
 
-int lsw_outdir_check_space(const lsw_outdir *o, uint64_t bytes, size_t nfiles, const char *what)
+int lsw_outdir_check_space(lsw_outdir *o, uint64_t bytes, size_t nfiles, const char *what)
 {
     const char *skip = getenv("LSW_NO_SPACE_CHECK");
     if (skip && *skip && strcmp(skip, "0") != 0)
@@ -607,6 +609,12 @@ int lsw_outdir_check_space(const lsw_outdir *o, uint64_t bytes, size_t nfiles, c
         avail = UINT64_MAX;
     if (need <= avail)
         return 0;
+    if (o->fresh && o->nfiles == 0) { /* leave the folder as it was: no journal of a run that never started */
+        close(o->jfd);
+        o->jfd = -1;
+        remove_name(o->dir, LSW_STATE_NAME);
+        o->fresh = 0;
+    }
     return lsw_err_set(LSW_E_NOSPACE,
                        "%s: the run still has to write %" PRIu64 " bytes (%.3f GB%s%s) but the file system has only %"
                        PRIu64 " bytes (%.3f GB) free; nothing was written: free space or choose another -o, then run "

@@ -80,9 +80,11 @@ uint64_t lsw_outdir_remaining(const lsw_outdir *o, const char *const *names, con
 /* Before the first byte of data: LSW_E_NOSPACE (exit 4) with both numbers
  * if the file system of `o` has less free space (statvfs f_bavail) than
  * `bytes` plus a block per file of `nfiles` (and a few for the journal and
- * manifest).  `what` says what the figure holds, for the message.
+ * manifest).  `what` says what the figure holds, for the message.  On
+ * failure a journal this open created is removed again (the folder holds
+ * nothing of the run).
  * LSW_NO_SPACE_CHECK=1 in the environment skips it. */
-int lsw_outdir_check_space(const lsw_outdir *o, uint64_t bytes, size_t nfiles, const char *what);
+int lsw_outdir_check_space(lsw_outdir *o, uint64_t bytes, size_t nfiles, const char *what);
 /* Write the manifest (files in the order recorded, plus `extra_json`: the
  * text of JSON members to add, e.g. "\"config_hash\": \"...\"", or NULL),
  * then remove the journal. */

@@ -62,8 +62,9 @@ static int use_flock(void)
 }
 
 /* Start time of process `pid` in clock ticks since boot (field 22 of
- * /proc/PID/stat); 0 when unknown. */
-static unsigned long long proc_start(long pid)
+ * /proc/PID/stat); 0 when unknown.  *state (optional) gets field 3 ('Z': a
+ * zombie, dead but not reaped -- where PID 1 reaps nothing, forever). */
+static unsigned long long proc_start_state(long pid, char *state)
 {
     char p[64], buf[1024];
     snprintf(p, sizeof p, "/proc/%ld/stat", pid);
@@ -74,6 +75,8 @@ static unsigned long long proc_start(long pid)
     fclose(f);
     buf[n] = 0;
     char *s = strrchr(buf, ')');   /* the command name may hold spaces */
+    if (state)
+        *state = s && s[1] == ' ' ? s[2] : '?';
     unsigned long long v = 0;
     for (int field = 2; s && *s; s++) {
         if (*s != ' ')
@@ -86,6 +89,8 @@ static unsigned long long proc_start(long pid)
     return v;
 }
 
+static unsigned long long proc_start(long pid) { return proc_start_state(pid, NULL); }
+
 /* 1 if a process on this host is (still) the holder recorded. */
 static int local_holder_alive(const holder *h)
 {
@@ -95,7 +100,10 @@ static int local_holder_alive(const holder *h)
         return 0;
     if (kill((pid_t)pid, 0) != 0 && errno == ESRCH)
         return 0;
-    unsigned long long rec = strtoull(h->start, NULL, 10), now = proc_start(pid);
+    char state = '?';
+    unsigned long long rec = strtoull(h->start, NULL, 10), now = proc_start_state(pid, &state);
+    if (state == 'Z' || state == 'X')
+        return 0;   /* exited, not yet reaped: its descriptors (and flock) are gone */
     return !(rec && now && rec != now);   /* a new process under a reused pid is not the holder */
 }
 
@@ -239,9 +247,12 @@ static int create_lock(const char *dir, const char *path, const char *command, i
     return 0;
 }
 
-/* A lock file whose flock we could take (or where flock does not work): is
- * its holder gone?  0 gone, 1 alive (error set), 2 the file went away. */
-static int holder_state(const char *dir, const char *path, holder *h)
+/* A lock file whose flock we could take (`flocked`), or where flock does not
+ * work: is its holder gone?  0 gone, 1 alive (error set), 2 the file went
+ * away.  On this host an flock we could take is proof enough: locks are
+ * coherent within one kernel, and the holder's descriptor closed when it
+ * died. */
+static int holder_state(const char *dir, const char *path, int flocked, holder *h)
 {
     char me[256];
     host_name(me, sizeof me);
@@ -252,7 +263,7 @@ static int holder_state(const char *dir, const char *path, holder *h)
     if (!h->host[0] || !h->pid[0] || !h->beat[0])
         return 0;
     if (!strcmp(h->host, me))
-        return local_holder_alive(h) ? (locked_error(dir, h, "; its process is alive"), 1) : 0;
+        return !flocked && local_holder_alive(h) ? (locked_error(dir, h, "; its process is alive"), 1) : 0;
     /* another host: only its beat tells whether it lives */
     char first[16];
     snprintf(first, sizeof first, "%s", h->beat);
@@ -286,17 +297,22 @@ static int take(const char *dir, const char *path, const char *command, held *h)
         if (fd < 0)
             return lsw_err_set(LSW_E_IO, "%s: cannot open the lock file: %s", path, strerror(errno));
         holder who;
-        if (use_flock() && flock(fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK) {
-            close(fd);
-            if (read_holder(path, &who) != 0)
-                continue;
-            return locked_error(dir, &who, "");
+        int flocked = 0;
+        if (use_flock()) {
+            if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+                flocked = 1;
+            else if (errno == EWOULDBLOCK) {
+                close(fd);
+                if (read_holder(path, &who) != 0)
+                    continue;
+                return locked_error(dir, &who, "");
+            } /* else ENOLCK, EOPNOTSUPP...: no flock on this file system */
         }
         if (!same_file(fd, path)) {   /* replaced or removed meanwhile */
             close(fd);
             continue;
         }
-        int st = holder_state(dir, path, &who);
+        int st = holder_state(dir, path, flocked, &who);
         int rc = st == 0 ? create_lock(dir, path, command, 1, h) : st == 1 ? LSW_E_LOCKED : 1;
         close(fd);   /* the stale file's flock, held while it was replaced */
         if (rc != 1)

@@ -21,8 +21,9 @@
  *    also over NFS);
  *  - a lock file whose flock is held: a live holder; LSW_E_LOCKED naming it;
  *  - a lock file whose flock could be taken (or where flock is not
- *    supported): its holder is gone if it ran on this host and its process
- *    (pid and start time) no longer exists; if it ran on another host, its
+ *    supported): its holder is gone if it ran on this host (where an flock
+ *    that could be taken proves it; without flock, its process -- pid and
+ *    start time, not a zombie -- no longer exists); if it ran on another host, its
  *    beat is watched for LSW_LOCK_WAIT_S seconds: a beat that moves is a live
  *    holder on a file system whose flock is not coherent across hosts (NFS
  *    mounted without lock support), LSW_E_LOCKED; a beat that stands still

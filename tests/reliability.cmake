@@ -10,3 +10,25 @@ lsw_cli_test(lock test_lock.py)
 foreach(t guard lock)
   set_tests_properties(cli_${t} PROPERTIES LABELS "cli;reliability")
 endforeach()
+
+# limits are clean exits: ulimit -f, a tiny tmpfs (up front and part-way), a read-only
+# folder, stop signals during start-up; then the same command resumes to identical bytes
+lsw_cli_test(limits test_limits.py)
+# untrusted inputs checked before the first byte: HDF5 names, the reference config.json,
+# side files (FIFO, device, symlink, 200 MB), FIFOs as models, inspect = merge's checks
+lsw_cli_test(untrusted test_untrusted.py)
+# many short singleton runs at once on one host all succeed (Open MPI session folders)
+lsw_cli_test(session test_session.py)
+foreach(t limits untrusted session)
+  set_tests_properties(cli_${t} PROPERTIES LABELS "cli;reliability")
+endforeach()
+
+# kill -9 at 10 seeded random moments (bytes written or read), at 1 and 3 ranks; every
+# rerun ends with the bytes of an uninterrupted run and verify passes
+foreach(driver merge hdf5 sweep stats)
+  foreach(n 1 3)
+    lsw_cli_test(kill_${driver}_n${n} test_killrandom.py --driver ${driver} --ranks ${n}
+                 --mpiexec ${MPIEXEC_EXECUTABLE})
+    set_tests_properties(cli_kill_${driver}_n${n} PROPERTIES LABELS "cli;mpi;reliability")
+  endforeach()
+endforeach()

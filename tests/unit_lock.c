@@ -168,7 +168,9 @@ int main(void)
     lsw_lock_release_all();
     unsetenv("LSW_LOCK_NO_FLOCK");
 
-    /* 6. lock files left by hand: a reused pid (start time differs), garbage, a live pid 1 */
+    /* 6. lock files left by hand, where flock does not work (so the content
+     * decides): a reused pid (start time differs), garbage, a live pid 1 */
+    setenv("LSW_LOCK_NO_FLOCK", "1", 1);
     char host[256];
     gethostname(host, sizeof host);
     const char *d = dir_of("d");
@@ -203,7 +205,22 @@ int main(void)
     rc = lsw_lock_dir(d, "merge");
     CHECK(rc == LSW_E_LOCKED && strstr(lsw_err_detail(), "Slurm job.step 81234.0") &&
           strstr(lsw_err_detail(), "layerswap sweep"),
-          "a live process on this host holds it even where flock is not held (Slurm ids named): rc %d", rc);
+          "without flock, a live process on this host holds it (Slurm ids named): rc %d", rc);
+    unsetenv("LSW_LOCK_NO_FLOCK");
+    CHECK(lsw_lock_dir(d, "merge") == 0, "with flock free on this host, the same file is stale (flock proves it)");
+    lsw_lock_release_all();
+    /* a zombie holder (exited, not reaped) is gone */
+    setenv("LSW_LOCK_NO_FLOCK", "1", 1);
+    h = holder(d, NULL, 0);   /* exits at once, and stays unreaped until waitpid below */
+    CHECK(h > 0, "a holder that exits without releasing");
+    usleep(200000);
+    snprintf(text, sizeof text, "layerswap-lock 1\nhost %s\npid %ld\nstart 0\nslurm -.-\ncommand merge\nsince 0\nbeat 0000000000\n",
+             host, (long)h);
+    write_file(lp, text);
+    CHECK(lsw_lock_dir(d, "merge") == 0, "a zombie holder is gone");
+    lsw_lock_release_all();
+    reap(h, 0);
+    unsetenv("LSW_LOCK_NO_FLOCK");
     unlink(lp);
 
     /* 7. a symlink in place of the lock file is not followed */
