@@ -730,8 +730,10 @@ int lsw_execute_merge(lsw_plan *p, const lsw_run_opts *o, const lsw_comm *c)
     if (c->rank == 0 && !rc && st != LSW_OUT_COMPLETE)
         rc = lsw_plan_check_space(p, od); /* issue 10: room for what is left, before any data */
     rc = lsw_agree(c, rc);
-    if (rc)
+    if (rc) {
+        lsw_outdir_free(od);
         return rc;
+    }
     int sti = (int)st;
     if (c->size > 1)
         MPI_Bcast(&sti, 1, MPI_INT, 0, c->comm);

@@ -19,9 +19,12 @@ lsw_cli_test(limits test_limits.py)
 lsw_cli_test(untrusted test_untrusted.py)
 # many short singleton runs at once on one host all succeed (Open MPI session folders)
 lsw_cli_test(session test_session.py)
-foreach(t limits untrusted session)
+foreach(t limits untrusted)
   set_tests_properties(cli_${t} PROPERTIES LABELS "cli;reliability")
 endforeach()
+# 240 start-ups test Open MPI's session folders, nothing a sanitizer looks at (and
+# cost a minute and a half under LeakSanitizer): not run in the sanitizer tree
+set_tests_properties(cli_session PROPERTIES LABELS "cli;reliability;nosanitize")
 
 # kill -9 at 10 seeded random moments (bytes written or read), at 1 and 3 ranks; every
 # rerun ends with the bytes of an uninterrupted run and verify passes
