@@ -811,12 +811,12 @@ static int stopped_at_start(void)
 
 int main(int argc, char **argv)
 {
-    /* first: a stop signal from here on is a clean stop (exit 3), and a file
-     * size limit is an error, not SIGXFSZ */
-    lsw_install_stop_handlers();
-    /* the child of lsw_h5probe_run: no MPI, one file */
+    /* the child of lsw_h5probe_run: no MPI, one file, default signal dispositions */
     if (argc == 3 && !strcmp(argv[1], "__h5probe"))
         return lsw_h5probe_child(argv[2]);
+    /* then at once: a stop signal from here on is a clean stop (exit 3), and a
+     * file size limit is an error, not SIGXFSZ */
+    lsw_install_stop_handlers();
     lsw_ckpt_set_h5_probe(lsw_h5probe_run);
 #ifdef LSW_HAVE_HDF5
     /* HDF5 started before MPI, and never shut down by the library itself:
