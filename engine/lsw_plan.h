@@ -103,7 +103,7 @@ int lsw_plan_check_output(const lsw_plan *p);
  * lsw_input_in_folder: device and inode, symlinks, "..", bind mounts.  Give
  * it every model a config lists and every path a derived model resolves to.
  * Its message never suggests --overwrite: nothing makes an input's folder an
- * output. */
+ * output.  Reads folder entries only; local (every rank may call it). */
 int lsw_guard_output(const char *origin, const char *outdir, const char *const *names, const char *const *paths,
                      size_t n);
 

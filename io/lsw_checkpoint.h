@@ -64,7 +64,7 @@ uint64_t lsw_ckpt_identity(const lsw_ckpt *c);
  * model's folder, the folder of a file it names, or the folder a symlink
  * among those files resolves to (the Hugging Face cache's snapshots/ ->
  * blobs/).  Symlinks, "..", trailing slashes and bind mounts all compare
- * equal.  0 when either does not exist.  Reads only folder entries. */
+ * equal.  0 when either does not exist.  Reads only folder entries; local. */
 int lsw_input_in_folder(const char *path, const char *dir);
 /* lsw_input_in_folder of an opened checkpoint's path (0 for NULL). */
 int lsw_ckpt_in_folder(const lsw_ckpt *c, const char *dir);

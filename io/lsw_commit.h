@@ -75,7 +75,7 @@ int lsw_outdir_adopt(lsw_outdir *o, const char *name, const char *src, lsw_dedup
 int lsw_outdir_put(lsw_outdir *o, const char *name, const void *buf, size_t n);
 /* Bytes still to write of the files names[i] of sizes[i]: those a previous
  * run of this plan journaled with that size, and that are there with it,
- * count as done (lsw_outdir_reuse re-checks their CRC later). */
+ * count as done (lsw_outdir_reuse re-checks their CRC later).  Reads only. */
 uint64_t lsw_outdir_remaining(const lsw_outdir *o, const char *const *names, const uint64_t *sizes, size_t n);
 /* Before the first byte of data: LSW_E_NOSPACE (exit 4) with both numbers
  * if the file system of `o` has less free space (statvfs f_bavail) than
@@ -83,7 +83,8 @@ uint64_t lsw_outdir_remaining(const lsw_outdir *o, const char *const *names, con
  * manifest).  `what` says what the figure holds, for the message.  On
  * failure a journal this open created is removed again (the folder holds
  * nothing of the run).
- * LSW_NO_SPACE_CHECK=1 in the environment skips it. */
+ * LSW_NO_SPACE_CHECK=1 in the environment skips it.  Rank 0 (the owner of
+ * `o`); not collective. */
 int lsw_outdir_check_space(lsw_outdir *o, uint64_t bytes, size_t nfiles, const char *what);
 /* Write the manifest (files in the order recorded, plus `extra_json`: the
  * text of JSON members to add, e.g. "\"config_hash\": \"...\"", or NULL),
