@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "lsw_agree.h"
 #include "lsw_checkpoint.h"
@@ -817,6 +818,13 @@ int main(int argc, char **argv)
     /* then at once: a stop signal from here on is a clean stop (exit 3), and a
      * file size limit is an error, not SIGXFSZ */
     lsw_install_stop_handlers();
+    /* a sweep holds a journal and a lock per merge folder: up to 65536
+     * descriptors where the hard limit allows */
+    struct rlimit nofile;
+    if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < 65536 && nofile.rlim_cur < nofile.rlim_max) {
+        nofile.rlim_cur = nofile.rlim_max < 65536 ? nofile.rlim_max : 65536;
+        (void)setrlimit(RLIMIT_NOFILE, &nofile);
+    }
     lsw_ckpt_set_h5_probe(lsw_h5probe_run);
 #ifdef LSW_HAVE_HDF5
     /* HDF5 started before MPI, and never shut down by the library itself:
