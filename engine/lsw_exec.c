@@ -102,6 +102,8 @@ static int decide_statuses(run *r)
         if (!rc && st[k] == LSW_OUT_COMPLETE) { /* finished by someone else meanwhile */
             memset(w->status + k * w->S, LSW_SH_DONE, w->S);
             r->rep->complete_before++;
+        } else if (!rc) { /* room for what this output still has to write, before its first byte */
+            rc = lsw_plan_check_space(r->plans[k], r->od[k]);
         }
     }
     for (size_t k = 0; k < r->E && !rc && r->h5; k++) /* one file: kept whole or written whole */
@@ -490,7 +492,8 @@ static int finish_outputs(run *r)
         if (!r->od[k] || (r->w->S && lsw_work_status(r->w, k, 0) == LSW_SH_DONE))
             continue;
         const lsw_plan *p = r->plans[k];
-        rc = lsw_copy_model_files(lsw_ckpt_folder(p->models[p->cfg->first_model]), r->od[k], p->cfg->out.dtype);
+        rc = lsw_copy_model_files(lsw_ckpt_folder(p->models[p->cfg->first_model]), r->od[k], p->cfg->out.dtype,
+                                  p->restacked ? p->layer_map : NULL, p->layers);
         if (!rc && !r->h5 && p->nshards > 1)
             rc = lsw_layout_put_index(p->items, p->n, p->shards, r->od[k]);
         if (!rc) {

@@ -3,24 +3,11 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "lsw_lock.h"
+
 #include "lsw_derived.h"
 #include "lsw_error.h"
 #include "lsw_progress.h"
-
-volatile sig_atomic_t lsw_stop_signal = 0;
-
-static void on_stop(int sig) { lsw_stop_signal = sig; }
-
-void lsw_install_stop_handlers(void)
-{
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_stop;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGUSR1, &sa, NULL);
-}
 
 static void summary_line(const lsw_plan *p, const lsw_exec_report *rep, double seconds, const lsw_comm *c)
 {
@@ -48,6 +35,9 @@ int lsw_execute_merge(lsw_plan *p, const lsw_run_opts *o, const lsw_comm *c)
                     p->cfg->out.path);
         return 0;
     }
+    /* the folder's owner before any pre-pass: a second run stops at once */
+    if (!rc)
+        rc = lsw_agree(c, c->rank == 0 ? lsw_lock_dir(p->cfg->out.path, "merge") : 0);
     if (!rc)
         rc = lsw_derived_prepare(p->cfg, p->models, o->mem, o->quiet, c);
     if (!rc)

@@ -8,20 +8,16 @@
 #ifndef LSW_EXECUTE_H
 #define LSW_EXECUTE_H
 
-#include <signal.h>
 #include <stdint.h>
 
 #include "lsw_agree.h"
 #include "lsw_exec.h"
 #include "lsw_magnitude.h"
 #include "lsw_plan.h"
+#include "lsw_signal.h"
 
 /* The usage error of a bad --mem value (printf format, one %s: the value). */
 #define LSW_MEM_USAGE "--mem needs a size from 1M up, such as 512M or 2G (suffixes K M G T, KB MB GB TB), not '%s'"
-
-/* Set by the stop-signal handlers; polled between blocks. */
-extern volatile sig_atomic_t lsw_stop_signal;
-void lsw_install_stop_handlers(void);
 
 /* Run a merge plan into p->cfg->out.path.  Returns the same code on every
  * rank.  Collective over c->comm. */

@@ -9,22 +9,6 @@
 #include "lsw_json.h"
 #include "lsw_strbuf.h"
 
-static struct { int *map; int n_out, n_src; } g_restack;
-
-int lsw_hfconfig_set_layers(const int *map, int n_out, int n_src)
-{
-    free(g_restack.map);
-    g_restack.map = NULL;
-    g_restack.n_out = g_restack.n_src = 0;
-    if (!map)
-        return 0;
-    if (!(g_restack.map = malloc((n_out ? n_out : 1) * sizeof *map)))
-        return lsw_err_set(LSW_E_NOMEM, "out of memory");
-    memcpy(g_restack.map, map, (size_t)n_out * sizeof *map);
-    g_restack.n_out = n_out;
-    g_restack.n_src = n_src;
-    return 0;
-}
 
 typedef struct edit { size_t off, len; const lsw_json *arr; int set_layers; } edit;
 typedef struct edits { edit *v; size_t n, cap; } edits;
@@ -126,13 +110,13 @@ int lsw_hfconfig_rewrite(const char *text, size_t len, const int *map, int n_out
     return 0;
 }
 
-int lsw_hfconfig_restack(char **text, size_t *len, const char *path)
+int lsw_hfconfig_restack(char **text, size_t *len, const int *map, int n_out, const char *path)
 {
-    if (!g_restack.map)
+    if (!map)
         return 0;
     char *out;
     size_t olen;
-    int rc = lsw_hfconfig_rewrite(*text, *len, g_restack.map, g_restack.n_out, path, &out, &olen);
+    int rc = lsw_hfconfig_rewrite(*text, *len, map, n_out, path, &out, &olen);
     if (rc)
         return rc;
     free(*text);

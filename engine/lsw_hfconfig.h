@@ -9,25 +9,20 @@
  * entry i of the new list is entry map[i] of the old one.  Every other byte
  * of the file is kept.
  *
- * The plan that restacks registers its map here (process-wide: one merge
- * runs at a time in a process); the copy of config.json into the output
- * (lsw_modelfiles) applies it.  No MPI.
+ * The plan that restacks holds its map (lsw_plan.layer_map); the copy of
+ * config.json into the output (lsw_copy_model_files) is given it.  No MPI.
  */
 #ifndef LSW_HFCONFIG_H
 #define LSW_HFCONFIG_H
 
 #include <stddef.h>
 
-/* Register the layer map of the plan being run (output layer i comes from
- * source layer map[i], i < n_out; the reference model has n_src layers);
- * map NULL clears it.  The map is copied.  LSW_E_NOMEM. */
-int lsw_hfconfig_set_layers(const int *map, int n_out, int n_src);
-
-/* With a registered map, replace *text (malloc'd, *len bytes, read from
- * `path`) by its rewritten form (the old buffer is freed); without one, do
- * nothing.  LSW_E_INPUT if config.json is not JSON or a per-layer list is
- * shorter than the map needs. */
-int lsw_hfconfig_restack(char **text, size_t *len, const char *path);
+/* With a map (output layer i comes from source layer map[i], i < n_out),
+ * replace *text (malloc'd, *len bytes, read from `path`) by its rewritten
+ * form (the old buffer is freed); map NULL: do nothing.  LSW_E_INPUT if
+ * config.json is not JSON or a per-layer list is shorter than the map
+ * needs. */
+int lsw_hfconfig_restack(char **text, size_t *len, const int *map, int n_out, const char *path);
 
 /* The rewrite itself, pure: *out malloc'd (caller frees). */
 int lsw_hfconfig_rewrite(const char *text, size_t len, const int *map, int n_out, const char *path, char **out,

@@ -1,8 +1,13 @@
 #include "lsw_modelfiles.h"
 
+#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include "lsw_crc32c.h"
 #include "lsw_error.h"
 #include "lsw_hfconfig.h"
 #include "lsw_io.h"
@@ -110,44 +115,164 @@ int lsw_config_json_set_dtype(const char *text, size_t len, const char *torch_na
     return 0;
 }
 
-int lsw_check_model_files(const char *src_folder)
+/* config.json is read whole (its dtype fields are rewritten); a larger one
+ * is not a model config. */
+#define LSW_CONFIG_JSON_MAX (64u << 20)
+
+/* Read src/config.json whole into *text (NULL and 0 if absent).  LSW_E_INPUT
+ * if it is not a regular file or larger than LSW_CONFIG_JSON_MAX. */
+static int read_config_json(const char *p, char **text, size_t *len)
 {
-    if (!src_folder)
+    *text = NULL;
+    *len = 0;
+    struct stat st;
+    if (stat(p, &st) != 0)
         return 0;
+    const char *kind = NULL;
+    int fd = lsw_open_regular(p, &kind);
+    if (fd < 0 && kind)
+        return lsw_err_set(LSW_E_INPUT, "%s: is %s, not a regular file", p, kind);
+    if (fd < 0)
+        return lsw_err_set(LSW_E_NOTFOUND, "%s: cannot open: %s", p, strerror(errno));
+    int rc = 0;
+    if (fstat(fd, &st) != 0)
+        rc = lsw_err_set(LSW_E_READ, "%s: cannot stat: %s", p, strerror(errno));
+    else if ((uint64_t)st.st_size > LSW_CONFIG_JSON_MAX)
+        rc = lsw_err_set(LSW_E_INPUT, "%s: %lld bytes, larger than the %u MiB a model config may have", p,
+                         (long long)st.st_size, LSW_CONFIG_JSON_MAX >> 20);
+    else if (!(*text = malloc((size_t)st.st_size + 1)))
+        rc = lsw_err_set(LSW_E_NOMEM, "%s: out of memory", p);
+    else if (!(rc = lsw_pread_full(fd, *text, (size_t)st.st_size, 0, p))) {
+        (*text)[st.st_size] = 0;
+        *len = (size_t)st.st_size;
+    }
+    close(fd);
+    if (rc) {
+        free(*text);
+        *text = NULL;
+    }
+    return rc;
+}
+
+/* config.json of `src_folder`, if present, parses as a JSON object.
+ * *present says whether there is one. */
+static int check_config(const char *src_folder, int *present)
+{
     char *p = lsw_path_join(src_folder, "config.json"), *text = NULL;
     size_t len = 0;
     if (!p)
         return lsw_err_set(LSW_E_NOMEM, "out of memory");
-    int rc = 0;
-    if (lsw_is_file(p) && !(rc = lsw_read_file(p, &text, &len)))
+    struct stat st;
+    *present = stat(p, &st) == 0;
+    int rc = read_config_json(p, &text, &len);
+    if (!rc && text)
         rc = lsw_config_json_set_dtype(text, len, NULL, p, NULL, NULL);
     free(text);
     free(p);
     return rc;
 }
 
-int lsw_copy_model_files(const char *src_folder, lsw_outdir *o, lsw_dtype dtype)
+int lsw_check_model_files(const char *src_folder)
+{
+    int present;
+    return src_folder ? check_config(src_folder, &present) : 0;
+}
+
+int lsw_check_reference_files(const char *src_folder, const char *model)
+{
+    if (!src_folder)
+        return 0;
+    int present = 0, rc = check_config(src_folder, &present);
+    if (!rc && !present)
+        rc = lsw_err_set(LSW_E_INPUT,
+                         "%s: no config.json: the output copies its config from this model ('%s'), and without one "
+                         "transformers cannot load it; add the model's config.json (or give the model as a single "
+                         ".safetensors file, whose output gets no config files)",
+                         src_folder, model ? model : "?");
+    return rc;
+}
+
+/* Copy the regular file open as `in` (path `src`) into the output as `name`,
+ * in blocks: memory stays bounded whatever its size. */
+static int copy_stream(int in, const char *src, lsw_outdir *o, const char *name)
+{
+    struct stat st;
+    if (fstat(in, &st) != 0)
+        return lsw_err_set(LSW_E_READ, "%s: cannot stat: %s", src, strerror(errno));
+    size_t bs = 1u << 20;
+    char *buf = malloc(bs), *dst = NULL;
+    int fd = -1, rc = buf ? lsw_outdir_tmp_open(o, name, &fd) : lsw_err_set(LSW_E_NOMEM, "out of memory");
+    size_t dl = strlen(lsw_outdir_path(o)) + strlen(name) + 16;
+    if (!rc && !(dst = malloc(dl)))
+        rc = lsw_err_set(LSW_E_NOMEM, "out of memory");
+    if (dst)
+        snprintf(dst, dl, "%s/.%s.lsw-tmp", lsw_outdir_path(o), name);
+    uint32_t crc = 0;
+    uint64_t size = (uint64_t)st.st_size;
+    for (uint64_t off = 0; !rc && off < size; off += bs) {
+        size_t n = size - off < bs ? (size_t)(size - off) : bs;
+        rc = lsw_pread_full(in, buf, n, off, src);
+        if (!rc)
+            rc = lsw_pwrite_full(fd, buf, n, off, dst);
+        if (!rc)
+            crc = lsw_crc32c(crc, buf, n);
+    }
+    free(buf);
+    free(dst);
+    if (rc) {
+        if (fd >= 0)
+            lsw_outdir_tmp_abort(o, name, fd);
+        return rc;
+    }
+    return lsw_outdir_tmp_commit(o, name, fd, size, crc);
+}
+
+/* One side file: config.json (dtype fields rewritten when `torch` is set)
+ * read whole, any other streamed.  Not a regular file: a warning. */
+static int copy_one(const char *src_folder, const char *name, lsw_outdir *o, const char *torch, const int *map,
+                    int n_out)
+{
+    char *p = lsw_path_join(src_folder, name);
+    if (!p)
+        return lsw_err_set(LSW_E_NOMEM, "out of memory");
+    int rc = 0;
+    struct stat st;
+    const char *kind = NULL;
+    int fd = stat(p, &st) == 0 ? lsw_open_regular(p, &kind) : -2;
+    if (fd == -2 && lstat(p, &st) == 0)
+        fprintf(stderr, "layerswap: warning: %s is a symlink to nothing: not copied to %s\n", p, lsw_outdir_path(o));
+    if (fd == -1 && kind) {
+        fprintf(stderr, "layerswap: warning: %s is %s, not a regular file: not copied to %s\n", p, kind,
+                lsw_outdir_path(o));
+    } else if (fd == -1) {
+        rc = lsw_err_set(LSW_E_NOTFOUND, "%s: cannot open: %s", p, strerror(errno));
+    } else if (fd >= 0 && !strcmp(name, "config.json")) {
+        close(fd);
+        char *text = NULL, *edited = NULL;
+        size_t len = 0, elen = 0;
+        rc = read_config_json(p, &text, &len);
+        if (!rc && text) /* slices that restack layers (lsw_hfconfig) */
+            rc = lsw_hfconfig_restack(&text, &len, map, n_out, p);
+        if (!rc && text && torch)
+            rc = lsw_config_json_set_dtype(text, len, torch, p, &edited, &elen);
+        if (!rc && text)
+            rc = edited ? lsw_outdir_put(o, name, edited, elen) : lsw_outdir_put(o, name, text, len);
+        free(edited);
+        free(text);
+    } else if (fd >= 0) {
+        rc = copy_stream(fd, p, o, name);
+        close(fd);
+    }
+    free(p);
+    return rc;
+}
+
+int lsw_copy_model_files(const char *src_folder, lsw_outdir *o, lsw_dtype dtype, const int *layer_map, int n_out)
 {
     if (!src_folder)
         return 0;
     int rc = 0;
-    for (const char *const *n = lsw_model_file_names; *n && !rc; n++) {
-        char *p = lsw_path_join(src_folder, *n), *text = NULL, *edited = NULL;
-        size_t len = 0, elen = 0;
-        if (!p)
-            return lsw_err_set(LSW_E_NOMEM, "out of memory");
-        if (lsw_is_file(p)) {
-            rc = lsw_read_file(p, &text, &len);
-            if (!rc && strcmp(*n, "config.json") == 0) /* slices that restack layers (lsw_hfconfig) */
-                rc = lsw_hfconfig_restack(&text, &len, p);
-            if (!rc && strcmp(*n, "config.json") == 0 && lsw_dtype_torch_name(dtype))
-                rc = lsw_config_json_set_dtype(text, len, lsw_dtype_torch_name(dtype), p, &edited, &elen);
-            if (!rc)
-                rc = edited ? lsw_outdir_put(o, *n, edited, elen) : lsw_outdir_put(o, *n, text, len);
-        }
-        free(edited);
-        free(text);
-        free(p);
-    }
+    for (const char *const *n = lsw_model_file_names; *n && !rc; n++)
+        rc = copy_one(src_folder, *n, o, lsw_dtype_torch_name(dtype), layer_map, n_out);
     return rc;
 }

@@ -13,7 +13,10 @@
 #include "lsw_hfconfig.h"
 #include "lsw_mkplan.h"
 #include "lsw_modelfiles.h"
+#include "lsw_h5layout.h"
 #include "lsw_io.h"
+#include "lsw_modelfiles.h"
+#include "lsw_zstd_filter.h"
 
 /* ---- rule expansion ------------------------------------------------------ */
 
@@ -116,21 +119,41 @@ void lsw_plan_models_used(const lsw_config *cfg, int *used)
     lsw_derived_mark_used(cfg, used); /* and what derived models read */
 }
 
+/* A model path that does not exist: say where it came from and how it was
+ * resolved (issue 15's friction: paths are relative to the config's folder). */
+static int missing_model(const lsw_config *cfg, size_t i, int rc)
+{
+    const char *path = cfg->model_paths[i];
+    struct stat st;
+    if (rc != LSW_E_NOTFOUND || lstat(path, &st) == 0)
+        return rc;
+    char *abs = lsw_path_resolve_future(path);
+    lsw_err_clear();
+    rc = lsw_err_set(LSW_E_NOTFOUND, "%s: models.%s: no such file or folder: %s (%s; model paths in a config are "
+                     "relative to the config file's folder, %s)",
+                     cfg->file, cfg->model_names[i], path, abs ? abs : "?", cfg->dir ? cfg->dir : ".");
+    free(abs);
+    return rc;
+}
+
 int lsw_plan_open_models(const lsw_config *cfg, const int *used, lsw_ckpt **m)
 {
     int rc = 0;
     for (size_t i = 0; i < cfg->nmodels; i++)
         m[i] = NULL;
     for (size_t i = 0; i < cfg->nmodels && !rc; i++)
-        if (cfg->model_paths[i]) /* derived models are opened below, from these */
-            rc = lsw_ckpt_open(cfg->model_paths[i], &m[i]);
+        if (cfg->model_paths[i] && (rc = lsw_ckpt_open(cfg->model_paths[i], &m[i])))
+            rc = missing_model(cfg, i, rc); /* derived models are opened below, from these */
     int *all = rc ? NULL : malloc(cfg->nmodels * sizeof *all);
     for (size_t i = 0; all && i < cfg->nmodels; i++)
         all[i] = 1; /* every derived model is checked, like every path */
     if (!rc)
         rc = all ? lsw_derived_open(cfg, all, m) : lsw_err_set(LSW_E_NOMEM, "out of memory");
     free(all);
-    for (int views = 1; views >= 0; views--) /* views before the models they read */
+    /* Models no rule reads are closed again (views before the models they
+     * read): the output guard (lsw_plan_check_output) works from
+     * cfg->model_paths, which lists them all, not from these handles. */
+    for (int views = 1; views >= 0; views--)
         for (size_t i = 0; i < cfg->nmodels; i++)
             if ((rc || !used[i]) && m[i] && (views == (lsw_ckpt_view_user(m[i]) != NULL))) {
                 lsw_ckpt_close(m[i]);
@@ -410,8 +433,6 @@ int lsw_plan_build(const lsw_config *cfg, lsw_ckpt *const *models, lsw_plan **ou
     }
     if (!rc)
         rc = plan_finish(p);
-    if (!rc && p->restacked)
-        rc = lsw_hfconfig_set_layers(p->layer_map, p->layers, lsw_ckpt_layers(ref));
     free(used);
     if (rc) {
         lsw_plan_free(p);
@@ -421,18 +442,117 @@ int lsw_plan_build(const lsw_config *cfg, lsw_ckpt *const *models, lsw_plan **ou
     return 0;
 }
 
+int lsw_guard_output(const char *origin, const char *outdir, const char *const *names, const char *const *paths,
+                     size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (lsw_input_in_folder(paths[i], outdir))
+            return lsw_err_set(LSW_E_CONFIG,
+                               "%s: the output folder %s holds model '%s' (an input, %s): no run writes into an "
+                               "input's folder; choose another -o",
+                               origin, outdir, names[i], paths[i]);
+    return 0;
+}
+
+/* With HDF5 output, every tensor must be storable before the first byte is
+ * written (the writer's own rules, lsw_h5_define). */
+static int check_hdf5_names(const lsw_plan *p)
+{
+    for (size_t i = 0; i < p->n; i++) {
+        const lsw_plan_tensor *t = &p->t[i];
+        if (!lsw_h5_name_ok(t->name))
+            return lsw_err_set(LSW_E_INPUT, "%s: tensor '%s': cannot be an HDF5 dataset name (empty, \".\" or "
+                               "containing '/'); write this merge as safetensors",
+                               lsw_ckpt_path(p->models[p->cfg->first_model]), t->name);
+        if (t->ndim > LSW_H5_MAX_RANK)
+            return lsw_err_set(LSW_E_INPUT, "%s: tensor '%s': %zu dimensions, HDF5 allows %d",
+                               lsw_ckpt_path(p->models[p->cfg->first_model]), t->name, t->ndim, LSW_H5_MAX_RANK);
+        if (!lsw_h5_rows_per_chunk(t->out_dtype, t->ndim, t->shape))
+            return lsw_err_set(LSW_E_INPUT, "%s: tensor '%s': a row of the tensor exceeds HDF5's 4 GiB chunk limit",
+                               lsw_ckpt_path(p->models[p->cfg->first_model]), t->name);
+    }
+    return 0;
+}
+
 int lsw_plan_check_output(const lsw_plan *p)
 {
+    const lsw_config *cfg = p->cfg;
+    /* every model listed, whether a rule reads it or not */
+    int rc = lsw_guard_output(cfg->file, cfg->out.path, (const char *const *)cfg->model_names,
+                              (const char *const *)cfg->model_paths, cfg->nmodels);
     /* the files the output copies from its reference model, checked now
      * rather than after the last tensor */
-    int rc = lsw_check_model_files(lsw_ckpt_folder(p->models[p->cfg->first_model]));
-    if (rc)
-        return rc;
-    for (size_t m = 0; m < p->cfg->nmodels; m++)
-        if (lsw_ckpt_in_folder(p->models[m], p->cfg->out.path))
-            return lsw_err_set(LSW_E_CONFIG, "%s: the output folder %s holds model '%s' (an input); choose another -o",
-                               p->cfg->file, p->cfg->out.path, p->cfg->model_names[m]);
-    return 0;
+    if (!rc)
+        rc = lsw_check_reference_files(lsw_ckpt_folder(p->models[cfg->first_model]), cfg->model_names[cfg->first_model]);
+    if (!rc && cfg->out.format == LSW_FMT_HDF5)
+        rc = check_hdf5_names(p);
+    return rc;
+}
+
+/* Bytes of the side files the output copies from folder `src`. */
+static uint64_t side_file_bytes(const char *src, size_t *nfiles)
+{
+    uint64_t sum = 0;
+    for (const char *const *n = lsw_model_file_names; src && *n; n++) {
+        char *f = lsw_path_join(src, *n);
+        struct stat st;
+        if (f && stat(f, &st) == 0 && S_ISREG(st.st_mode)) {
+            sum += (uint64_t)st.st_size + 4096; /* config.json may grow by its dtype fields */
+            (*nfiles)++;
+        }
+        free(f);
+    }
+    return sum;
+}
+
+/* model.h5 at worst (incompressible data: every chunk at its zstd bound,
+ * plus HDF5's per-dataset and per-chunk metadata and the root attributes). */
+static uint64_t hdf5_bytes(const lsw_plan *p)
+{
+    uint64_t sum = 65536 + (p->cfg->text ? strlen(p->cfg->text) : 0);
+    for (size_t i = 0; i < p->n; i++) {
+        const lsw_plan_tensor *t = &p->t[i];
+        uint64_t rows = lsw_h5_rows(t->ndim, t->shape), rpc = lsw_h5_rows_per_chunk(t->out_dtype, t->ndim, t->shape);
+        uint64_t cb = lsw_h5_chunk_bytes(t->out_dtype, t->ndim, t->shape);
+        uint64_t nchunks = rpc && rows ? (rows + rpc - 1) / rpc : 1;
+        sum += 8192 + 256 + strlen(t->name) + nchunks * (64 + (uint64_t)lsw_chunk_bound((size_t)cb));
+    }
+    return sum;
+}
+
+int lsw_plan_check_space(const lsw_plan *p, lsw_outdir *od)
+{
+    size_t nfiles = 0;
+    uint64_t need = side_file_bytes(lsw_ckpt_folder(p->models[p->cfg->first_model]), &nfiles);
+    const char *what;
+    if (p->cfg->out.format == LSW_FMT_HDF5) {
+        /* model.h5 at its worst: the compressed size is not known before
+         * (the chunks stream to rank 0; there is no spill file) */
+        need += hdf5_bytes(p);
+        nfiles += 1;
+        what = "model.h5 at most, as its compressed size is not known before";
+    } else {
+        const char **names = malloc((p->nshards ? p->nshards : 1) * sizeof *names);
+        uint64_t *sizes = malloc((p->nshards ? p->nshards : 1) * sizeof *sizes);
+        if (!names || !sizes) {
+            free(names);
+            free(sizes);
+            return lsw_err_set(LSW_E_NOMEM, "out of memory");
+        }
+        for (size_t k = 0; k < p->nshards; k++) {
+            names[k] = p->shards[k].name;
+            sizes[k] = p->shards[k].size;
+        }
+        need += lsw_outdir_remaining(od, names, sizes, p->nshards);
+        nfiles += p->nshards;
+        free(names);
+        free(sizes);
+        if (p->nshards > 1)   /* the index: a line per tensor */
+            for (size_t i = 0; i < p->n; i++)
+                need += strlen(p->t[i].name) + 64;
+        what = "the shards not finished yet, the index and the config and tokenizer files";
+    }
+    return lsw_outdir_check_space(od, need, nfiles, what);
 }
 
 int lsw_plan_set_mav(lsw_plan *p, const double *mav)
@@ -555,8 +675,6 @@ void lsw_plan_free(lsw_plan *p)
     free(p->mav_needed);
     free(p->par_arena);
     free(p->name_arena);
-    if (p->restacked)
-        lsw_hfconfig_set_layers(NULL, 0, 0);
     free(p->layer_map);
     free(p);
 }

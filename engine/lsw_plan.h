@@ -19,6 +19,7 @@
 #include <stdio.h>
 
 #include "lsw_checkpoint.h"
+#include "lsw_commit.h"
 #include "lsw_config.h"
 #include "lsw_layout.h"
 
@@ -118,11 +119,35 @@ int lsw_plan_open_models(const lsw_config *cfg, const int *used, lsw_ckpt **m);
 int lsw_plan_build(const lsw_config *cfg, lsw_ckpt *const *models, lsw_plan **out);
 void lsw_plan_free(lsw_plan *p);
 
-/* LSW_E_CONFIG if the output folder is the folder of an input's files
- * (writing or --overwrite there would destroy the input); LSW_E_INPUT if the
- * reference model's config.json, which the output copies, is not a JSON
- * object.  Reads no tensor data. */
+/* Before anything is created, locked or removed in the output folder:
+ *  - LSW_E_CONFIG if it is the folder of any model the config lists, read by
+ *    a rule or not (lsw_guard_output over cfg->model_paths);
+ *  - LSW_E_INPUT if the reference model is a folder without a config.json
+ *    that parses as a JSON object (the output copies it; without it
+ *    transformers cannot load the output);
+ *  - with HDF5 output, LSW_E_INPUT for a tensor HDF5 cannot store (a name
+ *    with '/', more than 32 dimensions, a row of 4 GiB or more).
+ * Reads no tensor data. */
 int lsw_plan_check_output(const lsw_plan *p);
+
+/* The output-folder guard, a pure check: LSW_E_CONFIG naming `origin` (the
+ * config file), the folder and the model if writing into `outdir` could
+ * touch any of the n inputs paths[i] (called names[i]), by
+ * lsw_input_in_folder: device and inode, symlinks, "..", bind mounts.  Give
+ * it every model a config lists and every path a derived model resolves to.
+ * Its message never suggests --overwrite: nothing makes an input's folder an
+ * output.  Reads folder entries only; local (every rank may call it). */
+int lsw_guard_output(const char *origin, const char *outdir, const char *const *names, const char *const *paths,
+                     size_t n);
+
+/* Once the output folder is open (and its resume state known), before the
+ * first byte of data: LSW_E_NOSPACE (exit 4) with the numbers unless its
+ * file system has room for what this run still has to write.  The one
+ * estimate of an output's size: safetensors, the shards not finished by an
+ * earlier run of the plan (lsw_outdir_remaining) plus the index and the
+ * side files; HDF5, model.h5 at its worst (every chunk at its zstd bound).
+ * Rank 0 (it reads od). */
+int lsw_plan_check_space(const lsw_plan *p, lsw_outdir *od);
 
 /* With the model MAVs (docs/statistics.md, indexed by model; only mav_needed entries
  * are read) resolve magnitude weights.  LSW_E_INPUT if an MAV is 0 (an

@@ -17,6 +17,7 @@
 #include "lsw_io.h"
 #include "lsw_json.h"
 #include "lsw_kernels.h"
+#include "lsw_lock.h"
 #include "lsw_mav.h"
 #include "lsw_progress.h"
 #include "lsw_stats_h5.h"
@@ -245,10 +246,15 @@ static int open_outdir_rank0(stats_run *R, uint64_t hash)
         names[E + 1] = "summary.json";
         names[E + 2] = "report.html";
         names[E + 3] = "proposed-layer-swap.json";
-        if (R->o->overwrite && lsw_is_dir(R->o->outdir))
+        /* the folder's owner before anything is removed or written */
+        rc = lsw_lock_dir(R->o->outdir, "stats");
+        if (!rc && R->o->overwrite && lsw_is_dir(R->o->outdir))
             rc = remove_stale(R->o->outdir, names, nn);
         if (!rc)
             rc = lsw_outdir_open(R->o->outdir, hash, names, nn, R->o->overwrite, &R->od, &R->state);
+        if (!rc && R->state != LSW_OUT_COMPLETE) /* stats.h5 (f64 per row and expert), summaries, pictures */
+            rc = lsw_outdir_check_space(R->od, R->total_rows * 8 * (uint64_t)E + ((uint64_t)E + 4) * (1u << 20),
+                                        E + 4, "stats.h5, summaries and heatmaps");
     }
     for (size_t e = 0; svg && e < E; e++)
         free(svg[e]);

@@ -12,10 +12,12 @@
 #include <unistd.h>
 
 #include "lsw_error.h"
+#include "lsw_io.h"
 #include "lsw_execute.h"
 #include "lsw_kernels.h"
 #include "lsw_mav.h"
 #include "lsw_stats_norms.h"
+#include "lsw_signal.h"
 
 static int same_shape(const lsw_tensor_desc *a, const lsw_tensor_desc *b)
 {
@@ -352,6 +354,7 @@ static int map_block(run *R, const blk *b, slot *s)
             return lsw_err_set(LSW_E_READ, "%s: tensor '%s': cannot map its bytes: %s", file, t->name, strerror(errno));
         s->map[m] = p;
         s->maplen[m] = len;
+        lsw_io_count_read(b->n * es); /* the fault hooks count mapped bytes as read */
         s->ptr[m] = (const char *)p + (off - start);
         if (R->populate && madvise(p, len, MADV_POPULATE_READ) != 0 && errno == EFAULT)
             return lsw_err_set(LSW_E_READ, "%s: tensor '%s': the file is shorter than its header says (changed while "

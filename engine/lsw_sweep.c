@@ -16,9 +16,11 @@
 #include "lsw_json.h"
 #include "lsw_jsonw.h"
 #include "lsw_kernels.h"
+#include "lsw_lock.h"
 #include "lsw_modelfiles.h"
 #include "lsw_plan.h"
 #include "lsw_progress.h"
+#include "lsw_signal.h"
 #include "lsw_strbuf.h"
 
 /* Grid keys: the layer_swap keys (lsw_config), in expansion order. */
@@ -447,6 +449,9 @@ static int prepare(const lsw_sweep *s, lsw_ckpt **models, lsw_ckpt **own, lsw_pl
         for (size_t m = 0; m < c0->nmodels; m++)
             own[k * c0->nmodels + m] = u[m] ? models[m] : NULL;
         rc = lsw_plan_build(s->cfgs[k], own + k * c0->nmodels, &plans[k]);
+        if (!rc && k == 0) /* issue 10: nor into the sweep folder (sweep.json, the lock) */
+            rc = lsw_guard_output(s->file, s->out_path, (const char *const *)c0->model_names,
+                                  (const char *const *)c0->model_paths, c0->nmodels);
         if (!rc)
             rc = lsw_plan_check_output(plans[k]);
         if (rc)
@@ -550,6 +555,11 @@ int lsw_sweep_run(const lsw_sweep *s, const lsw_run_opts *o, const lsw_comm *c)
     double t0 = lsw_now();
     if (!rc)
         rc = prepare(s, models, own, plans);
+    /* issue 10: rank 0 owns the sweep folder and every merge folder before any work */
+    for (size_t k = 0; !rc && c->rank == 0 && k <= E; k++)
+        rc = lsw_lock_dir(k ? s->cfgs[k - 1]->out.path : s->out_path, "sweep");
+    if (!rc && c->rank == 0)
+        lsw_outdir_remove_temporaries(s->out_path); /* a killed run's .sweep.json.PID.lsw-tmp */
     rc = lsw_agree(c, rc);
     if (!rc)
         rc = lsw_exec_done(plans, E, o->overwrite, c, done);

@@ -5,7 +5,7 @@
 
 #include "lsw_derived.h"
 #include "lsw_error.h"
-#include "lsw_execute.h"
+#include "lsw_signal.h"
 #include "lsw_kernels.h"
 
 struct lsw_worker {

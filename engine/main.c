@@ -3,11 +3,15 @@
 #include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
+#ifdef LSW_HAVE_HDF5
+#include <hdf5.h>
+#endif
 #include <inttypes.h>
 #include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "lsw_agree.h"
 #include "lsw_checkpoint.h"
@@ -20,8 +24,10 @@
 #include "lsw_io.h"
 #include "lsw_modelfiles.h"
 #include "lsw_json.h"
+#include "lsw_lock.h"
 #include "lsw_plan.h"
 #include "cli_stats.h"
+#include "lsw_signal.h"
 #include "lsw_stats.h"
 #include "lsw_sweep.h"
 #include "lsw_synth.h"
@@ -104,7 +110,8 @@ static const char usage_inspect[] =
     "Usage: layerswap inspect PATH\n"
     "Validate a checkpoint (a folder, a .safetensors file, a model.safetensors.index.json or a\n"
     "layerswap model.h5) against every rule of its format and list its tensors: name, dtype,\n"
-    "shape, bytes.\n"
+    "shape, bytes. It applies the checks a merge applies to an input: every header, the\n"
+    "folder's config.json, and for a model.h5 every chunk read and decoded.\n"
     "Exit 0 if valid, 2 with a message naming file, tensor and rule if not.\n";
 
 static const char usage_verify[] =
@@ -443,6 +450,15 @@ static int cmd_inspect(int argc, char **argv)
     int rc = lsw_ckpt_open(argv[1], &c);
     if (rc)
         return fail("inspect", rc);
+    /* what a merge checks beyond the headers: a model.h5's chunks (decoded),
+     * and the config.json the output would copy */
+    rc = lsw_ckpt_check_data(c);
+    if (!rc)
+        rc = lsw_check_model_files(lsw_ckpt_folder(c));
+    if (rc) {
+        lsw_ckpt_close(c);
+        return fail("inspect", rc);
+    }
     if (rank == 0) {
         printf("# %s: %zu tensors, %d layers, %" PRIu64 " bytes of data in %zu file(s)\n", argv[1],
                lsw_ckpt_count(c), lsw_ckpt_layers(c), lsw_ckpt_data_bytes(c), lsw_ckpt_file_count(c));
@@ -452,6 +468,11 @@ static int cmd_inspect(int argc, char **argv)
             for (size_t d = 0; d < t->ndim; d++)
                 printf("%s%" PRIu64, d ? ", " : "", t->shape[d]);
             printf("]\t%" PRIu64 "\n", t->nbytes);
+        }
+        if (lsw_ckpt_folder(c) && lsw_check_reference_files(lsw_ckpt_folder(c), "") != 0) {
+            lsw_err_clear();
+            printf("# note: no config.json: a merge takes this model as an input, but not as the model whose config "
+                   "the output copies (its task expert or first model)\n");
         }
     }
     lsw_ckpt_close(c);
@@ -569,7 +590,10 @@ static int verify_dir(const char *dir)
         lsw_err_set(LSW_E_VERIFY, "%s%s", first, bad > 1 ? " (and more, listed on stdout)" : "");
     if (!rc && bad)
         rc = LSW_E_VERIFY;
-    if (!rc) {
+    /* a stats folder holds statistics, not a checkpoint: its files are all
+     * there is to check (issue 10: kill-at-random of stats ends in verify) */
+    const char *tool = rc ? NULL : lsw_json_str(lsw_json_get(lsw_json_root(doc), "tool"), NULL);
+    if (!rc && !(tool && !strcmp(tool, "layerswap stats"))) {
         lsw_ckpt *c = NULL;
         rc = lsw_ckpt_open(dir, &c);
         if (!rc)
@@ -874,26 +898,81 @@ static int launched(void)
     return 0;
 }
 
+/* Outside a launcher: an isolated singleton, with no session folder.  An
+ * isolated singleton gets the fixed job id 0, so every such run on a host
+ * would share Open MPI's session folder /tmp/ompi.<host>.<uid>/jf.0/...:
+ * one run's clean-up removed it under another's MPI_Init ("mkdir ...: No
+ * such file or directory / File exists", 1-2% of runs with three loops
+ * started at once).  It needs none: no daemon, no shared memory (btl
+ * self), no MPI-IO (HDF5 goes through POSIX).  The user's own settings win;
+ * a user who turns isolation off gets the session folder back with it. */
+static void singleton_settings(void)
+{
+    if (launched())
+        return;
+    setenv("OMPI_MCA_ess_singleton_isolated", "1", 0);
+    setenv("OMPI_MCA_pml", "ob1", 0);
+    setenv("OMPI_MCA_btl", "self", 0);
+    const char *iso = getenv("OMPI_MCA_ess_singleton_isolated");
+    if (iso && (!strcmp(iso, "1") || !strcmp(iso, "true") || !strcmp(iso, "yes")))
+        setenv("OMPI_MCA_orte_create_session_dirs", "0", 0);
+}
+
+/* A stop signal that arrived while MPI started: nothing was done yet, so
+ * the run stops as any interrupted one does (exit 3, on every rank). */
+static int stopped_at_start(void)
+{
+    int mine = lsw_stop_signal != 0, any = 0;
+    MPI_Allreduce(&mine, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    if (any && rank == 0)
+        fprintf(stderr, "layerswap: error: stopped by a signal while starting; nothing was written, run the same "
+                        "command again [%s, exit %d]\n",
+                lsw_err_message(LSW_E_INTERRUPTED), lsw_err_exit_code(LSW_E_INTERRUPTED));
+    return any;
+}
+
 int main(int argc, char **argv)
 {
-    /* the child of lsw_h5probe_run: no MPI, one file */
+    /* the child of lsw_h5probe_run: no MPI, one file, default signal dispositions */
     if (argc == 3 && !strcmp(argv[1], "__h5probe"))
         return lsw_h5probe_child(argv[2]);
+    /* then at once: a stop signal from here on is a clean stop (exit 3), and a
+     * file size limit is an error, not SIGXFSZ */
+    lsw_install_stop_handlers();
+    /* a sweep holds a journal and a lock per merge folder: up to 65536
+     * descriptors where the hard limit allows */
+    struct rlimit nofile;
+    if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < 65536 && nofile.rlim_cur < nofile.rlim_max) {
+        nofile.rlim_cur = nofile.rlim_max < 65536 ? nofile.rlim_max : 65536;
+        (void)setrlimit(RLIMIT_NOFILE, &nofile);
+    }
     lsw_ckpt_set_h5_probe(lsw_h5probe_run);
+#ifdef LSW_HAVE_HDF5
+    /* HDF5 started before MPI, and never shut down by the library itself:
+     * HDF5 1.10 terminates from an MPI_Finalize callback when it was started
+     * after MPI_Init, and its termination crashes (SIGSEGV in H5F__close_cb)
+     * on a file whose close failed -- a full disk or `ulimit -f` while
+     * model.h5 is written turned exit 4 into a crash.  Every file is closed
+     * by its owner; the process's exit frees the rest. */
+    H5dont_atexit();
+    H5open();
+#endif
     /* An Open MPI singleton normally forks a helper daemon and initialises
      * UCX (0.25-0.45 s, measured); a process started without a launcher talks
-     * to nobody, so it needs neither.  The user's own settings win. */
-    if (!launched()) {
-        setenv("OMPI_MCA_ess_singleton_isolated", "1", 0);
-        setenv("OMPI_MCA_pml", "ob1", 0);
-        setenv("OMPI_MCA_btl", "self", 0);
-    }
-    int provided = 0; /* encoder threads never call MPI: FUNNELED is enough */
+     * to nobody, so it needs neither. */
+    singleton_settings();
+    int provided = 0; /* encoder and writer threads never call MPI: FUNNELED is enough */
     MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided);
+    lsw_install_stop_handlers(); /* again, in case MPI_Init installed its own */
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &nranks);
     lsw_io_set_rank(rank);
-    lsw_install_stop_handlers();
+    if (argc >= 2)
+        lsw_lock_set_command(argv[1]); /* what a lock file names as its holder */
+    if (stopped_at_start()) {
+        MPI_Finalize();
+        return lsw_err_exit_code(LSW_E_INTERRUPTED);
+    }
     opterr = 0; /* every usage error is reported by usage_error, once, on rank 0 */
     int ex;
     if (check_slurm_world()) {

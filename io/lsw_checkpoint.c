@@ -1,5 +1,6 @@
 #include "lsw_checkpoint.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -125,9 +126,10 @@ static int cmp_ientry_at(const void *a, const void *b)
 }
 
 /* Validate an index and open the shards it names, in order of first mention.
+ * `direct`: the path was given as the model (not found in a folder).
  * O(n log n) in the entries: a crafted index of 10^6 entries naming as many
  * shards must fail fast, not after hours of quadratic name searches. */
-static int open_index(lsw_ckpt *c, const char *index_path)
+static int open_index(lsw_ckpt *c, const char *index_path, int direct)
 {
     char *text = NULL;
     size_t len = 0;
@@ -148,7 +150,12 @@ static int open_index(lsw_ckpt *c, const char *index_path)
     }
     const lsw_json *root = lsw_json_root(doc), *wm = lsw_json_get(root, "weight_map");
     if (lsw_json_type_of(root) != LSW_JSON_OBJECT || !wm || lsw_json_type_of(wm) != LSW_JSON_OBJECT) {
-        rc = lsw_err_set(LSW_E_INPUT, "%s: index has no \"weight_map\" object", index_path);
+        if (direct && !wm && !ends_with(index_path, ".index.json"))
+            rc = lsw_err_set(LSW_E_INPUT, "%s: not a checkpoint: a JSON file without \"weight_map\" (a config or "
+                             "tokenizer file?); give the model's folder, a .safetensors file, a "
+                             "model.safetensors.index.json or a model.h5", index_path);
+        else
+            rc = lsw_err_set(LSW_E_INPUT, "%s: index has no \"weight_map\" object", index_path);
         goto out;
     }
     size_t n = lsw_json_count(wm), nshards = 0;
@@ -205,6 +212,9 @@ static int open_index(lsw_ckpt *c, const char *index_path)
         char *p = lsw_path_join(c->folder, e[i].shard);
         if (!p)
             rc = lsw_err_set(LSW_E_NOMEM, "out of memory");
+        else if (lsw_path_kind(p))
+            rc = lsw_err_set(LSW_E_INPUT, "%s: shard \"%s\" named by the index is %s, not a regular file", index_path,
+                             e[i].shard, lsw_path_kind(p));
         else if (!lsw_is_file(p))
             rc = lsw_err_set(LSW_E_INPUT, "%s: shard \"%s\" named by the index does not exist", index_path, e[i].shard);
         else
@@ -358,12 +368,16 @@ int lsw_ckpt_open(const char *path, lsw_ckpt **out)
         else if (lsw_is_file(p1))
             rc = add_file(c, p1);
         else if (lsw_is_file(p2))
-            rc = open_index(c, p2);
+            rc = open_index(c, p2, 0);
         else if (lsw_is_file(p4))
             rc = open_h5(c, p4);
         else if (lsw_is_file(p3))
             rc = lsw_err_set(LSW_E_INPUT, "%s: holds only a pickle checkpoint (pytorch_model.bin); pickle checkpoints are refused, convert to safetensors",
                              path);
+        else if (lsw_path_kind(p1) || lsw_path_kind(p2) || lsw_path_kind(p4)) {
+            const char *bad = lsw_path_kind(p1) ? p1 : lsw_path_kind(p2) ? p2 : p4;
+            rc = lsw_err_set(LSW_E_INPUT, "%s: is %s, not a regular file", bad, lsw_path_kind(bad));
+        }
         else
             rc = lsw_err_set(LSW_E_INPUT, "%s: folder has neither model.safetensors, model.safetensors.index.json nor model.h5",
                              path);
@@ -377,13 +391,14 @@ int lsw_ckpt_open(const char *path, lsw_ckpt **out)
             rc = lsw_err_set(LSW_E_INPUT, "%s: named .h5 but has no HDF5 signature (not an HDF5 file, or damaged)", path);
         else if (ends_with(path, ".json")) {
             c->folder = lsw_dirname(path);
-            rc = c->folder ? open_index(c, path) : lsw_err_set(LSW_E_NOMEM, "out of memory");
+            rc = c->folder ? open_index(c, path, 1) : lsw_err_set(LSW_E_NOMEM, "out of memory");
         } else
             rc = add_file(c, path);
     } else {
         struct stat st;
         if (stat(path, &st) == 0)
-            rc = lsw_err_set(LSW_E_INPUT, "%s: not a regular file or a folder (a checkpoint is one of those)", path);
+            rc = lsw_err_set(LSW_E_INPUT, "%s: is %s, not a regular file or a folder (a checkpoint is one of those)",
+                             path, lsw_path_kind(path) ? lsw_path_kind(path) : "neither a regular file nor a folder");
         else
             rc = lsw_err_set(LSW_E_NOTFOUND, "%s: %s", path, errno == ENOENT ? "no such file or folder" : strerror(errno));
     }
@@ -502,18 +517,103 @@ int lsw_ckpt_read(const lsw_ckpt *c, const lsw_tensor_desc *t, uint64_t off, voi
     return rc;
 }
 
-int lsw_ckpt_in_folder(const lsw_ckpt *c, const char *dir)
+int lsw_ckpt_check_data(const lsw_ckpt *c)
 {
-    struct stat out;
-    if (!c || !dir || stat(dir, &out) != 0)
-        return 0; /* not there (yet): cannot hold the checkpoint */
-    for (size_t f = 0; f < lsw_ckpt_file_count(c); f++) {
-        char *d = lsw_dirname(lsw_ckpt_file_path(c, (unsigned)f));
-        struct stat in;
-        int same = d && stat(d, &in) == 0 && in.st_dev == out.st_dev && in.st_ino == out.st_ino;
+    if (!c->h5)
+        return 0;
+    size_t cap = 4u << 20;
+    char *buf = malloc(cap);
+    if (!buf)
+        return lsw_err_set(LSW_E_NOMEM, "out of memory");
+    int rc = 0;
+    for (size_t i = 0; i < c->n && !rc; i++)
+        for (uint64_t off = 0; off < c->t[i].nbytes && !rc; off += cap) {
+            size_t n = c->t[i].nbytes - off < cap ? (size_t)(c->t[i].nbytes - off) : cap;
+            rc = lsw_ckpt_read(c, &c->t[i], off, buf, n);
+        }
+    free(buf);
+    return rc;
+}
+
+/* A folder or file identity, after following symlinks. */
+typedef struct fid { dev_t dev; ino_t ino; } fid;
+
+static int same_as(const char *path, const fid *f)
+{
+    struct stat st;
+    return path && stat(path, &st) == 0 && st.st_dev == f->dev && st.st_ino == f->ino;
+}
+
+/* 1 if the folder of `file` (as named, and after resolving `file` itself
+ * when it is a symlink) is `out`. */
+static int file_folder_is(const char *file, const fid *out)
+{
+    char *d = lsw_dirname(file);
+    int hit = same_as(d, out);
+    free(d);
+    if (hit)
+        return 1;
+    char *r = realpath(file, NULL);
+    if (r) {
+        d = lsw_dirname(r);
+        hit = same_as(d, out);
         free(d);
-        if (same)
-            return 1;
+        free(r);
+    }
+    return hit;
+}
+
+/* 1 if folder `dir` is `out`, or holds a symlink to a file in `out`. */
+static int folder_is(const char *dir, const fid *out)
+{
+    if (same_as(dir, out))
+        return 1;
+    DIR *d = opendir(dir);
+    if (!d)
+        return 0;
+    int hit = 0;
+    for (struct dirent *e; !hit && (e = readdir(d));) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+            continue;
+        char *p = lsw_path_join(dir, e->d_name);
+        struct stat st, target;
+        if (p && lstat(p, &st) == 0 && S_ISLNK(st.st_mode) && stat(p, &target) == 0 && S_ISREG(target.st_mode))
+            hit = file_folder_is(p, out);
+        free(p);
+    }
+    closedir(d);
+    return hit;
+}
+
+int lsw_input_in_folder(const char *path, const char *dir)
+{
+    if (!path || !dir)
+        return 0;
+    char *r = lsw_path_resolve_future(dir);
+    struct stat st;
+    int exists = r && stat(r, &st) == 0;
+    free(r);
+    if (!exists)
+        return 0; /* not there (yet): cannot hold an input */
+    fid out = {st.st_dev, st.st_ino};
+    struct stat in;
+    if (stat(path, &in) != 0)
+        return 0;
+    if (S_ISDIR(in.st_mode))
+        return folder_is(path, &out);
+    if (file_folder_is(path, &out))
+        return 1;
+    /* an index names shards in its own folder, which may be symlinks */
+    if (ends_with(path, ".json")) {
+        char *d = lsw_dirname(path);
+        int hit = d && folder_is(d, &out);
+        free(d);
+        return hit;
     }
     return 0;
+}
+
+int lsw_ckpt_in_folder(const lsw_ckpt *c, const char *dir)
+{
+    return c ? lsw_input_in_folder(c->path, dir) : 0;
 }

@@ -58,8 +58,15 @@ const char *lsw_ckpt_file_path(const lsw_ckpt *c, unsigned file);
 uint64_t lsw_ckpt_data_bytes(const lsw_ckpt *c);
 /* 64-bit identity of the checkpoint: its headers, file sizes and modification times. */
 uint64_t lsw_ckpt_identity(const lsw_ckpt *c);
-/* 1 if folder `dir` (compared as a file, so links and "a/../a" count)
- * holds a file of checkpoint c: an output there would overwrite an input. */
+/* 1 if writing into folder `dir` could touch the input at `path` (a model
+ * path as a config gives it: folder, .safetensors, index or .h5): `dir`, as it
+ * will be once created (lsw_path_resolve_future), is by device and inode the
+ * model's folder, the folder of a file it names, or the folder a symlink
+ * among those files resolves to (the Hugging Face cache's snapshots/ ->
+ * blobs/).  Symlinks, "..", trailing slashes and bind mounts all compare
+ * equal.  0 when either does not exist.  Reads only folder entries; local. */
+int lsw_input_in_folder(const char *path, const char *dir);
+/* lsw_input_in_folder of an opened checkpoint's path (0 for NULL). */
 int lsw_ckpt_in_folder(const lsw_ckpt *c, const char *dir);
 /* A view: a checkpoint whose tensor list is ref's (names, dtypes, shapes;
  * ref must stay open while the view is) but whose bytes are computed by
@@ -78,6 +85,12 @@ void *lsw_ckpt_view_user(const lsw_ckpt *c);
 /* Position of tensor t (one of c's descriptors) in c's name order. */
 size_t lsw_ckpt_index_of(const lsw_ckpt *c, const lsw_tensor_desc *t);
 
+/* The checks on data that a merge's reads make and headers cannot: for a
+ * model.h5, every chunk of every tensor is read and decoded (zstd frames
+ * with their checksum, sizes), in blocks of at most 4 MiB; a safetensors
+ * checkpoint is fully checked by its headers at open and reads nothing
+ * here.  LSW_E_READ / LSW_E_INPUT naming file and tensor, as a merge gives. */
+int lsw_ckpt_check_data(const lsw_ckpt *c);
 /* Read bytes [off, off + n) of tensor t.  LSW_E_READ names file and tensor. */
 int lsw_ckpt_read(const lsw_ckpt *c, const lsw_tensor_desc *t, uint64_t off, void *buf, size_t n);
 

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <linux/fs.h>
 #include <unistd.h>
 
@@ -17,9 +18,12 @@
 #include "lsw_error.h"
 #include "lsw_io.h"
 #include "lsw_json.h"
+#include "lsw_lock.h"
 #include "lsw_strbuf.h"
 
 typedef struct rec { char *name; uint64_t bytes; uint32_t crc; } rec;
+
+static void remove_temporaries(const char *dir);
 
 struct lsw_outdir {
     char *dir;
@@ -31,6 +35,7 @@ struct lsw_outdir {
     int jfd;        /* journal, append */
     char **order;   /* the names given to lsw_outdir_open: the manifest lists files in this order */
     size_t norder;
+    int fresh;      /* this open created the journal (nothing else written yet) */
 };
 
 /* Position of `name` in the planned order (files not planned go last). */
@@ -196,6 +201,12 @@ static int remove_weight_files(const char *dir)
     return rc;
 }
 
+void lsw_outdir_remove_temporaries(const char *dir)
+{
+    if (lsw_lock_held(dir))
+        remove_temporaries(dir);
+}
+
 static void remove_temporaries(const char *dir)
 {
     DIR *d = opendir(dir);
@@ -210,26 +221,39 @@ static void remove_temporaries(const char *dir)
     closedir(d);
 }
 
+/* Open the journal for appending; a fresh one is created whole first (its
+ * header written to a temporary, made durable and renamed), so a run killed
+ * at any moment leaves either no journal or one that names its plan. */
 static int journal_start(lsw_outdir *o, int keep)
 {
-    char *p = pathf(o->dir, "", LSW_STATE_NAME, "");
-    if (!p)
-        return lsw_err_set(LSW_E_NOMEM, "out of memory");
-    o->jfd = open(p, O_WRONLY | O_CREAT | O_APPEND | (keep ? 0 : O_TRUNC) | O_CLOEXEC, 0644);
-    int rc = 0;
-    if (o->jfd < 0)
-        rc = lsw_err_set(LSW_E_IO, "%s: cannot create the journal: %s", p, strerror(errno));
-    else if (!keep) {
+    char *p = pathf(o->dir, "", LSW_STATE_NAME, ""), *tmp = pathf(o->dir, ".", LSW_STATE_NAME, ".lsw-tmp");
+    int rc = (!p || !tmp) ? lsw_err_set(LSW_E_NOMEM, "out of memory") : 0;
+    if (!rc && !keep) {
         char line[64];
         int n = snprintf(line, sizeof line, "layerswap-state 1 %016" PRIx64 "\n", o->hash);
-        if (write(o->jfd, line, (size_t)n) != n)
-            rc = lsw_err_set(LSW_E_IO, "%s: cannot write the journal: %s", p, strerror(errno));
-        else
-            rc = lsw_fsync_fd(o->jfd, p);
+        int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+        if (fd < 0)
+            rc = lsw_err_set(errno == ENOSPC ? LSW_E_NOSPACE : LSW_E_IO, "%s: cannot create the journal: %s", tmp,
+                             strerror(errno));
+        else if (write(fd, line, (size_t)n) != n)
+            rc = lsw_err_set(errno == ENOSPC ? LSW_E_NOSPACE : LSW_E_IO, "%s: cannot write the journal: %s", tmp,
+                             strerror(errno));
+        if (fd >= 0 && !rc)
+            rc = lsw_fsync_fd(fd, tmp);
+        if (fd >= 0)
+            close(fd);
+        if (!rc && rename(tmp, p) != 0)
+            rc = lsw_err_set(LSW_E_IO, "%s: cannot rename the journal into place: %s", p, strerror(errno));
+        if (rc && tmp)
+            unlink(tmp);
         if (!rc)
             rc = lsw_fsync_dir(o->dir);
+        o->fresh = !rc;
     }
+    if (!rc && (o->jfd = open(p, O_WRONLY | O_APPEND | O_CLOEXEC | O_NOFOLLOW)) < 0)
+        rc = lsw_err_set(LSW_E_IO, "%s: cannot open the journal: %s", p, strerror(errno));
     free(p);
+    free(tmp);
     return rc;
 }
 
@@ -242,7 +266,9 @@ int lsw_outdir_open(const char *dir, uint64_t plan_hash, const char *const *name
                     lsw_outdir **out, lsw_out_state *state)
 {
     *out = NULL;
-    int rc = lsw_mkdir_p(dir);
+    /* the folder's owner first: nothing below (not even the removal of
+     * stale temporaries, which may be a running merge's) happens without it */
+    int rc = lsw_lock_dir(dir, lsw_lock_command());
     if (rc)
         return rc;
     lsw_outdir *o = calloc(1, sizeof *o);
@@ -419,7 +445,7 @@ int lsw_outdir_tmp_open(lsw_outdir *o, const char *name, int *fd)
     char *p = pathf(o->dir, ".", name, ".lsw-tmp");
     if (!p)
         return lsw_err_set(LSW_E_NOMEM, "out of memory");
-    *fd = open(p, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    *fd = open(p, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
     int rc = 0;
     if (*fd < 0)
         rc = lsw_err_set(errno == ENOSPC ? LSW_E_NOSPACE : LSW_E_IO, "%s: cannot create: %s", p, strerror(errno));
@@ -598,4 +624,53 @@ int lsw_outdir_finish(lsw_outdir *o, const char *extra_json)
             rc = lsw_fsync_dir(o->dir);
     }
     return rc;
+}
+
+uint64_t lsw_outdir_remaining(const lsw_outdir *o, const char *const *names, const uint64_t *sizes, size_t n)
+{
+    uint64_t sum = 0;
+    for (size_t i = 0; i < n; i++) {
+        int kept = 0;
+        for (size_t j = 0; j < o->njournal && !kept; j++) {
+            if (strcmp(o->journal[j].name, names[i]) != 0 || o->journal[j].bytes != sizes[i])
+                continue;
+            char *p = pathf(o->dir, "", names[i], "");
+            struct stat st;
+            kept = p && stat(p, &st) == 0 && S_ISREG(st.st_mode) && (uint64_t)st.st_size == sizes[i];
+            free(p);
+        }
+        if (!kept)
+            sum += sizes[i];
+    }
+    return sum;
+}
+
+int lsw_outdir_check_space(lsw_outdir *o, uint64_t bytes, size_t nfiles, const char *what)
+{
+    const char *skip = getenv("LSW_NO_SPACE_CHECK");
+    if (skip && *skip && strcmp(skip, "0") != 0)
+        return 0;
+    struct statvfs v;
+    if (statvfs(o->dir, &v) != 0 || v.f_frsize == 0)
+        return 0; /* cannot tell: the writes will say */
+    /* every file ends in a partly used block, and the folder, journal and
+     * manifest take a few more */
+    uint64_t need = bytes + ((uint64_t)nfiles + 8) * (uint64_t)v.f_frsize;
+    uint64_t avail = (uint64_t)v.f_bavail * (uint64_t)v.f_frsize;
+    if (v.f_bavail > UINT64_MAX / v.f_frsize)
+        avail = UINT64_MAX;
+    if (need <= avail)
+        return 0;
+    if (o->fresh && o->nfiles == 0) { /* leave the folder as it was: no journal of a run that never started */
+        close(o->jfd);
+        o->jfd = -1;
+        remove_name(o->dir, LSW_STATE_NAME);
+        o->fresh = 0;
+    }
+    return lsw_err_set(LSW_E_NOSPACE,
+                       "%s: the run still has to write %" PRIu64 " bytes (%.3f GB%s%s) but the file system has only %"
+                       PRIu64 " bytes (%.3f GB) free; nothing was written: free space or choose another -o, then run "
+                       "the same command",
+                       o->dir, need, (double)need / 1e9, what && *what ? ": " : "", what ? what : "", avail,
+                       (double)avail / 1e9);
 }

@@ -24,7 +24,9 @@ typedef struct lsw_outdir lsw_outdir; /* opaque */
 typedef enum lsw_out_state { LSW_OUT_FRESH, LSW_OUT_RESUME, LSW_OUT_COMPLETE } lsw_out_state;
 
 /* Prepare `dir` (created if missing) for a run with `plan_hash` that will
- * write the files `names[0..n)`.
+ * write the files `names[0..n)`.  First of all it takes the folder's lock
+ * (lsw_lock_dir: LSW_E_LOCKED, exit 1, if another run holds it), so that no
+ * file is removed or written in a folder another run owns.
  *  - manifest present with the same plan hash: *state = LSW_OUT_COMPLETE;
  *  - journal present with the same plan hash: LSW_OUT_RESUME;
  *  - otherwise LSW_OUT_FRESH.  Any of our file names (or a manifest or
@@ -38,6 +40,11 @@ int lsw_file_crc32c(const char *path, uint64_t *size, uint32_t *crc);
 int lsw_outdir_open(const char *dir, uint64_t plan_hash, const char *const *names, size_t n, int overwrite,
                     lsw_outdir **out, lsw_out_state *state);
 void lsw_outdir_free(lsw_outdir *o); /* accepts NULL; does not delete anything */
+/* Remove the temporaries (".*.lsw-tmp") a killed run left in `dir`, a
+ * folder this process holds the lock of (lsw_lock_dir; otherwise nothing
+ * is removed).  lsw_outdir_open does it for its folder; this is for
+ * folders without an lsw_outdir, such as a sweep's (sweep.json). */
+void lsw_outdir_remove_temporaries(const char *dir);
 /* 1 if `dir` already holds the finished output of `plan_hash` (its manifest
  * says so); touches nothing.  Lets a rerun skip work done before any output. */
 int lsw_outdir_complete(const char *dir, uint64_t plan_hash);
@@ -66,6 +73,19 @@ int lsw_outdir_adopt(lsw_outdir *o, const char *name, const char *src, lsw_dedup
                      lsw_dedup *how);
 /* Write a whole small file atomically and journal it. */
 int lsw_outdir_put(lsw_outdir *o, const char *name, const void *buf, size_t n);
+/* Bytes still to write of the files names[i] of sizes[i]: those a previous
+ * run of this plan journaled with that size, and that are there with it,
+ * count as done (lsw_outdir_reuse re-checks their CRC later).  Reads only. */
+uint64_t lsw_outdir_remaining(const lsw_outdir *o, const char *const *names, const uint64_t *sizes, size_t n);
+/* Before the first byte of data: LSW_E_NOSPACE (exit 4) with both numbers
+ * if the file system of `o` has less free space (statvfs f_bavail) than
+ * `bytes` plus a block per file of `nfiles` (and a few for the journal and
+ * manifest).  `what` says what the figure holds, for the message.  On
+ * failure a journal this open created is removed again (the folder holds
+ * nothing of the run).
+ * LSW_NO_SPACE_CHECK=1 in the environment skips it.  Rank 0 (the owner of
+ * `o`); not collective. */
+int lsw_outdir_check_space(lsw_outdir *o, uint64_t bytes, size_t nfiles, const char *what);
 /* Write the manifest (files in the order of the names given to
  * lsw_outdir_open, then any others in the order recorded, plus `extra_json`: the
  * text of JSON members to add, e.g. "\"config_hash\": \"...\"", or NULL),

@@ -26,7 +26,8 @@
     X(LSW_E_NOSPACE,   -10,  4, "no space left on output device")                 \
     X(LSW_E_VERIFY,    -11,  2, "output folder failed verification")              \
     X(LSW_E_NOMEM,     -12, 70, "out of memory")                                  \
-    X(LSW_E_INTERNAL,  -13, 70, "internal error")
+    X(LSW_E_INTERNAL,  -13, 70, "internal error")                                 \
+    X(LSW_E_LOCKED,    -14,  1, "output folder in use by another run")
 
 enum lsw_error {
 #define LSW_X_ENUM(sym, val, ex, msg) sym = (val),

@@ -251,12 +251,16 @@ struct lsw_h5_writer {
     size_t n, cap;
 };
 
+/* An HDF5 call failed: the system's reason where it left one in errno
+ * (a full disk, `ulimit -f`), which HDF5's own message does not give. */
 static int w_fail(const lsw_h5_writer *w, const char *tensor, const char *what)
 {
-    int code = errno == ENOSPC ? LSW_E_NOSPACE : LSW_E_IO;
+    int e = errno;
+    int code = e == ENOSPC || e == EDQUOT || e == EFBIG ? LSW_E_NOSPACE : LSW_E_IO;
+    const char *why = e ? strerror(e) : "HDF5 reports a failure";
     if (tensor)
-        return lsw_err_set(code, "%s: tensor '%s': %s", w->path, tensor, what);
-    return lsw_err_set(code, "%s: %s", w->path, what);
+        return lsw_err_set(code, "%s: tensor '%s': %s: %s", w->path, tensor, what, why);
+    return lsw_err_set(code, "%s: %s: %s", w->path, what, why);
 }
 
 static void w_free(lsw_h5_writer *w)

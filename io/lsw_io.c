@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,7 +14,7 @@
 
 static int io_rank = 0;
 /* Fault budgets in bytes: -2 not read from the environment yet, -1 off. */
-static int64_t write_budget = -2, read_budget = -2, stop_budget = -2;
+static int64_t write_budget = -2, read_budget = -2, stop_budget = -2, kill_write_budget = -2, kill_read_budget = -2;
 
 void lsw_io_set_rank(int rank) { io_rank = rank; }
 
@@ -33,6 +34,24 @@ static int fault_hit(int64_t *budget, const char *var, size_t n)
     return 0;
 }
 
+/* LSW_FAULT_KILL_*_AFTER: SIGKILL once the budget is spent (a crash, not an error). */
+static void fault_kill(int64_t *budget, const char *var, size_t n)
+{
+    if (fault_hit(budget, var, n))
+        raise(SIGKILL);
+}
+
+void lsw_io_count_read(size_t n)
+{
+    if (fault_hit(&stop_budget, "LSW_FAULT_STOP_AFTER", n)) {
+        stop_budget = -1;
+        raise(SIGUSR1);
+    }
+    fault_kill(&kill_read_budget, "LSW_FAULT_KILL_READ_AFTER", n);
+}
+
+void lsw_io_count_write(size_t n) { fault_kill(&kill_write_budget, "LSW_FAULT_KILL_WRITE_AFTER", n); }
+
 static int write_error(const char *path, int err)
 {
     int code = (err == ENOSPC || err == EDQUOT) ? LSW_E_NOSPACE : LSW_E_IO;
@@ -45,6 +64,7 @@ int lsw_pread_full(int fd, void *buf, size_t n, uint64_t off, const char *path)
         stop_budget = -1;
         raise(SIGUSR1);
     }
+    fault_kill(&kill_read_budget, "LSW_FAULT_KILL_READ_AFTER", n);
     if (fault_hit(&read_budget, "LSW_FAULT_READ_AFTER", n))
         return lsw_err_set(LSW_E_READ, "%s: read failed at offset %llu: %s (injected)", path,
                            (unsigned long long)off, strerror(EIO));
@@ -69,6 +89,7 @@ int lsw_pread_full(int fd, void *buf, size_t n, uint64_t off, const char *path)
 
 int lsw_pwrite_full(int fd, const void *buf, size_t n, uint64_t off, const char *path)
 {
+    fault_kill(&kill_write_budget, "LSW_FAULT_KILL_WRITE_AFTER", n);
     if (fault_hit(&write_budget, "LSW_FAULT_WRITE_AFTER", n))
         return write_error(path, ENOSPC);
     const char *p = buf;
@@ -144,13 +165,16 @@ int lsw_mkdir_p(const char *dir)
 int lsw_read_file(const char *path, char **out, size_t *len)
 {
     *out = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    const char *kind = NULL;
+    int fd = lsw_open_regular(path, &kind);
+    if (fd < 0 && kind)
+        return lsw_err_set(LSW_E_NOTFOUND, "%s: is %s, not a regular file", path, kind);
     if (fd < 0)
         return lsw_err_set(LSW_E_NOTFOUND, "%s: cannot open: %s", path, strerror(errno));
     struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    if (fstat(fd, &st) != 0) {
         close(fd);
-        return lsw_err_set(LSW_E_NOTFOUND, "%s: not a regular file", path);
+        return lsw_err_set(LSW_E_NOTFOUND, "%s: cannot stat: %s", path, strerror(errno));
     }
     char *buf = malloc((size_t)st.st_size + 1);
     if (!buf) {
@@ -255,4 +279,131 @@ int lsw_is_file(const char *path)
 {
     struct stat st;
     return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+const char *lsw_path_kind(const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return NULL;
+    if (S_ISFIFO(st.st_mode))
+        return "a FIFO";
+    if (S_ISCHR(st.st_mode))
+        return "a character device";
+    if (S_ISBLK(st.st_mode))
+        return "a block device";
+    if (S_ISSOCK(st.st_mode))
+        return "a socket";
+    return NULL;
+}
+
+int lsw_open_regular(const char *path, const char **kind)
+{
+    if (kind)
+        *kind = NULL;
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0) {
+        int e = errno;
+        if (kind)
+            *kind = lsw_path_kind(path); /* a socket cannot be opened at all */
+        errno = kind && *kind ? EINVAL : e;
+        return -1;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        int isdir = S_ISDIR(st.st_mode);
+        close(fd);
+        if (kind)
+            *kind = isdir ? "a folder" : lsw_path_kind(path);
+        if (kind && !*kind)
+            *kind = "not a regular file";
+        errno = isdir ? EISDIR : EINVAL;
+        return -1;
+    }
+    /* regular: blocking reads from here on (O_NONBLOCK means nothing for a
+     * regular file, but leave the descriptor as ordinary as any other) */
+    int fl = fcntl(fd, F_GETFL);
+    if (fl >= 0)
+        (void)fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+    return fd;
+}
+
+/* Append component c (len n) to the absolute path in b (capacity cap) as
+ * text: "." ignored, ".." drops the last component.  -1 if it does not fit. */
+static int push_component(char *b, size_t cap, const char *c, size_t n)
+{
+    if (n == 0 || (n == 1 && c[0] == '.'))
+        return 0;
+    size_t l = strlen(b);
+    if (n == 2 && c[0] == '.' && c[1] == '.') {
+        char *s = strrchr(b, '/');
+        if (s == b)
+            b[1] = 0;
+        else if (s)
+            *s = 0;
+        return 0;
+    }
+    int slash = !(l == 1 && b[0] == '/');
+    if (l + slash + n + 1 > cap)
+        return -1;
+    if (slash)
+        b[l++] = '/';
+    memcpy(b + l, c, n);
+    b[l + n] = 0;
+    return 0;
+}
+
+char *lsw_path_resolve_future(const char *path)
+{
+    char *b = malloc(PATH_MAX), *tmp = malloc(PATH_MAX);
+    if (!b || !tmp) {
+        free(b);
+        free(tmp);
+        return NULL;
+    }
+    int ok = 1;
+    if (path[0] == '/')
+        strcpy(b, "/");
+    else
+        ok = getcwd(b, PATH_MAX) != NULL;
+    /* while the path so far exists, let the kernel resolve each step */
+    int exists = 1;
+    for (const char *p = path; ok && *p;) {
+        while (*p == '/')
+            p++;
+        const char *e = p;
+        while (*e && *e != '/')
+            e++;
+        size_t n = (size_t)(e - p);
+        if (n) {
+            size_t l = strlen(b);
+            if (exists && l + 1 + n + 1 <= PATH_MAX) {
+                size_t k = l;
+                memcpy(tmp, b, l);
+                if (!(l == 1 && b[0] == '/'))
+                    tmp[k++] = '/';
+                memcpy(tmp + k, p, n);
+                tmp[k + n] = 0;
+                char *r = realpath(tmp, NULL);
+                if (r && strlen(r) < PATH_MAX) {
+                    strcpy(b, r);
+                    free(r);
+                } else {
+                    free(r);
+                    exists = 0; /* from here on, folders mkdir -p will create */
+                    ok = push_component(b, PATH_MAX, p, n) == 0;
+                }
+            } else {
+                exists = 0;
+                ok = push_component(b, PATH_MAX, p, n) == 0;
+            }
+        }
+        p = e;
+    }
+    free(tmp);
+    if (!ok) {
+        free(b);
+        return NULL;
+    }
+    return b;
 }

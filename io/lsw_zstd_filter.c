@@ -19,6 +19,14 @@ static ZSTD_CCtx *cctx_get(void)
     return tl_cctx;
 }
 
+void lsw_zstd_thread_release(void)
+{
+    ZSTD_freeCCtx(tl_cctx);
+    ZSTD_freeDCtx(tl_dctx);
+    tl_cctx = NULL;
+    tl_dctx = NULL;
+}
+
 static ZSTD_DCtx *dctx_get(void)
 {
     if (!tl_dctx)

@@ -65,6 +65,11 @@ size_t lsw_chunk_encode_padded(const void *raw, size_t valid, size_t nbytes, siz
 int lsw_chunk_decode(const void *src, size_t n, size_t elem_size, int shuffle, void *dst, size_t nbytes,
                      void *scratch);
 
+/* Free the calling thread's compression and decompression contexts (a
+ * thread that encoded or decoded chunks calls it before it ends; the next
+ * call on that thread simply makes new ones). */
+void lsw_zstd_thread_release(void);
+
 /* HDF5's byte shuffle and its inverse (dst and src must not overlap). */
 void lsw_byte_shuffle(void *dst, const void *src, size_t nbytes, size_t elem_size);
 void lsw_byte_unshuffle(void *dst, const void *src, size_t nbytes, size_t elem_size);
