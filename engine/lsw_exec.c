@@ -456,32 +456,28 @@ static int run_group(run *r, const lsw_group *g)
 
 /* ---- finishing each output -------------------------------------------------- */
 
-/* The manifest's members describing the run: tool, config hash, inputs. */
-static char *manifest_extra(const lsw_plan *p)
+/* The manifest's members describing the run (after "tool"): the config's
+ * hash and every input read, by path (a derived model: its description)
+ * and identity. */
+static void manifest_extra(const void *arg, lsw_jw *w, lsw_jw_node *root)
 {
+    const lsw_plan *p = arg;
     const lsw_config *c = p->cfg;
-    lsw_strbuf b = {0};
-    lsw_sb_printf(&b, "  \"tool\": \"layerswap %s\",\n  \"config_hash\": \"%016" PRIx64 "\",\n  \"inputs\": {",
-                  LSW_VERSION, c->hash);
-    int first = 1;
+    lsw_jw_hex64(w, root, "config_hash", c->hash);
+    lsw_jw_node *in = lsw_jw_obj(w, root, "inputs");
     for (size_t m = 0; m < c->nmodels; m++) {
         if (!p->models[m])
             continue;
-        lsw_sb_str(&b, first ? "\n    " : ",\n    ");
-        first = 0;
-        lsw_sb_json_string(&b, c->model_names[m]);
-        char *what = c->model_paths[m] ? NULL : lsw_derived_describe(c, m);
-        lsw_sb_str(&b, c->model_paths[m] ? ": {\"path\": " : ": {\"derived\": ");
-        lsw_sb_json_string(&b, c->model_paths[m] ? c->model_paths[m] : what ? what : "?");
-        free(what);
-        lsw_sb_printf(&b, ", \"identity\": \"%016" PRIx64 "\"}", lsw_ckpt_identity(p->models[m]));
+        lsw_jw_node *e = lsw_jw_obj(w, in, c->model_names[m]);
+        if (c->model_paths[m]) {
+            lsw_jw_str(w, e, "path", c->model_paths[m]);
+        } else {
+            char *what = lsw_derived_describe(c, m);
+            lsw_jw_str(w, e, "derived", what ? what : "?");
+            free(what);
+        }
+        lsw_jw_hex64(w, e, "identity", lsw_ckpt_identity(p->models[m]));
     }
-    lsw_sb_str(&b, "\n  }");
-    if (lsw_sb_failed(&b)) {
-        lsw_sb_free(&b);
-        return NULL;
-    }
-    return b.p;
 }
 
 /* Rank 0: config and tokenizer files, index, manifest of every output run. */
@@ -496,11 +492,8 @@ static int finish_outputs(run *r)
                                   p->restacked ? p->layer_map : NULL, p->layers);
         if (!rc && !r->h5 && p->nshards > 1)
             rc = lsw_layout_put_index(p->items, p->n, p->shards, r->od[k]);
-        if (!rc) {
-            char *extra = manifest_extra(p);
-            rc = extra ? lsw_outdir_finish(r->od[k], extra) : nomem();
-            free(extra);
-        }
+        if (!rc)
+            rc = lsw_outdir_finish(r->od[k], "layerswap " LSW_VERSION, manifest_extra, p);
         r->rep->output_bytes += p->total_bytes;
     }
     return rc;

@@ -188,40 +188,27 @@ static uint64_t output_hash(const stats_run *R)
  * Folders written by other tools are left to lsw_outdir_open. */
 static int remove_stale(const char *dir, const char *const *names, size_t n)
 {
-    char *mp = lsw_path_join(dir, LSW_MANIFEST_NAME), *text = NULL;
-    size_t len;
+    lsw_manifest *m = NULL;
     int rc = 0;
-    if (!mp)
-        return lsw_err_set(LSW_E_NOMEM, "out of memory");
-    if (lsw_read_file(mp, &text, &len) != 0) {
-        lsw_err_clear(); /* no manifest: nothing of ours to clean */
-        free(mp);
+    if (lsw_manifest_read(dir, &m) != 0) {
+        lsw_err_clear(); /* no manifest of ours: nothing to clean */
         return 0;
     }
-    lsw_json_doc *doc = NULL;
-    if (lsw_json_parse(text, len, &doc, NULL, 0) == 0) {
-        const lsw_json *root = lsw_json_root(doc), *files = lsw_json_get(root, "files");
-        const char *tool = lsw_json_str(lsw_json_get(root, "tool"), NULL);
-        for (size_t i = 0; tool && !strcmp(tool, "layerswap stats") && i < lsw_json_count(files) && !rc; i++) {
-            const char *f = lsw_json_str(lsw_json_get(lsw_json_at(files, i), "name"), NULL);
-            if (!f || !*f || strchr(f, '/') || f[0] == '.')
-                continue;
-            int ours = 0;
-            for (size_t k = 0; k < n && !ours; k++)
-                ours = !strcmp(names[k], f);
-            if (ours)
-                continue;
-            char *p = lsw_path_join(dir, f);
-            if (!p)
-                rc = lsw_err_set(LSW_E_NOMEM, "out of memory");
-            else if (unlink(p) != 0 && lsw_is_file(p))
-                rc = lsw_err_set(LSW_E_IO, "%s: cannot remove a file of the earlier stats", p);
-            free(p);
-        }
-        lsw_json_free(doc);
+    for (size_t i = 0; !strcmp(lsw_manifest_tool(m), "layerswap stats") && i < lsw_manifest_count(m) && !rc; i++) {
+        const char *f = lsw_manifest_at(m, i)->name;
+        int ours = 0;
+        for (size_t k = 0; k < n && !ours; k++)
+            ours = !strcmp(names[k], f);
+        if (ours || f[0] == '.')
+            continue;
+        char *p = lsw_path_join(dir, f);
+        if (!p)
+            rc = lsw_err_set(LSW_E_NOMEM, "out of memory");
+        else if (unlink(p) != 0 && lsw_is_file(p))
+            rc = lsw_err_set(LSW_E_IO, "%s: cannot remove a file of the earlier stats", p);
+        free(p);
     }
-    free(text);
-    free(mp);
+    lsw_manifest_free(m);
     return rc;
 }
 
@@ -634,7 +621,7 @@ static int write_outputs(stats_run *R, const lsw_stats_summary *s)
         rc = put_json(R->od, "proposed-layer-swap.json", s, lsw_stats_proposal_config);
     R->t[T_FILES] = lsw_now();
     if (!rc)
-        rc = lsw_outdir_finish(R->od, "  \"tool\": \"layerswap stats\"");
+        rc = lsw_outdir_finish(R->od, "layerswap stats", NULL, NULL);
     R->t[T_COMMIT] = lsw_now();
     return rc;
 }

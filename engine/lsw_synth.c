@@ -195,7 +195,7 @@ static int write_model(const char *dir, int expert, const lsw_synth_opts *o, ste
     if (!rc)
         rc = lsw_outdir_put(od, "generation_config.json", gen_config, sizeof gen_config - 1);
     if (!rc)
-        rc = lsw_outdir_finish(od, "  \"tool\": \"layerswap synth\"");
+        rc = lsw_outdir_finish(od, "layerswap synth", NULL, NULL);
     lsw_outdir_free(od);
     return rc;
 }

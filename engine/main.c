@@ -30,6 +30,7 @@
 #include "lsw_signal.h"
 #include "lsw_stats.h"
 #include "lsw_sweep.h"
+#include "lsw_verify.h"
 #include "lsw_synth.h"
 
 static int rank = 0, nranks = 1;
@@ -481,135 +482,6 @@ static int cmd_inspect(int argc, char **argv)
 
 /* ---- verify -------------------------------------------------------------- */
 
-/* An output's index lists every tensor of its shards (a loader ignores the
- * others); LSW_E_INPUT otherwise.  No index: nothing to check. */
-static int index_lists_all(const char *dir, const lsw_ckpt *c)
-{
-    char *p = lsw_path_join(dir, "model.safetensors.index.json"), *text = NULL;
-    size_t len = 0;
-    int rc = 0;
-    if (!p)
-        return lsw_err_set(LSW_E_NOMEM, "out of memory");
-    if (lsw_is_file(p) && !(rc = lsw_read_file(p, &text, &len))) {
-        lsw_json_doc *doc = NULL;
-        size_t listed = 0;
-        if (lsw_json_parse(text, len, &doc, NULL, 0) == 0)
-            listed = lsw_json_count(lsw_json_get(lsw_json_root(doc), "weight_map"));
-        if (listed != lsw_ckpt_count(c))
-            rc = lsw_err_set(LSW_E_INPUT, "%s: lists %zu tensors but the shards hold %zu", p, listed,
-                             lsw_ckpt_count(c));
-        lsw_json_free(doc);
-    }
-    free(text);
-    free(p);
-    return rc;
-}
-
-static int verify_dir(const char *dir)
-{
-    char *mp = lsw_path_join(dir, LSW_MANIFEST_NAME), *text = NULL;
-    size_t len;
-    if (!mp)
-        return lsw_err_set(LSW_E_NOMEM, "out of memory");
-    if (!lsw_is_dir(dir)) {
-        free(mp);
-        return lsw_err_set(LSW_E_NOTFOUND, "%s: no such folder", dir);
-    }
-    int rc = lsw_read_file(mp, &text, &len);
-    if (rc) {
-        lsw_err_clear();
-        rc = lsw_err_set(LSW_E_VERIFY, "%s: no manifest: the output is incomplete (interrupted, or still being written)", mp);
-        free(mp);
-        return rc;
-    }
-    char why[256];
-    lsw_json_doc *doc = NULL;
-    const lsw_json *files = NULL;
-    if (lsw_json_parse(text, len, &doc, why, sizeof why) != 0)
-        rc = lsw_err_set(LSW_E_VERIFY, "%s: manifest is not valid JSON: %s", mp, why);
-    else if (!(files = lsw_json_get(lsw_json_root(doc), "files")) || lsw_json_type_of(files) != LSW_JSON_ARRAY)
-        rc = lsw_err_set(LSW_E_VERIFY, "%s: manifest has no \"files\" array", mp);
-    size_t bad = 0;
-    char first[768] = "";
-    for (size_t i = 0; !rc && i < lsw_json_count(files); i++) {
-        const lsw_json *f = lsw_json_at(files, i);
-        const char *name = lsw_json_str(lsw_json_get(f, "name"), NULL);
-        const char *crcs = lsw_json_str(lsw_json_get(f, "crc32c"), NULL);
-        uint64_t bytes;
-        if (!name || !crcs || lsw_json_u64(lsw_json_get(f, "bytes"), &bytes) || !lsw_plain_name(name)) {
-            rc = lsw_err_set(LSW_E_VERIFY, "%s: files[%zu] is malformed", mp, i);
-            break;
-        }
-        for (size_t j = 0; j < i && !rc; j++) {
-            const char *other = lsw_json_str(lsw_json_get(lsw_json_at(files, j), "name"), NULL);
-            if (other && !strcmp(other, name))
-                rc = lsw_err_set(LSW_E_VERIFY, "%s: files[%zu] and files[%zu] both list \"%s\"", mp, j, i, name);
-        }
-        if (rc)
-            break;
-        char *p = lsw_path_join(dir, name);
-        uint64_t dl = 0;
-        uint32_t crc = 0;
-        const char *problem = NULL;
-        if (!p || lsw_file_crc32c(p, &dl, &crc) != 0)
-            problem = "missing or unreadable";
-        else if (dl != bytes)
-            problem = "size differs from the manifest";
-        else if (crc != (uint32_t)strtoul(crcs, NULL, 16))
-            problem = "CRC-32C differs from the manifest";
-        lsw_err_clear();
-        if (rank == 0)
-            printf("%s\t%s\n", name, problem ? problem : "ok");
-        if (problem && !bad++)
-            snprintf(first, sizeof first, "%s/%s: %s", dir, name, problem);
-        free(p);
-    }
-    /* A checkpoint file the manifest does not list (left by another run)
-     * would be loaded by transformers as if it belonged here. */
-    DIR *d = rc ? NULL : opendir(dir);
-    struct dirent *de;
-    while (d && (de = readdir(d))) {
-        if (!lsw_is_weight_file_name(de->d_name) || de->d_name[0] == '.')
-            continue;
-        int listed = 0;
-        for (size_t i = 0; i < lsw_json_count(files) && !listed; i++) {
-            const char *name = lsw_json_str(lsw_json_get(lsw_json_at(files, i), "name"), NULL);
-            listed = name && !strcmp(name, de->d_name);
-        }
-        if (!listed) {
-            if (rank == 0)
-                printf("%s\tnot listed in the manifest\n", de->d_name);
-            if (!bad++)
-                snprintf(first, sizeof first, "%s/%s: checkpoint file not listed in the manifest (left by another run?)",
-                         dir, de->d_name);
-        }
-    }
-    if (d)
-        closedir(d);
-    if (!rc && bad)
-        lsw_err_set(LSW_E_VERIFY, "%s%s", first, bad > 1 ? " (and more, listed on stdout)" : "");
-    if (!rc && bad)
-        rc = LSW_E_VERIFY;
-    /* a stats folder holds statistics, not a checkpoint: its files are all
-     * there is to check (issue 10: kill-at-random of stats ends in verify) */
-    const char *tool = rc ? NULL : lsw_json_str(lsw_json_get(lsw_json_root(doc), "tool"), NULL);
-    if (!rc && !(tool && !strcmp(tool, "layerswap stats"))) {
-        lsw_ckpt *c = NULL;
-        rc = lsw_ckpt_open(dir, &c);
-        if (!rc)
-            rc = index_lists_all(dir, c);
-        if (!rc)
-            rc = lsw_check_model_files(dir);
-        lsw_ckpt_close(c);
-        if (rc)
-            rc = lsw_err_recode(LSW_E_VERIFY);
-    }
-    lsw_json_free(doc);
-    free(text);
-    free(mp);
-    return rc;
-}
-
 static int cmd_verify(int argc, char **argv)
 {
     if (show_help(argc, argv, usage_verify))
@@ -619,7 +491,7 @@ static int cmd_verify(int argc, char **argv)
         return bad;
     if (argc != 2)
         return usage_error("verify", "%s", "needs exactly one DIR");
-    int rc = verify_dir(argv[1]);
+    int rc = lsw_verify_dir(argv[1], rank == 0 ? stdout : NULL);
     if (rc)
         return fail("verify", rc);
     if (rank == 0)
@@ -856,7 +728,7 @@ static int cmd_demo(int argc, char **argv)
     if (ex)
         return ex;
     char *merged = lsw_path_join(dir, "merged");
-    rc = verify_dir(merged);
+    rc = lsw_verify_dir(merged, NULL);
     if (!rc && rank == 0)
         printf("layerswap demo: %s verified against its manifest.\n", merged);
     free(merged);

@@ -19,9 +19,10 @@
 #include "lsw_io.h"
 #include "lsw_json.h"
 #include "lsw_lock.h"
+#include "lsw_manifest.h"
 #include "lsw_strbuf.h"
 
-typedef struct rec { char *name; uint64_t bytes; uint32_t crc; } rec;
+typedef lsw_manifest_file rec; /* a file and its size and CRC, as the manifest lists it */
 
 static void remove_temporaries(const char *dir);
 
@@ -86,27 +87,6 @@ static int add_rec(rec **arr, size_t *n, const char *name, uint64_t bytes, uint3
     return 0;
 }
 
-/* Plan hash recorded in the manifest, or 0 if none/unreadable. */
-static uint64_t manifest_hash(const char *dir)
-{
-    char *p = pathf(dir, "", LSW_MANIFEST_NAME, ""), *text = NULL;
-    size_t len;
-    uint64_t h = 0;
-    if (p && lsw_read_file(p, &text, &len) == 0) {
-        lsw_json_doc *doc;
-        if (lsw_json_parse(text, len, &doc, NULL, 0) == 0) {
-            const char *s = lsw_json_str(lsw_json_get(lsw_json_root(doc), "plan_hash"), NULL);
-            if (s)
-                h = strtoull(s, NULL, 16);
-            lsw_json_free(doc);
-        }
-    }
-    lsw_err_clear();
-    free(text);
-    free(p);
-    return h;
-}
-
 /* Read the journal; returns its plan hash (0 if absent). */
 static uint64_t read_journal(lsw_outdir *o)
 {
@@ -152,23 +132,12 @@ static int remove_name(const char *dir, const char *name)
 static int remove_previous(const char *dir)
 {
     int rc = 0;
-    char *p = pathf(dir, "", LSW_MANIFEST_NAME, ""), *text = NULL;
-    size_t len;
-    if (p && lsw_read_file(p, &text, &len) == 0) {
-        lsw_json_doc *doc;
-        if (lsw_json_parse(text, len, &doc, NULL, 0) == 0) {
-            const lsw_json *files = lsw_json_get(lsw_json_root(doc), "files");
-            for (size_t i = 0; i < lsw_json_count(files) && !rc; i++) {
-                const char *name = lsw_json_str(lsw_json_get(lsw_json_at(files, i), "name"), NULL);
-                if (name)
-                    rc = remove_name(dir, name);
-            }
-            lsw_json_free(doc);
-        }
-    }
+    lsw_manifest *m = NULL;
+    if (lsw_manifest_read(dir, &m) == 0)
+        for (size_t i = 0; i < lsw_manifest_count(m) && !rc; i++)
+            rc = remove_name(dir, lsw_manifest_at(m, i)->name);
+    lsw_manifest_free(m);
     lsw_err_clear();
-    free(text);
-    free(p);
     /* the journal of an interrupted run */
     lsw_outdir tmp = {0};
     tmp.dir = (char *)dir;
@@ -259,7 +228,7 @@ static int journal_start(lsw_outdir *o, int keep)
 
 int lsw_outdir_complete(const char *dir, uint64_t plan_hash)
 {
-    return manifest_hash(dir) == plan_hash;
+    return lsw_manifest_hash_of(dir) == plan_hash;
 }
 
 int lsw_outdir_open(const char *dir, uint64_t plan_hash, const char *const *names, size_t n, int overwrite,
@@ -288,7 +257,7 @@ int lsw_outdir_open(const char *dir, uint64_t plan_hash, const char *const *name
             return lsw_err_set(LSW_E_NOMEM, "out of memory");
         }
     remove_temporaries(dir);
-    uint64_t mh = manifest_hash(dir);
+    uint64_t mh = lsw_manifest_hash_of(dir);
     uint64_t jh = read_journal(o);
     if (!overwrite && mh == plan_hash) {
         *state = LSW_OUT_COMPLETE;
@@ -593,28 +562,19 @@ int lsw_outdir_put(lsw_outdir *o, const char *name, const void *buf, size_t n)
     return lsw_outdir_tmp_commit(o, name, fd, n, lsw_crc32c(0, buf, n));
 }
 
-int lsw_outdir_finish(lsw_outdir *o, const char *extra_json)
+int lsw_outdir_finish(lsw_outdir *o, const char *tool, lsw_manifest_extra_fn extra, const void *arg)
 {
     /* every rename of this run durable before the manifest names the files */
-    int rc0 = lsw_fsync_dir(o->dir);
-    if (rc0)
-        return rc0;
+    int rc = lsw_fsync_dir(o->dir);
+    if (rc)
+        return rc;
     sort_files(o);
-    lsw_strbuf b = {0};
-    lsw_sb_printf(&b, "{\n  \"format\": \"layerswap-manifest\",\n  \"version\": 1,\n  \"plan_hash\": \"%016" PRIx64 "\",\n",
-                  o->hash);
-    if (extra_json && *extra_json)
-        lsw_sb_printf(&b, "%s,\n", extra_json);
-    lsw_sb_str(&b, "  \"files\": [");
-    for (size_t i = 0; i < o->nfiles; i++) {
-        lsw_sb_str(&b, i ? ",\n    {\"name\": " : "\n    {\"name\": ");
-        lsw_sb_json_string(&b, o->files[i].name);
-        lsw_sb_printf(&b, ", \"bytes\": %" PRIu64 ", \"crc32c\": \"%08x\"}", o->files[i].bytes, o->files[i].crc);
-    }
-    lsw_sb_str(&b, "\n  ]\n}\n");
-    int rc = lsw_sb_failed(&b) ? lsw_err_set(LSW_E_NOMEM, "out of memory")
-                               : lsw_write_file_atomic(o->dir, LSW_MANIFEST_NAME, b.p, b.len);
-    lsw_sb_free(&b);
+    char *text = NULL;
+    size_t len = 0;
+    rc = lsw_manifest_text(o->hash, tool, extra, arg, o->files, o->nfiles, &text, &len);
+    if (!rc)
+        rc = lsw_write_file_atomic(o->dir, LSW_MANIFEST_NAME, text, len);
+    free(text);
     if (!rc) {
         if (o->jfd >= 0)
             close(o->jfd);

@@ -16,7 +16,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define LSW_MANIFEST_NAME "layerswap-manifest.json"
+#include "lsw_manifest.h"
+
 #define LSW_STATE_NAME ".layerswap-state"
 
 typedef struct lsw_outdir lsw_outdir; /* opaque */
@@ -86,10 +87,9 @@ uint64_t lsw_outdir_remaining(const lsw_outdir *o, const char *const *names, con
  * LSW_NO_SPACE_CHECK=1 in the environment skips it.  Rank 0 (the owner of
  * `o`); not collective. */
 int lsw_outdir_check_space(lsw_outdir *o, uint64_t bytes, size_t nfiles, const char *what);
-/* Write the manifest (files in the order of the names given to
- * lsw_outdir_open, then any others in the order recorded, plus `extra_json`: the
- * text of JSON members to add, e.g. "\"config_hash\": \"...\"", or NULL),
- * then remove the journal. */
-int lsw_outdir_finish(lsw_outdir *o, const char *extra_json);
+/* Write the manifest (lsw_manifest: `tool`, the members `extra` adds, and
+ * the files in the order of the names given to lsw_outdir_open, then any
+ * others in the order recorded), then remove the journal. */
+int lsw_outdir_finish(lsw_outdir *o, const char *tool, lsw_manifest_extra_fn extra, const void *arg);
 
 #endif
