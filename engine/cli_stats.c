@@ -1,5 +1,7 @@
 #include "cli_stats.h"
 
+#include "cli_common.h"
+
 #include <getopt.h>
 #include <limits.h>
 #include <mpi.h>
@@ -47,12 +49,7 @@ static const char usage_stats[] =
 
 static int usage_error(int rank, const char *fmt, const char *arg)
 {
-    if (rank == 0) {
-        fprintf(stderr, "layerswap stats: ");
-        fprintf(stderr, fmt, arg);
-        fprintf(stderr, "\n%s", usage_stats);
-    }
-    return lsw_err_exit_code(LSW_E_USAGE);
+    return lsw_cli_usage_error(rank, "stats", fmt, arg);
 }
 
 /* Default name of a checkpoint path: the folder's base name (for a .safetensors file or an index, the
@@ -137,24 +134,21 @@ static int parse_options(int rank, int argc, char **argv, cli *c)
         {"shared-scale", no_argument, 0, 'S'},      {"no-shared-scale", no_argument, 0, 'N'},
         {"log-scale", no_argument, 0, 'L'},         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
-    int ch;
+    int ch, ex;
     optind = 0; /* full reset of GNU getopt */
-    opterr = rank == 0;
+    opterr = 0; /* every usage error is one line, from lsw_cli_usage_error */
     while ((ch = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
         switch (ch) {
         case 'b': c->o.base = optarg; break;
         case 'o': c->o.outdir = optarg; break;
         case 'm':
-            if (lsw_parse_size(optarg, &c->o.mem) || c->o.mem < LSW_MIN_MEM)
-                return usage_error(rank, LSW_MEM_USAGE, optarg);
+            if ((ex = lsw_cli_mem(rank, "stats", optarg, &c->o.mem)))
+                return ex;
             break;
-        case 'p': {
-            char *end;
-            c->o.progress = strtod(optarg, &end);
-            if (*end || !(c->o.progress > 0))
-                return usage_error(rank, "--progress needs a positive number of seconds, not '%s'", optarg);
+        case 'p':
+            if ((ex = lsw_cli_progress(rank, "stats", optarg, &c->o.progress)))
+                return ex;
             break;
-        }
         case 't': c->task_list = optarg; break;
         case 'l': c->lang_list = optarg; break;
         case 'w': c->o.overwrite = 1; break;
@@ -162,7 +156,7 @@ static int parse_options(int rank, int argc, char **argv, cli *c)
         case 'S': c->o.shared_scale = 1; break;
         case 'N': c->o.shared_scale = 0; break;
         case 'L': c->o.log_scale = 1; break;
-        default: return usage_error(rank, "%s", "bad option");
+        default: return usage_error(rank, "unknown option or missing value: '%s'", argv[optind - 1]);
         }
     }
     if (!c->o.base)

@@ -16,8 +16,6 @@
 #include "lsw_plan.h"
 #include "lsw_signal.h"
 
-/* The usage error of a bad --mem value (printf format, one %s: the value). */
-#define LSW_MEM_USAGE "--mem needs a size from 1M up, such as 512M or 2G (suffixes K M G T, KB MB GB TB), not '%s'"
 
 /* Run a merge plan into p->cfg->out.path.  Returns the same code on every
  * rank.  Collective over c->comm. */

@@ -26,6 +26,7 @@
 #include "lsw_json.h"
 #include "lsw_lock.h"
 #include "lsw_plan.h"
+#include "cli_common.h"
 #include "cli_stats.h"
 #include "lsw_signal.h"
 #include "lsw_stats.h"
@@ -161,13 +162,7 @@ static int fail(const char *cmd, int rc)
 /* One line, like every other error: "layerswap CMD: error: MSG [usage error, exit 1]". */
 static int usage_error(const char *cmd, const char *fmt, const char *arg)
 {
-    if (rank == 0) {
-        char msg[512];
-        snprintf(msg, sizeof msg, fmt, arg);
-        fprintf(stderr, "layerswap %s: error: %s; see 'layerswap %s --help' [%s, exit %d]\n", cmd, msg, cmd,
-                lsw_err_message(LSW_E_USAGE), lsw_err_exit_code(LSW_E_USAGE));
-    }
-    return lsw_err_exit_code(LSW_E_USAGE);
+    return lsw_cli_usage_error(rank, cmd, fmt, arg);
 }
 
 /* --help or -h anywhere: print `usage` (rank 0) and return 1. */
@@ -194,31 +189,14 @@ static int reject_options(const char *cmd, int argc, char **argv)
 }
 
 /* --mem SIZE: at least LSW_MIN_MEM.  0 or the exit code of a usage error. */
-static int parse_mem(const char *cmd, const char *arg, uint64_t *mem)
-{
-    if (lsw_parse_size(arg, mem) || *mem < LSW_MIN_MEM)
-        return usage_error(cmd, LSW_MEM_USAGE, arg);
-    return 0;
-}
-
-/* --progress SECS: a positive number.  0 or the exit code of a usage error. */
-static int parse_progress(const char *cmd, const char *arg, double *secs)
-{
-    char *end;
-    *secs = strtod(arg, &end);
-    if (*end || !(*secs > 0))
-        return usage_error(cmd, "--progress needs a positive number of seconds, not '%s'", arg);
-    return 0;
-}
-
 /* The run options merge and sweep share: --mem, --progress, --overwrite,
  * --quiet, --summary (getopt codes 'm', 'p', 'w', 'q', 's').  0 or the exit
  * code of a usage error. */
 static int run_option(const char *cmd, int c, const char *arg, lsw_run_opts *ro)
 {
     switch (c) {
-    case 'm': return parse_mem(cmd, arg, &ro->mem);
-    case 'p': return parse_progress(cmd, arg, &ro->progress);
+    case 'm': return lsw_cli_mem(rank, cmd, arg, &ro->mem);
+    case 'p': return lsw_cli_progress(rank, cmd, arg, &ro->progress);
     case 'w': ro->overwrite = 1; return 0;
     case 'q': ro->quiet = 1; return 0;
     case 's': ro->summary = arg; return 0;

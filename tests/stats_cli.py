@@ -701,7 +701,8 @@ def cmd_usage(driver, data, out):
                        (["--base", base, "my/expert=" + os.path.join(data, "math1")], "bad NAME in NAME=PATH"),
                        (["--base", base, "cells=" + os.path.join(data, "math1")], "the reserved name 'cells'")):
         rc, so, se = run([driver, "stats"] + args + ["-o", os.path.join(out, "u")])
-        check(rc == 1 and "Usage:" in se, "%s: exit %d, want 1 with usage\n%s" % (what, rc, se))
+        check(rc == 1 and "see 'layerswap stats --help'" in se and "[usage error, exit 1]" in se,
+              "%s: exit %d, want 1 with a usage error line\n%s" % (what, rc, se))
     o = os.path.join(out, "st")
     args = ["--base", base, "m=" + os.path.join(data, "math1"), os.path.join(data, "lang1"), "-o", o, "--quiet"]
     rc, so, se = run([driver, "stats"] + args)
