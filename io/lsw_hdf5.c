@@ -596,72 +596,83 @@ static int cmp_tensor(const void *a, const void *b)
 }
 
 /* Validate dataset t (open as d) and fill in its description. */
-static int r_check(lsw_h5_input *in, r_tensor *t, hid_t d)
+/* The dtype attribute names a known dtype that the HDF5 element type stores. */
+static int r_check_dtype(lsw_h5_input *in, r_tensor *t, hid_t d)
 {
     const char *name = t->pub.name;
     char *dts = NULL;
-    int rc = 0;
-    hid_t ft = -1, sp = -1, dcpl = -1;
-    int g = get_str_attr(d, "dtype", 64, &dts);
-    if (g == -2) {
+    hid_t ft = -1;
+    int rc = 0, g = get_str_attr(d, "dtype", 64, &dts);
+    lsw_dtype dt = g == 1 ? lsw_dtype_from_name(dts, strlen(dts)) : LSW_DT_INVALID;
+    if (g == -2)
         rc = lsw_err_set(LSW_E_NOMEM, "%s: out of memory", in->path);
-        goto done;
-    }
-    if (g != 1) {
+    else if (g != 1)
         rc = lsw_err_set(LSW_E_INPUT, "%s: tensor '%s': %s", in->path, name,
                          g == 0 ? "no dtype attribute" : "the dtype attribute is not a short scalar string");
-        goto done;
-    }
-    lsw_dtype dt = lsw_dtype_from_name(dts, strlen(dts));
-    if (dt == LSW_DT_INVALID) {
+    else if (dt == LSW_DT_INVALID)
         rc = lsw_err_set(LSW_E_INPUT, "%s: tensor '%s': unknown dtype '%s'", in->path, name, dts);
-        goto done;
-    }
-    if ((ft = H5Dget_type(d)) < 0 || !type_matches(ft, dt)) {
-        rc = lsw_err_set(LSW_E_INPUT, "%s: tensor '%s': the HDF5 element type does not store dtype %s", in->path, name,
-                         dts);
-        goto done;
-    }
-    t->pub.dtype = dt;
+    else if ((ft = H5Dget_type(d)) < 0 || !type_matches(ft, dt))
+        rc = lsw_err_set(LSW_E_INPUT, "%s: tensor '%s': the HDF5 element type does not store dtype %s", in->path,
+                         name, dts);
+    else
+        t->pub.dtype = dt;
+    close_id(&ft, H5Tclose);
+    free(dts);
+    return rc;
+}
 
-    sp = H5Dget_space(d);
+/* "scalar" = 1 marks a 0-d tensor stored as [1]; *scalar gets it (0 absent). */
+static int r_scalar_attr(lsw_h5_input *in, const char *name, hid_t d, int rank, const hsize_t *dims,
+                         unsigned char *scalar)
+{
+    *scalar = 0;
+    htri_t has = H5Aexists(d, "scalar");
+    if (has < 0)
+        return lsw_err_set(LSW_E_INPUT, "%s: tensor '%s': cannot read attributes", in->path, name);
+    if (!has)
+        return 0;
+    hid_t sa = -1, st = -1, ss = -1;
+    int ok = (sa = H5Aopen(d, "scalar", H5P_DEFAULT)) >= 0 && (st = H5Aget_type(sa)) >= 0 &&
+             H5Tget_class(st) == H5T_INTEGER && (ss = H5Aget_space(sa)) >= 0 &&
+             H5Sget_simple_extent_npoints(ss) == 1 && H5Aread(sa, H5T_NATIVE_UCHAR, scalar) >= 0;
+    close_id(&ss, H5Sclose);
+    close_id(&st, H5Tclose);
+    close_id(&sa, H5Aclose);
+    if (!ok || (*scalar && !(rank == 1 && dims[0] == 1)))
+        return lsw_err_set(LSW_E_INPUT, "%s: tensor '%s': bad scalar attribute (must be an integer, on shape [1])",
+                           in->path, name);
+    return 0;
+}
+
+/* The dataspace: simple or scalar, not extendible; the shape and its byte
+ * size, with checked arithmetic.  dims[0..*rank) get the extent. */
+static int r_check_shape(lsw_h5_input *in, r_tensor *t, hid_t d, int *rank, hsize_t *dims)
+{
+    const char *name = t->pub.name;
+    hsize_t maxdims[LSW_H5_MAX_RANK];
+    hid_t sp = H5Dget_space(d);
     H5S_class_t sc = sp >= 0 ? H5Sget_simple_extent_type(sp) : H5S_NO_CLASS;
-    int rank = sc == H5S_SIMPLE ? H5Sget_simple_extent_ndims(sp) : 0;
-    hsize_t dims[LSW_H5_MAX_RANK], maxdims[LSW_H5_MAX_RANK];
-    if ((sc != H5S_SIMPLE && sc != H5S_SCALAR) || rank < 0 || rank > LSW_H5_MAX_RANK ||
-        (rank && H5Sget_simple_extent_dims(sp, dims, maxdims) != rank)) {
-        rc = lsw_err_set(LSW_E_INPUT, "%s: tensor '%s': dataspace is neither simple nor scalar", in->path, name);
-        goto done;
-    }
-    /* scalar = 1 marks a 0-d tensor stored as [1] */
-    unsigned char scalar = 0;
-    htri_t has_scalar = H5Aexists(d, "scalar");
-    if (has_scalar > 0) {
-        hid_t sa = -1, st = -1, ss = -1;
-        int ok = (sa = H5Aopen(d, "scalar", H5P_DEFAULT)) >= 0 && (st = H5Aget_type(sa)) >= 0 &&
-                 H5Tget_class(st) == H5T_INTEGER && (ss = H5Aget_space(sa)) >= 0 &&
-                 H5Sget_simple_extent_npoints(ss) == 1 && H5Aread(sa, H5T_NATIVE_UCHAR, &scalar) >= 0;
-        close_id(&ss, H5Sclose);
-        close_id(&st, H5Tclose);
-        close_id(&sa, H5Aclose);
-        if (!ok || (scalar && !(rank == 1 && dims[0] == 1))) {
-            rc = lsw_err_set(LSW_E_INPUT, "%s: tensor '%s': bad scalar attribute (must be an integer, on shape [1])",
-                             in->path, name);
-            goto done;
-        }
-    } else if (has_scalar < 0) {
-        rc = lsw_err_set(LSW_E_INPUT, "%s: tensor '%s': cannot read attributes", in->path, name);
-        goto done;
-    }
-    size_t ndim = scalar ? 0 : (size_t)rank;
+    *rank = sc == H5S_SIMPLE ? H5Sget_simple_extent_ndims(sp) : 0;
+    int bad = (sc != H5S_SIMPLE && sc != H5S_SCALAR) || *rank < 0 || *rank > LSW_H5_MAX_RANK ||
+              (*rank && H5Sget_simple_extent_dims(sp, dims, maxdims) != *rank);
+    close_id(&sp, H5Sclose);
+    if (bad)
+        return lsw_err_set(LSW_E_INPUT, "%s: tensor '%s': dataspace is neither simple nor scalar", in->path, name);
+    /* the storage must be what layerswap writes (lsw_h5layout.h) */
+    for (int i = 0; i < *rank; i++)
+        if (maxdims[i] != dims[i])
+            return lsw_err_set(LSW_E_INPUT, "%s: tensor '%s': an extendible dataset is not a layerswap tensor",
+                               in->path, name);
+    unsigned char scalar;
+    int rc = r_scalar_attr(in, name, d, *rank, dims, &scalar);
+    if (rc)
+        return rc;
+    size_t ndim = scalar ? 0 : (size_t)*rank;
     t->scalar_space = sc == H5S_SCALAR;
-    t->units = rank ? dims[0] : 1;
-    t->shape = malloc((ndim ? ndim : 1) * sizeof *t->shape);
-    if (!t->shape) {
-        rc = lsw_err_set(LSW_E_NOMEM, "%s: out of memory", in->path);
-        goto done;
-    }
-    uint64_t numel = 1;
+    t->units = *rank ? dims[0] : 1;
+    if (!(t->shape = malloc((ndim ? ndim : 1) * sizeof *t->shape)))
+        return lsw_err_set(LSW_E_NOMEM, "%s: out of memory", in->path);
+    uint64_t numel = 1, es = lsw_dtype_size(t->pub.dtype);
     int over = 0;
     for (size_t i = 0; i < ndim; i++) {
         t->shape[i] = dims[i];
@@ -669,84 +680,85 @@ static int r_check(lsw_h5_input *in, r_tensor *t, hid_t d)
             over = 1;
         numel *= dims[i];
     }
-    uint64_t es = lsw_dtype_size(dt);
-    if (over || (numel && es > UINT64_MAX / numel) || numel * es > (uint64_t)INT64_MAX) {
-        rc = lsw_err_set(LSW_E_INPUT, "%s: tensor '%s': shape too large (byte size overflows)", in->path, name);
-        goto done;
-    }
+    if (over || (numel && es > UINT64_MAX / numel) || numel * es > (uint64_t)INT64_MAX)
+        return lsw_err_set(LSW_E_INPUT, "%s: tensor '%s': shape too large (byte size overflows)", in->path, name);
     t->pub.ndim = ndim;
     t->pub.shape = t->shape;
     t->pub.numel = numel;
     t->pub.nbytes = numel * es;
+    return 0;
+}
 
-    /* every filter must be there now, not half way through a merge */
-    if ((dcpl = H5Dget_create_plist(d)) < 0) {
-        rc = lsw_err_set(LSW_E_INPUT, "%s: tensor '%s': cannot read the dataset properties", in->path, name);
-        goto done;
+/* Chunked storage: any chunking other writers (h5py) choose, as long as a
+ * chunk is no larger than the tensor and than HDF5's 4 GiB limit (the
+ * decoded size is then bounded by data the file really holds). */
+static int r_check_chunks(lsw_h5_input *in, r_tensor *t, hid_t dcpl, int rank, const hsize_t *dims)
+{
+    hsize_t cd[LSW_H5_MAX_RANK];
+    int cr = H5Pget_chunk(dcpl, LSW_H5_MAX_RANK, cd);
+    uint64_t cb = lsw_dtype_size(t->pub.dtype);
+    int ok = rank > 0 && cr == rank;
+    for (int i = 0; ok && i < cr; i++) {
+        ok = cd[i] >= 1 && cd[i] <= dims[i] && cb <= LSW_H5_CHUNK_MAX / cd[i];
+        cb = ok ? cb * cd[i] : 0;
     }
-    /* The storage must be what layerswap writes (lsw_h5layout.h): the reader
-     * trusts neither the chunk geometry nor the filter parameters of a file,
-     * since HDF5 1.10 copies a whole chunk out of whatever a filter returns. */
-    for (int i = 0; i < rank; i++)
-        if (maxdims[i] != dims[i]) {
-            rc = lsw_err_set(LSW_E_INPUT, "%s: tensor '%s': an extendible dataset is not a layerswap tensor", in->path,
-                             name);
-            goto done;
-        }
-    H5D_layout_t layout = H5Pget_layout(dcpl);
-    int nf = H5Pget_nfilters(dcpl);
-    if (layout == H5D_CHUNKED) {
-        /* any chunking other writers (h5py) choose, as long as a chunk is no
-         * larger than the tensor and than HDF5's 4 GiB limit: the decoded size
-         * is then bounded by data the file really holds */
-        hsize_t cd[LSW_H5_MAX_RANK];
-        int cr = H5Pget_chunk(dcpl, LSW_H5_MAX_RANK, cd);
-        uint64_t cb = es;
-        int ok = rank > 0 && cr == rank;
-        for (int i = 0; ok && i < cr; i++) {
-            ok = cd[i] >= 1 && cd[i] <= dims[i] && cb <= LSW_H5_CHUNK_MAX / cd[i];
-            cb = ok ? cb * cd[i] : 0;
-        }
-        if (!ok || cb > LSW_H5_CHUNK_MAX) {
-            rc = lsw_err_set(LSW_E_INPUT, "%s: tensor '%s': a chunk is larger than the tensor or than 4 GiB", in->path,
-                             name);
-            goto done;
-        }
-        t->chunk_bytes = cb;
-    } else if (layout != H5D_CONTIGUOUS && layout != H5D_COMPACT) {
-        rc = lsw_err_set(LSW_E_INPUT, "%s: tensor '%s': unknown storage layout", in->path, name);
-        goto done;
-    }
-    int seen_shuffle = 0, seen_zstd = 0;
+    if (!ok || cb > LSW_H5_CHUNK_MAX)
+        return lsw_err_set(LSW_E_INPUT, "%s: tensor '%s': a chunk is larger than the tensor or than 4 GiB", in->path,
+                           t->pub.name);
+    t->chunk_bytes = cb;
+    return 0;
+}
+
+/* The filter pipeline: [shuffle,] zstd with cd_values[1] = the chunk size,
+ * every filter available now rather than half way through a merge. */
+static int r_check_filters(lsw_h5_input *in, r_tensor *t, hid_t dcpl, H5D_layout_t layout)
+{
+    const char *name = t->pub.name;
+    int nf = H5Pget_nfilters(dcpl), seen_shuffle = 0, seen_zstd = 0;
     for (int i = 0; i < nf; i++) {
         unsigned flags = 0, cdv[8];
         size_t ncd = 8;
         char fname[64] = "";
         H5Z_filter_t id = H5Pget_filter2(dcpl, (unsigned)i, &flags, &ncd, cdv, sizeof fname, fname, NULL);
-        if (id < 0 || H5Zfilter_avail(id) <= 0) {
-            rc = lsw_err_set(LSW_E_INPUT,
-                             "%s: tensor '%s': compressed with HDF5 filter %d (%s), which is not available in this "
-                             "build (is HDF5_PLUGIN_PATH set?)",
-                             in->path, name, (int)id, fname[0] ? fname : "unnamed");
-            goto done;
-        }
+        if (id < 0 || H5Zfilter_avail(id) <= 0)
+            return lsw_err_set(LSW_E_INPUT,
+                               "%s: tensor '%s': compressed with HDF5 filter %d (%s), which is not available in this "
+                               "build (is HDF5_PLUGIN_PATH set?)",
+                               in->path, name, (int)id, fname[0] ? fname : "unnamed");
         if (layout != H5D_CHUNKED || (id != H5Z_FILTER_SHUFFLE && id != LSW_H5Z_ZSTD_ID) ||
-            (id == H5Z_FILTER_SHUFFLE && (seen_shuffle++ || seen_zstd)) || (id == LSW_H5Z_ZSTD_ID && seen_zstd++)) {
-            rc = lsw_err_set(LSW_E_INPUT, "%s: tensor '%s': filter pipeline is not [shuffle,] zstd (%d at %d)",
-                             in->path, name, (int)id, i);
-            goto done;
-        }
-        if (id == LSW_H5Z_ZSTD_ID && (ncd < 2 || (uint64_t)cdv[1] != t->chunk_bytes)) {
-            rc = lsw_err_set(LSW_E_INPUT, "%s: tensor '%s': zstd filter parameters %s the chunk size %llu", in->path,
-                             name, ncd < 2 ? "lack" : "do not match", (unsigned long long)t->chunk_bytes);
-            goto done;
-        }
+            (id == H5Z_FILTER_SHUFFLE && (seen_shuffle++ || seen_zstd)) || (id == LSW_H5Z_ZSTD_ID && seen_zstd++))
+            return lsw_err_set(LSW_E_INPUT, "%s: tensor '%s': filter pipeline is not [shuffle,] zstd (%d at %d)",
+                               in->path, name, (int)id, i);
+        if (id == LSW_H5Z_ZSTD_ID && (ncd < 2 || (uint64_t)cdv[1] != t->chunk_bytes))
+            return lsw_err_set(LSW_E_INPUT, "%s: tensor '%s': zstd filter parameters %s the chunk size %llu", in->path,
+                               name, ncd < 2 ? "lack" : "do not match", (unsigned long long)t->chunk_bytes);
     }
-done:
+    return 0;
+}
+
+/* One dataset of /tensors: dtype, shape, then its storage, which the reader
+ * trusts in nothing (HDF5 1.10 copies a whole chunk out of whatever a filter
+ * returns, so chunk geometry and filter parameters are checked first). */
+static int r_check(lsw_h5_input *in, r_tensor *t, hid_t d)
+{
+    int rank = 0;
+    hsize_t dims[LSW_H5_MAX_RANK];
+    int rc = r_check_dtype(in, t, d);
+    if (!rc)
+        rc = r_check_shape(in, t, d, &rank, dims);
+    if (rc)
+        return rc;
+    hid_t dcpl = H5Dget_create_plist(d);
+    if (dcpl < 0)
+        return lsw_err_set(LSW_E_INPUT, "%s: tensor '%s': cannot read the dataset properties", in->path, t->pub.name);
+    H5D_layout_t layout = H5Pget_layout(dcpl);
+    if (layout == H5D_CHUNKED)
+        rc = r_check_chunks(in, t, dcpl, rank, dims);
+    else if (layout != H5D_CONTIGUOUS && layout != H5D_COMPACT)
+        rc = lsw_err_set(LSW_E_INPUT, "%s: tensor '%s': unknown storage layout", in->path, t->pub.name);
+    if (!rc)
+        rc = r_check_filters(in, t, dcpl, layout);
     close_id(&dcpl, H5Pclose);
-    close_id(&sp, H5Sclose);
-    close_id(&ft, H5Tclose);
-    free(dts);
     return rc;
 }
 
