@@ -179,12 +179,15 @@ static size_t stream_block(const lsw_plan_tensor *t, size_t bytes)
     return B > CH * 64 ? CH * 64 : B;
 }
 
-/* One pass over tensor t for the experts with nc[i] > 0 cuts to select, adding to `out`:
- *   pass 0: out[i·65536 + (key >> 15)]++
- *   pass 1: out[i·65536 + c·32768 + (key & 0x7FFF)]++ for cuts c < nc[i] with (key >> 15) == arg[i][c]
- *   pass 2: out[i]++ for keys == arg[i][0] */
-static int scan_tensor(lsw_tv *tv, const lsw_plan *p, const lsw_plan_tensor *t, char *scratch, size_t bytes,
-                       int pass, const int *nc, uint32_t (*arg)[2], uint64_t *out)
+/* Stream tensor t through `scratch` in blocks and, for every chunk of at
+ * most CH elements, fill tv->delta (deltas) and call visit(tv, t, in, c, m,
+ * first, arg): in[] the block's sources, c the chunk's offset in the block,
+ * m its length, first its first element in the tensor. */
+typedef void (*chunk_fn)(lsw_tv *tv, const lsw_plan_tensor *t, const void *const *in, size_t c, size_t m,
+                         uint64_t first, void *arg);
+
+static int each_chunk(lsw_tv *tv, const lsw_plan *p, const lsw_plan_tensor *t, char *scratch, size_t bytes,
+                      chunk_fn visit, void *arg)
 {
     size_t B = stream_block(t, bytes);
     if (B == 0)
@@ -198,27 +201,52 @@ static int scan_tensor(lsw_tv *tv, const lsw_plan *p, const lsw_plan_tensor *t, 
         for (size_t c = 0; c < n; c += CH) {
             size_t m = n - c < CH ? n - c : CH;
             deltas(tv, t, in, c, m);
-            for (size_t i = 0; i < tv->k; i++) {
-                if (nc[i] == 0)
-                    continue;
-                uint64_t *h = out + (pass == 2 ? i : i * 65536);
-                const float *d = tv->delta + i * CH;
-                for (size_t j = 0; j < m; j++) {
-                    uint32_t key = key_of(d[j]);
-                    if (pass == 0)
-                        h[key >> 15]++;
-                    else if (pass == 2 && key == arg[i][0])
-                        h[0]++;
-                    else if (pass == 1)
-                        for (int q = 0; q < nc[i]; q++)
-                            if ((key >> 15) == arg[i][q])
-                                h[q * 32768 + (key & 0x7FFF)]++;
-                }
-            }
+            visit(tv, t, in, c, m, e0 + c, arg);
         }
         e0 += n;
     }
     return 0;
+}
+
+typedef struct scan_arg {
+    int pass;
+    const int *nc;
+    uint32_t (*arg)[2];
+    uint64_t *out;
+} scan_arg;
+
+static void scan_chunk(lsw_tv *tv, const lsw_plan_tensor *t, const void *const *in, size_t c, size_t m,
+                       uint64_t first, void *argp)
+{
+    const scan_arg *x = argp;
+    for (size_t i = 0; i < tv->k; i++) {
+        if (x->nc[i] == 0)
+            continue;
+        uint64_t *h = x->out + (x->pass == 2 ? i : i * 65536);
+        const float *d = tv->delta + i * CH;
+        for (size_t j = 0; j < m; j++) {
+            uint32_t key = key_of(d[j]);
+            if (x->pass == 0)
+                h[key >> 15]++;
+            else if (x->pass == 2 && key == x->arg[i][0])
+                h[0]++;
+            else if (x->pass == 1)
+                for (int q = 0; q < x->nc[i]; q++)
+                    if ((key >> 15) == x->arg[i][q])
+                        h[q * 32768 + (key & 0x7FFF)]++;
+        }
+    }
+}
+
+/* One pass over tensor t for the experts with nc[i] > 0 cuts to select, adding to `out`:
+ *   pass 0: out[i·65536 + (key >> 15)]++
+ *   pass 1: out[i·65536 + c·32768 + (key & 0x7FFF)]++ for cuts c < nc[i] with (key >> 15) == arg[i][c]
+ *   pass 2: out[i]++ for keys == arg[i][0] */
+static int scan_tensor(lsw_tv *tv, const lsw_plan *p, const lsw_plan_tensor *t, char *scratch, size_t bytes,
+                       int pass, const int *nc, uint32_t (*arg)[2], uint64_t *out)
+{
+    scan_arg x = {pass, nc, arg, out};
+    return each_chunk(tv, p, t, scratch, bytes, scan_chunk, &x);
 }
 
 /* From histograms: the bin (pass 0) or the value (pass 1) where the
@@ -327,48 +355,44 @@ static void set_cuts(lsw_tv *tv, const lsw_plan *p, const lsw_plan_tensor *t)
     }
 }
 
+static void weight_chunk(lsw_tv *tv, const lsw_plan_tensor *t, const void *const *in, size_t c, size_t m,
+                         uint64_t first, void *argp)
+{
+    double *acc = tv->acc;
+    size_t k = tv->k;
+    if (tv->kind == LSW_TV_SLERP) {
+        size_t xs = lsw_dtype_size(t->src[1]->dtype);
+        lsw_to_f32(t->src[1]->dtype, (const char *)in[1] + c * xs, tv->xf, m);
+        for (size_t j = 0; j < m; j++) {
+            size_t l = (size_t)((first + j) & (LANES - 1));
+            double b = tv->bf[j], x = tv->xf[j];
+            acc[0 * LANES + l] += b * b;
+            acc[1 * LANES + l] += x * x;
+            acc[2 * LANES + l] += b * x;
+        }
+        return;
+    }
+    for (size_t j = 0; j < m; j++) {
+        size_t l = (size_t)((first + j) & (LANES - 1)), q = k;
+        for (size_t a = 0; a < k; a++) {
+            double da = tv->delta[a * CH + j];
+            acc[a * LANES + l] += da * da;
+            for (size_t b2 = a + 1; b2 < k; b2++)
+                acc[(q++) * LANES + l] += da * (double)tv->delta[b2 * CH + j];
+        }
+    }
+}
+
 /* slerp, model_stock: the f64 sums of one pass over the tensor, in LANES lanes. */
 static int weight_pass(lsw_tv *tv, const lsw_plan *p, const lsw_plan_tensor *t, char *scratch, size_t bytes)
 {
-    size_t B = stream_block(t, bytes), k = tv->k, npair = k * (k - 1) / 2;
-    if (B == 0)
-        return lsw_err_set(LSW_E_INTERNAL, "scratch of %zu bytes is too small", bytes);
+    size_t k = tv->k, npair = k * (k - 1) / 2;
     double *acc = tv->acc; /* slerp: n0, n1, dot; model_stock: n_i, then the pairs */
     size_t nacc = tv->kind == LSW_TV_SLERP ? 3 : k + npair;
     memset(acc, 0, nacc * LANES * sizeof *acc);
-    const void *in[LSW_MAX_SOURCES];
-    for (uint64_t e0 = 0; e0 < t->numel;) {
-        size_t n = t->numel - e0 < B ? (size_t)(t->numel - e0) : B;
-        int rc = read_sources(p, t, e0, n, scratch, in);
-        if (rc)
-            return rc;
-        for (size_t c = 0; c < n; c += CH) {
-            size_t m = n - c < CH ? n - c : CH;
-            deltas(tv, t, in, c, m);
-            if (tv->kind == LSW_TV_SLERP) {
-                size_t xs = lsw_dtype_size(t->src[1]->dtype);
-                lsw_to_f32(t->src[1]->dtype, (const char *)in[1] + c * xs, tv->xf, m);
-                for (size_t j = 0; j < m; j++) {
-                    size_t l = (size_t)((e0 + c + j) & (LANES - 1));
-                    double b = tv->bf[j], x = tv->xf[j];
-                    acc[0 * LANES + l] += b * b;
-                    acc[1 * LANES + l] += x * x;
-                    acc[2 * LANES + l] += b * x;
-                }
-                continue;
-            }
-            for (size_t j = 0; j < m; j++) {
-                size_t l = (size_t)((e0 + c + j) & (LANES - 1)), q = k;
-                for (size_t a = 0; a < k; a++) {
-                    double da = tv->delta[a * CH + j];
-                    acc[a * LANES + l] += da * da;
-                    for (size_t b2 = a + 1; b2 < k; b2++)
-                        acc[(q++) * LANES + l] += da * (double)tv->delta[b2 * CH + j];
-                }
-            }
-        }
-        e0 += n;
-    }
+    int rc = each_chunk(tv, p, t, scratch, bytes, weight_chunk, NULL);
+    if (rc)
+        return rc;
     for (size_t a = 0; a < nacc; a++) {
         double s = 0.0;
         for (size_t l = 0; l < LANES; l++)
