@@ -20,4 +20,8 @@ extern volatile sig_atomic_t lsw_stop_signal;
  * death by signal; calling it again (after MPI_Init) is harmless. */
 void lsw_install_stop_handlers(void);
 
+/* 0, or LSW_E_INTERRUPTED with the one stop message when a stop signal has
+ * arrived: every block loop (executor, stats) asks this between blocks. */
+int lsw_stop_check(void);
+
 #endif

@@ -573,8 +573,8 @@ static int sum_copies(run *R, int threaded, summer *S, lsw_progress *pr)
     for (size_t i = 0; !rc && (nb = next_block(&w, &b)) != 0; i++) {
         if (nb < 0)
             return lsw_err_set(LSW_E_INTERNAL, "stats: buffer of %zu bytes per model is too small", R->part);
-        if (lsw_stop_signal)
-            return lsw_err_set(LSW_E_INTERRUPTED, "stats: interrupted by a signal; rerun the same command");
+        if ((rc = lsw_stop_check()))
+            return rc;
         slot *s = &R->slots[i % R->nslots];
         double t0 = lsw_now(), t1;
         if (threaded) {
@@ -654,10 +654,8 @@ static void *worker_main(void *arg)
         for (size_t i = 0; i < n && !rc; i++) {
             blk b;
             next_block(&mine, &b);
-            if (lsw_stop_signal) {
-                rc = lsw_err_set(LSW_E_INTERRUPTED, "stats: interrupted by a signal; rerun the same command");
+            if ((rc = lsw_stop_check()))
                 break;
-            }
             double t0 = lsw_now(), t1;
             uint64_t bytes = 0;
             rc = map_block(R, &b, &W->S.own);

@@ -28,14 +28,6 @@ struct lsw_worker {
     uint64_t bytes_read;
 };
 
-static int stopped(void)
-{
-    if (lsw_stop_signal)
-        return lsw_err_set(LSW_E_INTERRUPTED, "stopped by signal %d; finished shards are kept, rerun the same command "
-                           "to resume", (int)lsw_stop_signal);
-    return 0;
-}
-
 /* Arena bytes: the budget, or what the most demanding tensor needs in
  * `depth` slots if less. */
 static size_t arena_size(const lsw_work *w, uint64_t mem, size_t depth)
@@ -177,7 +169,7 @@ int lsw_worker_begin(lsw_worker *wk, size_t i)
             continue;
         if (wk->ncomp != 1 || !wk->tv)
             return lsw_err_set(LSW_E_INTERNAL, "tensor '%s': a task-vector tensor shared between outputs", t->name);
-        if ((rc = stopped()) || (rc = lsw_tv_begin(wk->tv, w->plans[wk->rep[c]], t, wk->arena, wk->arena_bytes)))
+        if ((rc = lsw_stop_check()) || (rc = lsw_tv_begin(wk->tv, w->plans[wk->rep[c]], t, wk->arena, wk->arena_bytes)))
             return rc;
     }
     return rc;
@@ -214,7 +206,7 @@ int lsw_worker_block(lsw_worker *wk, uint64_t e0, size_t n, const void **out)
 {
     char **sb = wk->sbuf + wk->slot * wk->bufcap, **cb = wk->cbuf + wk->slot * wk->w->E;
     wk->slot = (wk->slot + 1) % wk->depth;
-    int rc = stopped();
+    int rc = lsw_stop_check();
     if (!rc)
         rc = fill_sources(wk, sb, e0, n);
     if (rc)
