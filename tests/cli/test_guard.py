@@ -72,6 +72,14 @@ hubswap = {"models": {"math": "math1", "swahili": "hub/snapshots/rev"}, "method"
            "layer_swap": {"task_expert": "math", "language_expert": "swahili", "bottom": 2, "top": 1},
            "output": {"path": "unused-out"}}
 L.write_json("hubswap.json", hubswap)
+# derived models: the checkpoints they are computed from are inputs too
+derived = {"models": {"base": "base", "math1": "math1", "swahili": "lang1",
+                      "msoup": {"soup": ["math1", "hub"]}, "hub": "hub/snapshots/rev",
+                      "mrev": {"from": "msoup", "revert_layers": [[0, 1]]}}, "base": "base",
+           "method": "layer_swap",
+           "layer_swap": {"task_expert": "mrev", "language_expert": "swahili", "bottom": 2, "top": 1},
+           "output": {"path": "unused-out"}}
+L.write_json("derived.json", derived)
 sweep = {"models": {"base": "base", "math1": "math1", "lang1": "lang1"}, "base": "base",
          "grid": {"task_expert": ["math1"], "language_expert": ["lang1"], "bottom": [2]},
          "output": {"path": "sweep-out"}}
@@ -102,6 +110,11 @@ for ow in ([], ["--overwrite"]):
             "'hub'")
     refused(["merge", "hubswap.json", "-o", "hub/snapshots/rev"] + ow, "merge -o the snapshot (read)%s" % tag, "'swahili'")
     refused(["merge", "hubswap.json", "-o", "hub/blobs/"] + ow, "merge -o hub/blobs/ (read, symlinked)%s" % tag, "'swahili'")
+    # a checkpoint read only through derived models (a soup inside a reversion)
+    refused(["merge", "derived.json", "-o", "math1"] + ow, "merge -o math1 (through derived models)%s" % tag,
+            "'math1'")
+    refused(["merge", "derived.json", "-o", "hub/blobs"] + ow, "merge -o hub/blobs (a derived model's symlinked "
+            "input)%s" % tag, "'hub'")
     # sweep: its own folder, and a merge folder that is an input
     refused(["sweep", "sweep.json", "-o", "base"] + ow, "sweep -o base%s" % tag, "'base'")
     refused(["sweep", "sweep.json", "--emit-array", "-o", "base"], "sweep --emit-array -o base", "'base'")
