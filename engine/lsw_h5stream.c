@@ -401,7 +401,12 @@ typedef struct writer_set {
     int32_t *of;
     int *ended;               /* per rank: END received */
     char *rbuf;
+    uint64_t *since_kick;     /* per output: bytes stored since its last writeback kick */
 } writer_set;
+
+/* Start writeback of a model.h5 every this many stored bytes, so the disk
+ * works while chunks are compressed and the commit's fsync is short. */
+#define H5_KICK_BYTES (32ULL << 20)
 
 static int store(stream *s, writer_set *ws, size_t i, size_t comp, uint64_t row0, const void *enc, size_t n,
                  size_t raw_bytes)
@@ -413,6 +418,10 @@ static int store(stream *s, writer_set *ws, size_t i, size_t comp, uint64_t row0
             continue;
         lsw_io_count_write(n); /* the fault hooks count stored chunks as written */
         rc = lsw_h5_write_chunk(ws->w[k], i, row0, enc, n);
+        if ((ws->since_kick[k] += n) >= H5_KICK_BYTES) {
+            lsw_writeback(ws->fd[k], 0, 0); /* to the end of the file: HDF5 appends chunks */
+            ws->since_kick[k] = 0;
+        }
         s->res->compressed_bytes += n;
         s->res->bytes_written += raw_bytes;
         lsw_progress_add(s->a->pr, raw_bytes, 0);
@@ -600,9 +609,10 @@ static int writers_alloc(stream *s, writer_set *ws)
     ws->of = malloc(E * sizeof *ws->of);
     ws->ended = calloc((size_t)s->c->size, sizeof *ws->ended);
     ws->rbuf = malloc(s->enc_cap);
+    ws->since_kick = calloc(E, sizeof *ws->since_kick);
     for (size_t k = 0; ws->fd && k < E; k++)
         ws->fd[k] = -1;
-    return ws->w && ws->fd && ws->tmp && ws->rep && ws->of && ws->ended && ws->rbuf ? 0 : nomem();
+    return ws->w && ws->fd && ws->tmp && ws->rep && ws->of && ws->ended && ws->rbuf && ws->since_kick ? 0 : nomem();
 }
 
 static void writers_free(stream *s, writer_set *ws)
@@ -616,6 +626,7 @@ static void writers_free(stream *s, writer_set *ws)
     free(ws->of);
     free(ws->ended);
     free(ws->rbuf);
+    free(ws->since_kick);
 }
 
 /* ---- the run ---------------------------------------------------------------- */

@@ -209,7 +209,7 @@ static void test_shuffle(void)
     size_t sizes[] = {1, 2, 3, 4, 8};
     for (size_t k = 0; k < 5; k++) {
         size_t s = sizes[k];
-        for (size_t nb = 0; nb <= sizeof in; nb += (nb < 20 ? 1 : 37)) {
+        for (size_t nb = 0; nb <= sizeof in; nb++) { /* every tail of the 16-element SIMD path */
             size_t n = nb / s;
             memcpy(ref, in, nb);
             if (s > 1 && n > 1)
