@@ -1,9 +1,14 @@
 /* lsw_json — a strict JSON (RFC 8259) reader for untrusted input.
  *
  * Used for every JSON text layerswap reads: safetensors headers, index files,
- * merge and sweep configs.  cJSON is too lenient for that (it accepts trailing
- * garbage, a byte-order mark, duplicate keys, "\u0000" inside strings, keeps
- * numbers only as doubles and matches keys case-insensitively), so this reader:
+ * merge and sweep configs, manifests.  cJSON, the project's JSON library,
+ * writes everything layerswap emits (lsw_jsonw) but is too lenient to read
+ * untrusted input; measured with cJSON 1.7.15 (Debian 12), even through
+ * cJSON_ParseWithLengthOpts(..., require_null_terminated = 1): it accepts a
+ * byte-order mark, duplicate keys, leading zeros ("01"), "1.", raw control
+ * bytes in strings and invalid UTF-8; it truncates "x\u0000y" to "x"; it
+ * keeps numbers only as doubles, so integers above 2^53 (offsets of large
+ * tensors) come back rounded.  So this reader:
  *   - validates UTF-8 (no overlong forms, no surrogates, nothing above U+10FFFF)
  *     and rejects a byte-order mark;
  *   - accepts exactly one value with only JSON whitespace (space, tab, LF, CR)
