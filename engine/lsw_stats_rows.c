@@ -18,6 +18,7 @@
 #include "lsw_mav.h"
 #include "lsw_stats_norms.h"
 #include "lsw_signal.h"
+#include "lsw_tread.h"
 
 static int same_shape(const lsw_tensor_desc *a, const lsw_tensor_desc *b)
 {
@@ -217,8 +218,7 @@ static int next_block(walker *w, blk *b)
 typedef struct slot {
     char *p;          /* pread mode: (1 + E) parts: base, expert 0, ... */
     const char **ptr; /* 1 + E: where each model's bytes of the block are */
-    void **map;       /* mapped mode: 1 + E mappings of the block ... */
-    size_t *maplen;   /* ... and their lengths (0: none) */
+    lsw_tblock *tb;   /* mapped mode: 1 + E mapped blocks (lsw_tread) */
     size_t index;     /* the block it holds when full */
     int full;         /* read and not yet summed */
     int rc;           /* read error of this block */
@@ -267,10 +267,8 @@ static int read_block(run *R, const blk *b, slot *s)
     uint64_t first = (j->row0 + b->r) * rl + b->done; /* element index */
     int rc = 0;
     for (size_t m = 0; m <= R->nexperts && !rc; m++) {
-        const lsw_tensor_desc *t = model_tensor(R, b->job, m);
-        size_t es = lsw_dtype_size(t->dtype);
         char *dst = s->p + m * R->part;
-        rc = lsw_ckpt_read(model(R, m), t, first * es, dst, (size_t)(b->n * es));
+        rc = lsw_tread_copy(model(R, m), model_tensor(R, b->job, m), first, (size_t)b->n, dst);
         s->ptr[m] = dst;
     }
     return rc;
@@ -290,23 +288,14 @@ static int read_block(run *R, const blk *b, slot *s)
 #define MADV_POPULATE_READ 22
 #endif
 
-static int ends_with(const char *s, const char *suffix)
-{
-    size_t n = strlen(s), k = strlen(suffix);
-    return n >= k && !strcmp(s + n - k, suffix);
-}
-
 /* Open every file of every model for mapping; 0 (and no fds) if a model is
  * not a set of safetensors files (an HDF5 input is read through HDF5). */
 static int map_open(run *R)
 {
     size_t M = R->nexperts + 1;
     for (size_t m = 0; m < M; m++)
-        for (size_t f = 0; f < lsw_ckpt_file_count(model(R, m)); f++) {
-            const char *p = lsw_ckpt_file_path(model(R, m), (unsigned)f);
-            if (!p || !ends_with(p, ".safetensors"))
-                return 0;
-        }
+        if (!lsw_tread_mappable(model(R, m)))
+            return 0;
     if (!(R->fd = calloc(M, sizeof *R->fd)))
         return 0;
     for (size_t m = 0; m < M; m++) {
@@ -345,20 +334,11 @@ static int map_block(run *R, const blk *b, slot *s)
     uint64_t first = (j->row0 + b->r) * rl + b->done;
     for (size_t m = 0; m <= R->nexperts; m++) {
         const lsw_tensor_desc *t = model_tensor(R, b->job, m);
-        size_t es = lsw_dtype_size(t->dtype);
-        uint64_t off = t->offset + first * es, start = off & ~(uint64_t)(R->page - 1);
-        size_t len = (size_t)(off + b->n * es - start);
-        const char *file = lsw_ckpt_file_path(model(R, m), t->file);
-        void *p = mmap(NULL, len, PROT_READ, MAP_PRIVATE, R->fd[m][t->file], (off_t)start);
-        if (p == MAP_FAILED)
-            return lsw_err_set(LSW_E_READ, "%s: tensor '%s': cannot map its bytes: %s", file, t->name, strerror(errno));
-        s->map[m] = p;
-        s->maplen[m] = len;
-        lsw_io_count_read(b->n * es); /* the fault hooks count mapped bytes as read */
-        s->ptr[m] = (const char *)p + (off - start);
-        if (R->populate && madvise(p, len, MADV_POPULATE_READ) != 0 && errno == EFAULT)
-            return lsw_err_set(LSW_E_READ, "%s: tensor '%s': the file is shorter than its header says (changed while "
-                               "being read?)", file, t->name);
+        int rc = lsw_tread_map(model(R, m), R->fd[m][t->file], t, first, (size_t)b->n, R->populate, R->page,
+                               &s->tb[m]);
+        s->ptr[m] = s->tb[m].ptr;
+        if (rc)
+            return rc;
     }
     return 0;
 }
@@ -366,10 +346,7 @@ static int map_block(run *R, const blk *b, slot *s)
 static void release_slot(const run *R, slot *s)
 {
     for (size_t m = 0; m <= R->nexperts; m++)
-        if (s->maplen[m]) {
-            munmap(s->map[m], s->maplen[m]);
-            s->maplen[m] = 0;
-        }
+        lsw_tread_release(&s->tb[m]);
 }
 
 /* ---- summing ------------------------------------------------------------------ */
@@ -459,9 +436,8 @@ static int summer_init(summer *S, size_t E)
     S->sc = (scratch){malloc(E * sizeof *S->sc.ep), NULL, NULL, malloc(E * sizeof *S->sc.same),
                       malloc(2 * LSW_MAV_CHUNK * sizeof(float)), NULL};
     S->own.ptr = calloc(E + 1, sizeof *S->own.ptr);
-    S->own.map = calloc(E + 1, sizeof *S->own.map);
-    S->own.maplen = calloc(E + 1, sizeof *S->own.maplen);
-    if (!S->acc || !S->x || !S->sc.ep || !S->sc.same || !S->sc.fb || !S->own.ptr || !S->own.map || !S->own.maplen)
+    S->own.tb = calloc(E + 1, sizeof *S->own.tb);
+    if (!S->acc || !S->x || !S->sc.ep || !S->sc.same || !S->sc.fb || !S->own.ptr || !S->own.tb)
         return lsw_err_set(LSW_E_NOMEM, "out of memory");
     S->accq = S->acc + E;
     S->row = S->accq + E + 1;
@@ -480,8 +456,7 @@ static void summer_free(summer *S)
     free(S->sc.same);
     free(S->sc.fb);
     free(S->own.ptr);
-    free(S->own.map);
-    free(S->own.maplen);
+    free(S->own.tb);
 }
 
 /* A summing thread's jump out of a SIGBUS on a mapping (thread-local). */

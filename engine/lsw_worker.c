@@ -6,6 +6,7 @@
 #include "lsw_derived.h"
 #include "lsw_error.h"
 #include "lsw_signal.h"
+#include "lsw_tread.h"
 #include "lsw_kernels.h"
 
 struct lsw_worker {
@@ -118,9 +119,7 @@ static int lay_out_buffers(lsw_worker *wk)
         size_t es = lsw_dtype_size(wk->set.src[q].desc->dtype);
         es_max = es > es_max ? es : es_max;
     }
-    size_t B = per ? slot_bytes / per : 0, cap = LSW_BLOCK_BYTES / es_max;
-    B = B > cap ? cap : B;
-    B = B > 4096 ? B - B % 4096 : B;
+    size_t B = lsw_tread_block_elems(slot_bytes, per, es_max);
     if (!B)
         return lsw_err_set(LSW_E_INTERNAL, "tensor '%s': no room for one element of its %zu streams",
                            w->plans[0]->t[wk->tensor].name, (size_t)w->streams[wk->tensor]);
@@ -188,11 +187,10 @@ static int fill_sources(lsw_worker *wk, char **sb, uint64_t e0, size_t n)
     for (size_t q = 0; q < wk->set.n; q++) {
         const lsw_work_src *x = &wk->set.src[q];
         if (x->kind == LSW_SRC_READ) {
-            size_t es = lsw_dtype_size(x->desc->dtype);
-            int rc = lsw_ckpt_read(x->ckpt, x->desc, e0 * es, sb[q], n * es);
+            int rc = lsw_tread_copy(x->ckpt, x->desc, e0, n, sb[q]);
             if (rc)
                 return rc;
-            wk->bytes_read += n * es;
+            wk->bytes_read += n * lsw_dtype_size(x->desc->dtype);
         } else if (x->kind == LSW_SRC_DERIVED) {
             for (uint32_t j = 0; j < x->nin; j++)
                 wk->in[j] = sb[wk->set.in[x->in0 + j]];

@@ -21,10 +21,12 @@
 #include <stdint.h>
 
 #include "lsw_taskvec.h"
+#include "lsw_tread.h"
 #include "lsw_work.h"
 
-/* Each stream's block is at most this many bytes, whatever the budget. */
-#define LSW_BLOCK_BYTES (1ULL << 20)
+/* Each stream's block is at most this many bytes, whatever the budget
+ * (lsw_tread_block_elems). */
+#define LSW_BLOCK_BYTES LSW_TREAD_BLOCK_BYTES
 
 typedef struct lsw_worker lsw_worker; /* opaque */
 
