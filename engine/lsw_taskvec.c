@@ -6,9 +6,20 @@
 
 #include "lsw_crc32c.h"
 #include "lsw_error.h"
+#include "lsw_tread.h"
 #include "lsw_kernels.h"
 
 enum { CH = 1024, MAXK = LSW_MAX_SOURCES - 1, LANES = 8 };
+
+/* The per-chunk loops that run over every element of every tensor,
+ * vectorised and built for AVX2 and AVX-512 besides the baseline, chosen at
+ * load time.  Lanes are independent IEEE operations and the build forbids
+ * FMA contraction, so every version gives the same bits. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(LSW_NO_CLONES)
+#define TV_VECTOR __attribute__((target_clones("default", "avx2", "avx512f"), optimize("tree-vectorize")))
+#else
+#define TV_VECTOR
+#endif
 
 typedef enum { KEEP_ALL, KEEP_NONE, KEEP_CUTS } keep_mode;
 
@@ -150,8 +161,7 @@ static void deltas(lsw_tv *tv, const lsw_plan_tensor *t, const void *const *in, 
 /* The one place source data is read: elements [e0, e0 + n) of source j of t. */
 static int read_source(const lsw_plan *p, const lsw_plan_tensor *t, size_t j, uint64_t e0, size_t n, void *buf)
 {
-    size_t es = lsw_dtype_size(t->src[j]->dtype);
-    return lsw_ckpt_read(p->models[t->models[j]], t->src[j], e0 * es, buf, n * es);
+    return lsw_tread_copy(p->models[t->models[j]], t->src[j], e0, n, buf);
 }
 
 /* Read elements [e0, e0 + n) of every source of t into scratch; in[] points at them. */
@@ -355,6 +365,21 @@ static void set_cuts(lsw_tv *tv, const lsw_plan *p, const lsw_plan_tensor *t)
     }
 }
 
+/* slerp's sums over a chunk whose first element is lane 0 (LANES = 8):
+ * lane l adds elements l, l + 8, ... in order, as the general loop does. */
+TV_VECTOR static size_t slerp_lanes(double *acc, const float *bf, const float *xf, size_t m)
+{
+    size_t j = 0;
+    for (; j + LANES <= m; j += LANES)
+        for (size_t l = 0; l < LANES; l++) {
+            double b = bf[j + l], x = xf[j + l];
+            acc[0 * LANES + l] += b * b;
+            acc[1 * LANES + l] += x * x;
+            acc[2 * LANES + l] += b * x;
+        }
+    return j;
+}
+
 static void weight_chunk(lsw_tv *tv, const lsw_plan_tensor *t, const void *const *in, size_t c, size_t m,
                          uint64_t first, void *argp)
 {
@@ -363,7 +388,8 @@ static void weight_chunk(lsw_tv *tv, const lsw_plan_tensor *t, const void *const
     if (tv->kind == LSW_TV_SLERP) {
         size_t xs = lsw_dtype_size(t->src[1]->dtype);
         lsw_to_f32(t->src[1]->dtype, (const char *)in[1] + c * xs, tv->xf, m);
-        for (size_t j = 0; j < m; j++) {
+        size_t done = (first & (LANES - 1)) == 0 ? slerp_lanes(acc, tv->bf, tv->xf, m) : 0;
+        for (size_t j = done; j < m; j++) {
             size_t l = (size_t)((first + j) & (LANES - 1));
             double b = tv->bf[j], x = tv->xf[j];
             acc[0 * LANES + l] += b * b;
@@ -630,11 +656,21 @@ static int sparsify(lsw_tv *tv, const lsw_plan_tensor *t, size_t i, uint64_t g0,
         for (size_t j = 0; j < m; j++)
             d[j] = 0.0f;
     } else if (tv->mode[i] == KEEP_CUTS) {
+        cut *c0 = &tv->cut[i][0], *c1 = tv->ncut[i] > 1 ? &tv->cut[i][1] : NULL;
         for (size_t j = 0; j < m; j++) {
             uint32_t key = key_of(d[j]);
-            int a = in_top(&tv->cut[i][0], key), b = tv->ncut[i] > 1 && in_top(&tv->cut[i][1], key);
-            if (!a || b)
-                d[j] = 0.0f;
+            int a, b;
+            if (key == c0->thresh || (c1 && key == c1->thresh)) { /* a tie: the quotas go in index order */
+                a = in_top(c0, key);
+                b = c1 && in_top(c1, key);
+            } else { /* no quota involved: the same answer as in_top, without a branch */
+                a = c0->K != 0 && (c0->all || key > c0->thresh);
+                b = c1 && c1->K != 0 && (c1->all || key > c1->thresh);
+            }
+            uint32_t u, keep = (uint32_t)(a && !b);
+            memcpy(&u, &d[j], 4);
+            u &= 0u - keep; /* dropped: +0 */
+            memcpy(&d[j], &u, 4);
         }
     }
     if (is_dare(tv) && tv->d[i] < 1.0) {
@@ -711,6 +747,52 @@ static float combine(const lsw_tv *tv, size_t j)
     return tv->bf[j] + lm;
 }
 
+/* combine() of the consensus methods for a whole chunk, expert by expert
+ * over arrays instead of element by element: the same operations in the
+ * same order for every element (sign of the left-to-right weighted sum;
+ * the agreeing terms summed from the first one, with their weights), so the
+ * same bits, without a branch per element. */
+TV_VECTOR static void combine_consensus(const lsw_tv *tv, size_t m, float *res)
+{
+    float sum[CH], mm[CH], D[CH];
+    int32_t plus[CH], first[CH]; /* 32-bit like the floats: the loops vectorise */
+    for (size_t j = 0; j < m; j++)
+        sum[j] = tv->w[0] * tv->delta[j];
+    for (size_t i = 1; i < tv->k; i++) {
+        const float *d = tv->delta + i * CH;
+        float wi = tv->w[i];
+        for (size_t j = 0; j < m; j++)
+            sum[j] = sum[j] + wi * d[j];
+    }
+    for (size_t j = 0; j < m; j++) {
+        plus[j] = sum[j] >= 0.0f;
+        first[j] = 1;
+        mm[j] = 0.0f;
+        D[j] = 0.0f;
+    }
+    for (size_t i = 0; i < tv->k; i++) {
+        const float *d = tv->delta + i * CH;
+        float wi = tv->w[i];
+        for (size_t j = 0; j < m; j++) {
+            float dv = d[j], prod = wi * dv;
+            int32_t agree = (plus[j] & (dv > 0.0f)) | (!plus[j] & (dv < 0.0f));
+            float m_next = first[j] ? prod : mm[j] + prod, d_next = first[j] ? wi : D[j] + wi;
+            mm[j] = agree ? m_next : mm[j];
+            D[j] = agree ? d_next : D[j];
+            first[j] = first[j] & !agree;
+        }
+    }
+    for (size_t j = 0; j < m; j++) {
+        float v = mm[j];
+        if (tv->normalize) {
+            float Dj = fabs((double)D[j]) < 1e-8 ? 1.0f : D[j]; /* the divisor test in double, as documented */
+            v = v / Dj;
+        }
+        float lm = tv->lambda * v;
+        res[j] = tv->bf[j] + lm;
+    }
+}
+
 int lsw_tv_block(lsw_tv *tv, const lsw_plan_tensor *t, uint64_t j0, size_t n, const void *const *in, void *out)
 {
     if (is_wsum(tv)) {
@@ -735,8 +817,11 @@ int lsw_tv_block(lsw_tv *tv, const lsw_plan_tensor *t, uint64_t j0, size_t n, co
             if (rc)
                 return rc;
         }
-        for (size_t j = 0; j < m; j++)
-            res[j] = combine(tv, j);
+        if (consensus(tv))
+            combine_consensus(tv, m, res);
+        else
+            for (size_t j = 0; j < m; j++)
+                res[j] = combine(tv, j);
         lsw_from_f32(t->out_dtype, res, (char *)out + c * oes, m);
     }
     return 0;
