@@ -648,6 +648,40 @@ static int della_row(lsw_tv *tv, const lsw_plan_tensor *t, uint64_t g, uint64_t 
 }
 
 /* Step 2 for expert i on elements [g0, g0 + m) (a chunk of the block). */
+/* The trim of one expert's chunk: keys in the top cut c0 and not in c1
+ * (breadcrumbs' upper cut; NULL for ties) keep their delta, the others
+ * become +0.  A key equal to a cut's threshold takes from its quota, in
+ * index order (in_top); every other key is decided by comparisons alone, in
+ * a loop that vectorises, and the ties (rare) are settled afterwards in
+ * order. */
+TV_VECTOR static void keep_cuts(cut *c0, cut *c1, float *d, size_t m)
+{
+    uint32_t t0 = c0->thresh, t1 = c1 ? c1->thresh : 0;
+    int32_t on0 = c0->K != 0, all0 = c0->all, on1 = c1 && c1->K != 0, all1 = c1 && c1->all, h1 = c1 != NULL;
+    int32_t ties = 0;
+    unsigned char tie[CH];
+    for (size_t j = 0; j < m; j++) {
+        uint32_t u;
+        memcpy(&u, &d[j], 4);
+        uint32_t key = u & 0x7FFFFFFFu;
+        int32_t tj = (key == t0) | (h1 & (key == t1));
+        int32_t a = on0 & (all0 | (key > t0)), b = on1 & (all1 | (key > t1));
+        uint32_t keep = (uint32_t)(tj | (a & !b)); /* a tie is settled below */
+        u &= 0u - keep;
+        memcpy(&d[j], &u, 4);
+        tie[j] = (unsigned char)tj;
+        ties |= tj;
+    }
+    for (size_t j = 0; ties && j < m; j++) {
+        if (!tie[j])
+            continue;
+        uint32_t key = key_of(d[j]);
+        int a = in_top(c0, key), b = c1 && in_top(c1, key);
+        if (!a || b)
+            d[j] = 0.0f;
+    }
+}
+
 static int sparsify(lsw_tv *tv, const lsw_plan_tensor *t, size_t i, uint64_t g0, size_t m, uint64_t j0, size_t n,
                     const void *const *in)
 {
@@ -656,22 +690,7 @@ static int sparsify(lsw_tv *tv, const lsw_plan_tensor *t, size_t i, uint64_t g0,
         for (size_t j = 0; j < m; j++)
             d[j] = 0.0f;
     } else if (tv->mode[i] == KEEP_CUTS) {
-        cut *c0 = &tv->cut[i][0], *c1 = tv->ncut[i] > 1 ? &tv->cut[i][1] : NULL;
-        for (size_t j = 0; j < m; j++) {
-            uint32_t key = key_of(d[j]);
-            int a, b;
-            if (key == c0->thresh || (c1 && key == c1->thresh)) { /* a tie: the quotas go in index order */
-                a = in_top(c0, key);
-                b = c1 && in_top(c1, key);
-            } else { /* no quota involved: the same answer as in_top, without a branch */
-                a = c0->K != 0 && (c0->all || key > c0->thresh);
-                b = c1 && c1->K != 0 && (c1->all || key > c1->thresh);
-            }
-            uint32_t u, keep = (uint32_t)(a && !b);
-            memcpy(&u, &d[j], 4);
-            u &= 0u - keep; /* dropped: +0 */
-            memcpy(&d[j], &u, 4);
-        }
+        keep_cuts(&tv->cut[i][0], tv->ncut[i] > 1 ? &tv->cut[i][1] : NULL, d, m);
     }
     if (is_dare(tv) && tv->d[i] < 1.0) {
         for (size_t j = 0; j < m; j++) {
@@ -785,7 +804,9 @@ TV_VECTOR static void combine_consensus(const lsw_tv *tv, size_t m, float *res)
     for (size_t j = 0; j < m; j++) {
         float v = mm[j];
         if (tv->normalize) {
-            float Dj = fabs((double)D[j]) < 1e-8 ? 1.0f : D[j]; /* the divisor test in double, as documented */
+            /* |D| < 1e-8 in double, as documented: for a float D that is
+             * |D| <= 1e-8f exactly (1e-8f is the largest float below 1e-8) */
+            float Dj = fabsf(D[j]) <= 1e-8f ? 1.0f : D[j];
             v = v / Dj;
         }
         float lm = tv->lambda * v;
