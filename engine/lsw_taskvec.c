@@ -52,7 +52,7 @@ struct lsw_tv {
     cut cut[MAXK][2];
     uint64_t s[MAXK];         /* dare, della: per-expert stream */
     float mw[LSW_MAX_SOURCES];/* slerp, model_stock: the weights of the weighted sum */
-    uint64_t *hist;           /* kmax x 65536 */
+    uint64_t *hist;           /* kmax x 65536, then as many for odd elements (see scan_keys) */
     /* "trim": "global" (ties): per expert, over the whole model */
     int global;
     keep_mode gmode[MAXK];
@@ -112,7 +112,7 @@ int lsw_tv_create(const lsw_config *cfg, lsw_tv **out)
     tv->acc = calloc((tv->kmax + pairs) * LANES, sizeof *tv->acc);
     int hist = is_ties(tv) || is_crumbs(tv);
     if (hist)
-        tv->hist = malloc(tv->kmax * 65536 * sizeof *tv->hist);
+        tv->hist = calloc(tv->kmax * 65536 * 2, sizeof *tv->hist);
     if (!tv->delta || !tv->bf || !tv->xf || !tv->acc || (hist && !tv->hist)) {
         lsw_tv_free(tv);
         return lsw_err_set(LSW_E_NOMEM, "out of memory for task-vector buffers");
@@ -225,38 +225,95 @@ typedef struct scan_arg {
     uint64_t *out;
 } scan_arg;
 
+/* The index of the first nonzero byte of f[j..m), or m: eight bytes at a
+ * time, for flags that are mostly zero. */
+static size_t next_flag(const unsigned char *f, size_t j, size_t m)
+{
+    for (; j < m && (j & 7); j++)
+        if (f[j])
+            return j;
+    for (; j + 8 <= m; j += 8) {
+        uint64_t w;
+        memcpy(&w, f + j, 8);
+        if (w)
+            break;
+    }
+    while (j < m && !f[j])
+        j++;
+    return j;
+}
+
+/* One expert's chunk of keys for scan_tensor's pass (see there); out is
+ * that expert's histogram (passes 0, 1) or counter (pass 2).  Histogram
+ * counts of odd elements go to `odd`, a second histogram of out's layout
+ * that scan_tensor folds into out: counts of equal keys in a row (common in
+ * bf16 deltas) then do not wait on each other's stores. */
+TV_VECTOR static void scan_keys(int pass, int nc, const uint32_t *arg, const float *d, size_t m, uint64_t *out,
+                                uint64_t *odd)
+{
+    if (pass == 2) {
+        uint64_t n = 0;
+        for (size_t j = 0; j < m; j++)
+            n += key_of(d[j]) == arg[0];
+        out[0] += n;
+        return;
+    }
+    uint32_t sel[CH], n = 0, b0 = arg[0], b1 = nc > 1 ? arg[1] : UINT32_MAX; /* UINT32_MAX: no bin */
+    if (pass == 0) {
+        for (size_t j = 0; j < m; j++)
+            sel[j] = key_of(d[j]) >> 15;
+        n = (uint32_t)m;
+    } else {
+        for (size_t j = 0; j < m; j++) { /* the keys in a cut's bin, in order, without a branch */
+            uint32_t key = key_of(d[j]), bin = key >> 15;
+            sel[n] = key;
+            n += (bin == b0) | (bin == b1);
+        }
+        for (uint32_t j = 0; j < n; j++) {
+            uint32_t key = sel[j], bin = key >> 15;
+            sel[j] = bin == b0 ? (key & 0x7FFF) : 32768 + (key & 0x7FFF);
+            if (bin == b0 && bin == b1) /* both cuts in one bin: cut 1 counts it too, below */
+                out[32768 + (key & 0x7FFF)]++;
+        }
+    }
+    uint32_t j = 0;
+    for (; j + 2 <= n; j += 2) {
+        out[sel[j]]++;
+        odd[sel[j + 1]]++;
+    }
+    if (j < n)
+        out[sel[j]]++;
+}
+
 static void scan_chunk(lsw_tv *tv, const lsw_plan_tensor *t, const void *const *in, size_t c, size_t m,
                        uint64_t first, void *argp)
 {
+    (void)t, (void)in, (void)c, (void)first;
     const scan_arg *x = argp;
-    for (size_t i = 0; i < tv->k; i++) {
-        if (x->nc[i] == 0)
-            continue;
-        uint64_t *h = x->out + (x->pass == 2 ? i : i * 65536);
-        const float *d = tv->delta + i * CH;
-        for (size_t j = 0; j < m; j++) {
-            uint32_t key = key_of(d[j]);
-            if (x->pass == 0)
-                h[key >> 15]++;
-            else if (x->pass == 2 && key == x->arg[i][0])
-                h[0]++;
-            else if (x->pass == 1)
-                for (int q = 0; q < x->nc[i]; q++)
-                    if ((key >> 15) == x->arg[i][q])
-                        h[q * 32768 + (key & 0x7FFF)]++;
-        }
-    }
+    for (size_t i = 0; i < tv->k; i++)
+        if (x->nc[i] != 0)
+            scan_keys(x->pass, x->nc[i], x->arg[i], tv->delta + i * CH, m,
+                      x->out + (x->pass == 2 ? i : i * 65536), tv->hist + (tv->kmax + i) * 65536);
 }
 
 /* One pass over tensor t for the experts with nc[i] > 0 cuts to select, adding to `out`:
  *   pass 0: out[i·65536 + (key >> 15)]++
  *   pass 1: out[i·65536 + c·32768 + (key & 0x7FFF)]++ for cuts c < nc[i] with (key >> 15) == arg[i][c]
- *   pass 2: out[i]++ for keys == arg[i][0] */
+ *   pass 2: out[i]++ for keys == arg[i][0]
+ * For passes 0 and 1, out is tv->hist (its second half takes the odd elements). */
 static int scan_tensor(lsw_tv *tv, const lsw_plan *p, const lsw_plan_tensor *t, char *scratch, size_t bytes,
                        int pass, const int *nc, uint32_t (*arg)[2], uint64_t *out)
 {
     scan_arg x = {pass, nc, arg, out};
-    return each_chunk(tv, p, t, scratch, bytes, scan_chunk, &x);
+    int rc = each_chunk(tv, p, t, scratch, bytes, scan_chunk, &x);
+    for (size_t i = 0; pass < 2 && i < tv->k; i++) { /* fold the odd elements' counts (scan_keys) */
+        uint64_t *odd = tv->hist + (tv->kmax + i) * 65536;
+        for (size_t b = 0; nc[i] && b < 65536; b++) {
+            out[i * 65536 + b] += odd[b];
+            odd[b] = 0;
+        }
+    }
+    return rc;
 }
 
 /* From histograms: the bin (pass 0) or the value (pass 1) where the
@@ -647,18 +704,16 @@ static int della_row(lsw_tv *tv, const lsw_plan_tensor *t, uint64_t g, uint64_t 
     return 0;
 }
 
-/* Step 2 for expert i on elements [g0, g0 + m) (a chunk of the block). */
 /* The trim of one expert's chunk: keys in the top cut c0 and not in c1
  * (breadcrumbs' upper cut; NULL for ties) keep their delta, the others
  * become +0.  A key equal to a cut's threshold takes from its quota, in
- * index order (in_top); every other key is decided by comparisons alone, in
- * a loop that vectorises, and the ties (rare) are settled afterwards in
- * order. */
-TV_VECTOR static void keep_cuts(cut *c0, cut *c1, float *d, size_t m)
+ * index order (in_top).  This is the ordered form: every other key is
+ * decided by comparisons alone in a loop that vectorises, and the ties are
+ * settled afterwards in index order. */
+TV_VECTOR static void keep_cuts_ordered(cut *c0, cut *c1, float *d, size_t m)
 {
     uint32_t t0 = c0->thresh, t1 = c1 ? c1->thresh : 0;
     int32_t on0 = c0->K != 0, all0 = c0->all, on1 = c1 && c1->K != 0, all1 = c1 && c1->all, h1 = c1 != NULL;
-    int32_t ties = 0;
     unsigned char tie[CH];
     for (size_t j = 0; j < m; j++) {
         uint32_t u;
@@ -670,16 +725,62 @@ TV_VECTOR static void keep_cuts(cut *c0, cut *c1, float *d, size_t m)
         u &= 0u - keep;
         memcpy(&d[j], &u, 4);
         tie[j] = (unsigned char)tj;
-        ties |= tj;
     }
-    for (size_t j = 0; ties && j < m; j++) {
-        if (!tie[j])
-            continue;
+    for (size_t j = next_flag(tie, 0, m); j < m; j = next_flag(tie, j + 1, m)) {
         uint32_t key = key_of(d[j]);
         int a = in_top(c0, key), b = c1 && in_top(c1, key);
         if (!a || b)
             d[j] = 0.0f;
     }
+}
+
+TV_VECTOR static uint64_t count_key(const float *d, size_t m, uint32_t key)
+{
+    uint64_t n = 0;
+    for (size_t j = 0; j < m; j++)
+        n += key_of(d[j]) == key;
+    return n;
+}
+
+/* How cut c treats the chunk's keys equal to its threshold: 1 all in its
+ * top (the quota covers them), 0 none (or no quota is involved), -1 the
+ * quota runs out inside the chunk.  *n gets their count when it matters. */
+static int tie_rule(const cut *c, const float *d, size_t m, uint64_t *n)
+{
+    *n = 0;
+    if (!c || c->K == 0 || c->all || c->quota == 0)
+        return 0;
+    *n = count_key(d, m, c->thresh);
+    return c->quota >= *n ? 1 : -1;
+}
+
+/* keep_cuts_ordered's result.  Within a chunk a cut's quota mostly covers
+ * all its ties or none (bf16 deltas repeat, so ties are common); then every
+ * key is decided by comparisons in one vector loop and the quotas drop by
+ * the ties taken.  Only the chunk where a quota runs out goes in order. */
+TV_VECTOR static void keep_cuts(cut *c0, cut *c1, float *d, size_t m)
+{
+    uint64_t n0, n1;
+    int r0 = tie_rule(c0, d, m, &n0), r1 = tie_rule(c1, d, m, &n1);
+    if (r0 < 0 || r1 < 0) {
+        keep_cuts_ordered(c0, c1, d, m);
+        return;
+    }
+    uint32_t t0 = c0->thresh, t1 = c1 ? c1->thresh : 0;
+    int32_t on0 = c0->K != 0, all0 = c0->all, on1 = c1 && c1->K != 0, all1 = c1 && c1->all;
+    for (size_t j = 0; j < m; j++) {
+        uint32_t u;
+        memcpy(&u, &d[j], 4);
+        uint32_t key = u & 0x7FFFFFFFu;
+        int32_t a = on0 & (all0 | (key > t0) | ((key == t0) & r0));
+        int32_t b = on1 & (all1 | (key > t1) | ((key == t1) & r1));
+        u &= 0u - (uint32_t)(a & !b);
+        memcpy(&d[j], &u, 4);
+    }
+    if (r0)
+        c0->quota -= n0;
+    if (r1)
+        c1->quota -= n1;
 }
 
 static int sparsify(lsw_tv *tv, const lsw_plan_tensor *t, size_t i, uint64_t g0, size_t m, uint64_t j0, size_t n,
