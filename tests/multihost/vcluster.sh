@@ -87,6 +87,25 @@ install_ip() { # as root, with apt, when `ip` is missing (idempotent)
 }
 
 # ---- state -----------------------------------------------------------------------------
+# The shared folders a node must see although they lie under /tmp or /var/tmp, which
+# are its own: the first folder there of STATE, of this script's tree and of each
+# path in VCLUSTER_SHARED (colon-separated), one per line.
+tmp_roots() { # STATE
+  local p r
+  { echo "$1"; echo "$here"; tr ':' '\n' <<<"${VCLUSTER_SHARED:-}"; } | while IFS= read -r p; do
+    case "$p/" in
+      /tmp/?*) r=${p#/tmp/}; echo "/tmp/${r%%/*}" ;;
+      /var/tmp/?*) r=${p#/var/tmp/}; echo "/var/tmp/${r%%/*}" ;;
+    esac
+  done | sort -u
+}
+node_tmp_path() { # STATE NODE ROOT -> where ROOT is bound in the node's tmp folders
+  case "$3" in
+    /tmp/*) echo "$1/$2/tmp/${3#/tmp/}" ;;
+    *) echo "$1/$2/vartmp/${3#/var/tmp/}" ;;
+  esac
+}
+
 state_dir() { # STATE -> absolute path (created)
   mkdir -p "$1" && (cd "$1" && pwd)
 }
@@ -147,8 +166,16 @@ node_init() { # S NODE
   local S=$1 node=$2
   [ "$node" = switch ] && exec -a "lsw-vnode:switch:$S" bash "$me" __hold "$S" switch "${VCLUSTER_TTL:-0}"
   hostname "$node" || exit 1
-  mount --bind "$S/$node/tmp" /tmp || exit 1
-  mount --bind "$S/$node/vartmp" /var/tmp || exit 1
+  # shared folders that live under /tmp or /var/tmp (a checkout in /tmp/x) stay the
+  # machine's: each is bound into the node's own /tmp (/var/tmp) at its own name, and
+  # that /tmp is bound with its submounts
+  local r
+  while IFS= read -r r; do
+    [ -n "$r" ] || continue
+    mkdir -p "$(node_tmp_path "$S" "$node" "$r")" && mount --bind "$r" "$(node_tmp_path "$S" "$node" "$r")" || exit 1
+  done < <(tmp_roots "$S")
+  mount --rbind "$S/$node/tmp" /tmp || exit 1
+  mount --rbind "$S/$node/vartmp" /var/tmp || exit 1
   mount -t tmpfs -o mode=1777,size=2g "lsw-shm-$node" /dev/shm || exit 1
   mount --bind "$S/hosts" /etc/hosts || exit 1
   ip link set lo up || exit 1
@@ -194,8 +221,8 @@ up() { # S N
   local S=$1 n=$2 i node hp sw ncpu
   [ "$n" -ge 1 ] && [ "$n" -le 200 ] || die "N must be 1..200"
   [[ $SUBNET =~ ^[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}$ ]] || die "VCLUSTER_SUBNET=$SUBNET: three numbers, e.g. 10.77.0"
-  case "$S/" in /tmp/*|/var/tmp/*|/dev/shm/*)
-    die "STATE ($S) must be on the shared file system, not under /tmp, /var/tmp or /dev/shm (each node has its own)" ;;
+  case "$S/" in /tmp/|/var/tmp/|/dev/shm/*)
+    die "STATE ($S) must be a folder on the shared file system: not /tmp or /var/tmp themselves, nor under /dev/shm (each node has its own)" ;;
   esac
   down "$S" --quiet || die "a cluster left over in $S could not be stopped"
   trap 'down "$S" --quiet' EXIT     # whatever fails below: nothing of it is left
@@ -299,8 +326,14 @@ kill_node() { # S NODE
     sleep 0.1
   done
   [ -z "$(procs "$S" "$node")" ] || die "$node: processes survive SIGKILL"
-  # a rebooted node comes back with an empty /tmp
-  find "$S/$node/tmp" "$S/$node/vartmp" -mindepth 1 -delete 2>/dev/null
+  # a rebooted node comes back with an empty /tmp; the shared folders bound into it
+  # stay (here they are empty folders: removing one would detach the node's mount)
+  local keep e
+  keep=$(tmp_roots "$S" | while IFS= read -r e; do node_tmp_path "$S" "$node" "$e"; done)
+  for e in "$S/$node/tmp"/* "$S/$node/tmp"/.[!.]* "$S/$node/vartmp"/* "$S/$node/vartmp"/.[!.]*; do
+    [ -e "$e" ] || [ -L "$e" ] || continue
+    grep -qxF -- "$e" <<<"$keep" || rm -rf -- "$e"
+  done
   echo "vcluster: $node: every process killed, /tmp emptied"
 }
 
