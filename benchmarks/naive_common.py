@@ -25,6 +25,7 @@ round-to-nearest-even). Only BF16/F16/F32 tensors are supported; it is a peer fo
 timing and memory, not a reference implementation.
 """
 import json
+import math
 import os
 import re
 import struct
@@ -114,3 +115,13 @@ def fsync_close(f):
     f.flush()
     os.fsync(f.fileno())
     f.close()
+
+
+def slerp_coeffs(dot, t):
+    """slerp's two weights from the cosine of the normalised tensors (linear where
+    |cos| > 0.9995, as mergekit and layerswap do)."""
+    if abs(dot) > 0.9995:
+        return 1.0 - t, t
+    th = math.acos(dot)
+    s = math.sin(th)
+    return math.sin((1.0 - t) * th) / s, math.sin(t * th) / s

@@ -101,11 +101,7 @@ def slerp_weights(a, b, t):
     if nb > 1e-8:
         b64 = b64 / nb
     dot = float(np.dot(a64, b64))
-    if abs(dot) > 0.9995:
-        return 1.0 - t, t
-    th = math.acos(dot)
-    s = math.sin(th)
-    return math.sin((1.0 - t) * th) / s, math.sin(t * th) / s
+    return nc.slerp_coeffs(dot, t)
 
 
 def main():

@@ -434,40 +434,23 @@ LSW_CLONES static double absdiff_generic(lsw_dtype dt, const void *e, const void
  * earlier than in the C version, which makes no difference once widened to
  * f64), f32 → f64 exact.  unit_kernels checks every path against the
  * documented order, on all 65,536 16-bit patterns. */
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(LSW_NO_X86)
-#define LSW_X86 1
+#include "lsw_x86.h"
+#ifdef LSW_X86
 #include <cpuid.h>
-#include <immintrin.h>
-
-/* the expert loops are unrolled so that each accumulator stays in a register */
-#define XUNROLL _Pragma("GCC unroll 4")
-#define T_AVX2 __attribute__((target("avx2,f16c")))
-#define T_AVX512 __attribute__((target("avx512f,avx2,f16c")))
-
-/* 8 elements at p widened exactly to f32 */
-T_AVX2 LSW_INLINE __m256 x_ld8(lsw_dtype dt, const unsigned char *p)
-{
-    switch (dt) {
-    case LSW_DT_BF16:
-        return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p)), 16));
-    case LSW_DT_F16: return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
-    default: return _mm256_loadu_ps((const float *)p);
-    }
-}
 
 /* k ≤ XMULTI experts, k and dt constant after inlining */
-T_AVX512 LSW_INLINE void x512_k(lsw_dtype dt, size_t es, const unsigned char *b, const unsigned char *const *e,
-                                size_t k, size_t n, double *out)
+LSW_T_AVX512 LSW_INLINE void x512_k(lsw_dtype dt, size_t es, const unsigned char *b, const unsigned char *const *e,
+                                    size_t k, size_t n, double *out)
 {
     __m512d acc[XMULTI];
-    XUNROLL
+    LSW_UNROLL4
     for (size_t j = 0; j < k; j++) acc[j] = _mm512_setzero_pd();
     size_t g = n / LANES * LANES;
     for (size_t i = 0; i < g; i += LANES) {
-        __m512d bd = _mm512_cvtps_pd(x_ld8(dt, b + i * es));
-        XUNROLL
+        __m512d bd = _mm512_cvtps_pd(lsw_x86_ld8(dt, b + i * es));
+        LSW_UNROLL4
         for (size_t j = 0; j < k; j++) {
-            __m512d d = _mm512_sub_pd(_mm512_cvtps_pd(x_ld8(dt, e[j] + i * es)), bd);
+            __m512d d = _mm512_sub_pd(_mm512_cvtps_pd(lsw_x86_ld8(dt, e[j] + i * es)), bd);
             acc[j] = _mm512_add_pd(acc[j], _mm512_abs_pd(d));
         }
     }
@@ -478,20 +461,20 @@ T_AVX512 LSW_INLINE void x512_k(lsw_dtype dt, size_t es, const unsigned char *b,
     }
 }
 
-T_AVX2 LSW_INLINE void x256_k(lsw_dtype dt, size_t es, const unsigned char *b, const unsigned char *const *e,
-                              size_t k, size_t n, double *out)
+LSW_T_AVX2 LSW_INLINE void x256_k(lsw_dtype dt, size_t es, const unsigned char *b, const unsigned char *const *e,
+                                  size_t k, size_t n, double *out)
 {
     const __m256d nosign = _mm256_castsi256_pd(_mm256_set1_epi64x(0x7FFFFFFFFFFFFFFFLL));
     __m256d lo[XMULTI], hi[XMULTI];   /* lanes 0-3 and 4-7 */
-    XUNROLL
+    LSW_UNROLL4
     for (size_t j = 0; j < k; j++) lo[j] = hi[j] = _mm256_setzero_pd();
     size_t g = n / LANES * LANES;
     for (size_t i = 0; i < g; i += LANES) {
-        __m256 bf = x_ld8(dt, b + i * es);
+        __m256 bf = lsw_x86_ld8(dt, b + i * es);
         __m256d b0 = _mm256_cvtps_pd(_mm256_castps256_ps128(bf)), b1 = _mm256_cvtps_pd(_mm256_extractf128_ps(bf, 1));
-        XUNROLL
+        LSW_UNROLL4
         for (size_t j = 0; j < k; j++) {
-            __m256 ef = x_ld8(dt, e[j] + i * es);
+            __m256 ef = lsw_x86_ld8(dt, e[j] + i * es);
             __m256d d0 = _mm256_sub_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(ef)), b0);
             __m256d d1 = _mm256_sub_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(ef, 1)), b1);
             lo[j] = _mm256_add_pd(lo[j], _mm256_and_pd(d0, nosign));
@@ -527,14 +510,14 @@ T_AVX2 LSW_INLINE void x256_k(lsw_dtype dt, size_t es, const unsigned char *b, c
         }                                                                             \
     } while (0)
 
-T_AVX512 static void x512(lsw_dtype dt, const unsigned char *b, const unsigned char *const *e, size_t k, size_t n,
-                          double *out)
+LSW_T_AVX512 static void x512(lsw_dtype dt, const unsigned char *b, const unsigned char *const *e, size_t k, size_t n,
+                              double *out)
 {
     X_DISPATCH(x512_k, dt, b, e, k, n, out);
 }
 
-T_AVX2 static void x256(lsw_dtype dt, const unsigned char *b, const unsigned char *const *e, size_t k, size_t n,
-                        double *out)
+LSW_T_AVX2 static void x256(lsw_dtype dt, const unsigned char *b, const unsigned char *const *e, size_t k, size_t n,
+                            double *out)
 {
     X_DISPATCH(x256_k, dt, b, e, k, n, out);
 }

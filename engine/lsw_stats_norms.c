@@ -125,23 +125,8 @@ static double generic(lsw_dtype dt, const unsigned char *e, const unsigned char 
  * The same eight lanes in one AVX-512 register (two AVX2 registers); the base
  * is widened once per group of eight for up to XK experts, and each expert's
  * |d| and d² go to their own registers. */
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(LSW_NO_X86)
-#define N_X86 1
-#include <immintrin.h>
-
-#define N_UNROLL _Pragma("GCC unroll 4")
-#define T_AVX2 __attribute__((target("avx2,f16c")))
-#define T_AVX512 __attribute__((target("avx512f,avx2,f16c")))
-
-T_AVX2 N_INLINE __m256 x_ld8(lsw_dtype dt, const unsigned char *p)
-{
-    switch (dt) {
-    case LSW_DT_BF16:
-        return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p)), 16));
-    case LSW_DT_F16: return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
-    default: return _mm256_loadu_ps((const float *)p);
-    }
-}
+#include "lsw_x86.h"
+#ifdef LSW_X86
 
 /* lane registers to sums: MAV, d², and the base's b² */
 N_INLINE void x_finish(lsw_dtype dt, const unsigned char *b, const unsigned char *const *e, size_t k, size_t g,
@@ -156,20 +141,20 @@ N_INLINE void x_finish(lsw_dtype dt, const unsigned char *b, const unsigned char
     }
 }
 
-T_AVX512 N_INLINE void x512_k(lsw_dtype dt, size_t es, const unsigned char *b, const unsigned char *const *e, size_t k,
-                              size_t n, double *mav, double *bsq, double *dsq)
+LSW_T_AVX512 N_INLINE void x512_k(lsw_dtype dt, size_t es, const unsigned char *b, const unsigned char *const *e,
+                                  size_t k, size_t n, double *mav, double *bsq, double *dsq)
 {
     __m512d ab = _mm512_setzero_pd(), am[XK], aq[XK];
-    N_UNROLL
+    LSW_UNROLL4
     for (size_t j = 0; j < k; j++)
         am[j] = aq[j] = _mm512_setzero_pd();
     size_t g = n / LANES * LANES;
     for (size_t i = 0; i < g; i += LANES) {
-        __m512d bd = _mm512_cvtps_pd(x_ld8(dt, b + i * es));
+        __m512d bd = _mm512_cvtps_pd(lsw_x86_ld8(dt, b + i * es));
         ab = _mm512_add_pd(ab, _mm512_mul_pd(bd, bd));
-        N_UNROLL
+        LSW_UNROLL4
         for (size_t j = 0; j < k; j++) {
-            __m512d d = _mm512_sub_pd(_mm512_cvtps_pd(x_ld8(dt, e[j] + i * es)), bd);
+            __m512d d = _mm512_sub_pd(_mm512_cvtps_pd(lsw_x86_ld8(dt, e[j] + i * es)), bd);
             am[j] = _mm512_add_pd(am[j], _mm512_abs_pd(d));
             aq[j] = _mm512_add_pd(aq[j], _mm512_mul_pd(d, d));
         }
@@ -183,24 +168,24 @@ T_AVX512 N_INLINE void x512_k(lsw_dtype dt, size_t es, const unsigned char *b, c
     x_finish(dt, b, e, k, g, n, lm, lq, lb, mav, bsq, dsq);
 }
 
-T_AVX2 N_INLINE void x256_k(lsw_dtype dt, size_t es, const unsigned char *b, const unsigned char *const *e, size_t k,
-                            size_t n, double *mav, double *bsq, double *dsq)
+LSW_T_AVX2 N_INLINE void x256_k(lsw_dtype dt, size_t es, const unsigned char *b, const unsigned char *const *e,
+                                size_t k, size_t n, double *mav, double *bsq, double *dsq)
 {
     const __m256d nosign = _mm256_castsi256_pd(_mm256_set1_epi64x(0x7FFFFFFFFFFFFFFFLL));
     __m256d b0s = _mm256_setzero_pd(), b1s = _mm256_setzero_pd(); /* lanes 0-3, 4-7 */
     __m256d m0[XK], m1[XK], q0[XK], q1[XK];
-    N_UNROLL
+    LSW_UNROLL4
     for (size_t j = 0; j < k; j++)
         m0[j] = m1[j] = q0[j] = q1[j] = _mm256_setzero_pd();
     size_t g = n / LANES * LANES;
     for (size_t i = 0; i < g; i += LANES) {
-        __m256 bf = x_ld8(dt, b + i * es);
+        __m256 bf = lsw_x86_ld8(dt, b + i * es);
         __m256d b0 = _mm256_cvtps_pd(_mm256_castps256_ps128(bf)), b1 = _mm256_cvtps_pd(_mm256_extractf128_ps(bf, 1));
         b0s = _mm256_add_pd(b0s, _mm256_mul_pd(b0, b0));
         b1s = _mm256_add_pd(b1s, _mm256_mul_pd(b1, b1));
-        N_UNROLL
+        LSW_UNROLL4
         for (size_t j = 0; j < k; j++) {
-            __m256 ef = x_ld8(dt, e[j] + i * es);
+            __m256 ef = lsw_x86_ld8(dt, e[j] + i * es);
             __m256d d0 = _mm256_sub_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(ef)), b0);
             __m256d d1 = _mm256_sub_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(ef, 1)), b1);
             m0[j] = _mm256_add_pd(m0[j], _mm256_and_pd(d0, nosign));
@@ -243,14 +228,14 @@ T_AVX2 N_INLINE void x256_k(lsw_dtype dt, size_t es, const unsigned char *b, con
     default: abort();                                                                                  \
     }
 
-T_AVX512 static void x512(lsw_dtype dt, const unsigned char *b, const unsigned char *const *e, size_t k, size_t n,
-                          double *mav, double *bsq, double *dsq)
+LSW_T_AVX512 static void x512(lsw_dtype dt, const unsigned char *b, const unsigned char *const *e, size_t k, size_t n,
+                              double *mav, double *bsq, double *dsq)
 {
     N_DISPATCH(x512_k)
 }
 
-T_AVX2 static void x256(lsw_dtype dt, const unsigned char *b, const unsigned char *const *e, size_t k, size_t n,
-                        double *mav, double *bsq, double *dsq)
+LSW_T_AVX2 static void x256(lsw_dtype dt, const unsigned char *b, const unsigned char *const *e, size_t k, size_t n,
+                            double *mav, double *bsq, double *dsq)
 {
     N_DISPATCH(x256_k)
 }
@@ -267,7 +252,7 @@ void lsw_stats_chunk_sums(lsw_dtype dt, const void *b, const void *const *e, siz
     do {
         size_t kk = k - j0 < XK ? k - j0 : XK;
         double *bs = j0 == 0 ? bsq : NULL; /* the base's squares once */
-#ifdef N_X86
+#ifdef LSW_X86
         if (isa == LSW_ISA_AVX512) {
             x512(dt, bp, ep + j0, kk, n, mav + j0, bs, dsq + j0);
             j0 += kk;

@@ -115,14 +115,8 @@ array)
   fi
   "$bin" synth --layers 3 --hidden 64 --intermediate 176 --vocab 512 --experts 4 -o syn --quiet \
     || { bad "synth failed"; finish; }
-  cat > sweep.json <<JSON
-{"models": {"base": "syn/base", "t1": "syn/task1", "t2": "syn/task2", "l1": "syn/lang1", "l2": "syn/lang2"},
- "base": "base",
- "grid": {"task_expert": ["t1", "t2"], "language_expert": ["l1", "l2"],
-          "bottom": [1], "top": [1], "lower_transition": [0], "upper_transition": [0],
-          "transition_weights": ["uniform"], "non_layer": ["average"], "non_layer_weights": ["uniform"]},
- "output": {"path": "grid", "format": "safetensors"}}
-JSON
+  # 4 merges (2 task x 2 language experts of syn/) into grid/
+  cp "$repo/tests/data/sweep-2x2.json" sweep.json || { bad "no tests/data/sweep-2x2.json"; finish; }
   "$bin" sweep sweep.json --emit-array > emit.txt || bad "sweep --emit-array exited with $?"
   n=$(grep -c . emit.txt)
   [ "$n" -eq 4 ] || bad "--emit-array printed $n lines, the grid has 4 merges: $(cat emit.txt)"
