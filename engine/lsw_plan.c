@@ -10,6 +10,7 @@
 
 #include "lsw_crc32c.h"
 #include "lsw_error.h"
+#include "lsw_zstd_filter.h"
 #include "lsw_hfconfig.h"
 #include "lsw_mkplan.h"
 #include "lsw_modelfiles.h"
@@ -403,6 +404,10 @@ static int plan_finish(lsw_plan *p)
     uint64_t knobs[5] = {(uint64_t)cfg->out.format, (uint64_t)cfg->out.dtype, cfg->out.shard_size,
                          (uint64_t)cfg->out.shard_by_layer, (uint64_t)cfg->out.zstd_level * 2 + (uint64_t)cfg->out.shuffle};
     p->hash = lsw_fnv1a64(p->hash, knobs, sizeof knobs);
+    if (cfg->out.format == LSW_FMT_HDF5) { /* chunk bytes depend on the encoder too */
+        uint64_t rev = LSW_ZSTD_ENCODER_REV;
+        p->hash = lsw_fnv1a64(p->hash, &rev, sizeof rev);
+    }
     return layout(p);
 }
 

@@ -27,6 +27,10 @@
 #define LSW_H5Z_ZSTD_ID 32015            /* registered with The HDF Group */
 #define LSW_H5Z_FLAG_REVERSE 0x0100u     /* == H5Z_FLAG_REVERSE (checked in lsw_hdf5.c) */
 #define LSW_H5Z_ZSTD_MAX_OUT (1ULL << 32) /* largest chunk a frame may encode (HDF5 1.10: < 4 GiB) */
+/* Revision of the encoder's parameters: raised whenever a chunk encodes to
+ * other bytes at the same level (2: level 1 with the match search sampled),
+ * so that a run begun by an older build restarts instead of resuming. */
+#define LSW_ZSTD_ENCODER_REV 2
 
 /* The filter in H5Z_func_t shape.  flags & LSW_H5Z_FLAG_REVERSE: decode,
  * else encode.  cd_values[0] = level (as an int; 3 if absent),

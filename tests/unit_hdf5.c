@@ -271,12 +271,45 @@ static size_t run_filter(unsigned flags, size_t ncd, const unsigned *cd, const v
     return r;
 }
 
+/* Level 1 samples the match search (lsw_zstd_filter.c): on shuffled bf16
+ * weights (near-random mantissa bytes, few exponents) it must compress at
+ * least as well as zstd's own level 1, and still find long runs. */
+static void test_level1(void)
+{
+    size_t n = (size_t)1 << 20, cap = lsw_chunk_bound(n);
+    unsigned char *raw = xmalloc(n), *sh = xmalloc(n), *ours = xmalloc(cap), *plain = xmalloc(cap), *scratch = xmalloc(n);
+    for (size_t i = 0; i < n / 2; i++) { /* sign, exponent 117..124 (small weights), 7 random mantissa bits */
+        uint64_t r = rnd();
+        unsigned e = 117 + (unsigned)(((r >> 8) & 7) * ((r >> 11) & 7) / 7);
+        uint16_t v = (uint16_t)(((r >> 16) & 1) << 15 | e << 7 | (r & 0x7F));
+        raw[2 * i] = (unsigned char)v;
+        raw[2 * i + 1] = (unsigned char)(v >> 8);
+    }
+    size_t zo = lsw_chunk_encode(raw, n, 2, 1, 1, ours, cap, scratch);
+    lsw_byte_shuffle(sh, raw, n, 2);
+    ZSTD_CCtx *cc = ZSTD_createCCtx(); /* zstd's level 1 with the filter's frame flags */
+    ZSTD_CCtx_setParameter(cc, ZSTD_c_compressionLevel, 1);
+    ZSTD_CCtx_setParameter(cc, ZSTD_c_checksumFlag, 1);
+    size_t zp = ZSTD_compress2(cc, plain, cap, sh, n);
+    ZSTD_freeCCtx(cc);
+    CHECK(zo > 0 && !ZSTD_isError(zp) && zo < zp, "level 1 on shuffled bf16: %zu bytes, zstd's level 1 %zu", zo, zp);
+    CHECK(ZSTD_decompress(plain, cap, ours, zo) == n && memcmp(plain, sh, n) == 0, "level 1 frame decodes");
+    memset(raw, 0, n);
+    zo = lsw_chunk_encode(raw, n, 2, 1, 1, ours, cap, scratch);
+    CHECK(zo > 0 && zo < 128, "a zero chunk at level 1: %zu bytes", zo);
+    free(raw);
+    free(sh);
+    free(ours);
+    free(plain);
+    free(scratch);
+}
+
 static void test_filter(void)
 {
     size_t n = 100000;
     unsigned char *raw = xmalloc(n);
     for (size_t i = 0; i < n; i++)
-        raw[i] = (unsigned char)((i * 7) ^ (rnd() & 3));
+        raw[i] = (unsigned char)(((i * 7) & 0xF0) ^ (rnd() & 3)); /* 64 byte values: entropy-codable */
     unsigned cd[2] = {1, (unsigned)n};
     void *z, *d;
     size_t zs, ds;
@@ -734,6 +767,7 @@ int main(int argc, char **argv)
     test_shuffle();
     test_encode();
     test_filter();
+    test_level1();
     test_write_read(dir);
     test_writer_errors(dir);
     test_reader_errors(dir);
