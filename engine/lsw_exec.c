@@ -509,12 +509,14 @@ static void gather_report(run *r)
     MPI_Reduce(mine, mn, 4, MPI_DOUBLE, MPI_MIN, 0, r->c->comm);
     MPI_Reduce(mine, mx, 4, MPI_DOUBLE, MPI_MAX, 0, r->c->comm);
     MPI_Reduce(mine, sum, 4, MPI_DOUBLE, MPI_SUM, 0, r->c->comm);
-    unsigned long long u[3] = {lsw_worker_bytes_read(r->wk), r->written, 0}, umn[2], umx[2], usum[2];
-    MPI_Reduce(u, umn, 2, MPI_UNSIGNED_LONG_LONG, MPI_MIN, 0, r->c->comm);
-    MPI_Reduce(u, umx, 2, MPI_UNSIGNED_LONG_LONG, MPI_MAX, 0, r->c->comm);
-    MPI_Reduce(u, usum, 2, MPI_UNSIGNED_LONG_LONG, MPI_SUM, 0, r->c->comm);
+    unsigned long long u[3] = {lsw_worker_bytes_read(r->wk), r->written, r->tv ? lsw_tv_threads_used(r->tv) : 0};
+    unsigned long long umn[3], umx[3], usum[3];
+    MPI_Reduce(u, umn, 3, MPI_UNSIGNED_LONG_LONG, MPI_MIN, 0, r->c->comm);
+    MPI_Reduce(u, umx, 3, MPI_UNSIGNED_LONG_LONG, MPI_MAX, 0, r->c->comm);
+    MPI_Reduce(u, usum, 3, MPI_UNSIGNED_LONG_LONG, MPI_SUM, 0, r->c->comm);
     if (r->c->rank != 0)
         return;
+    rep->scan_threads = (int)umx[2];
     for (int j = 0; j < 3; j++) {
         const double *src = j == 0 ? mn : j == 1 ? mx : sum;
         const unsigned long long *us = j == 0 ? umn : j == 1 ? umx : usum;
@@ -545,6 +547,8 @@ static int run_tensors(run *r)
         char *scratch = malloc(sz);
         rc = scratch ? lsw_tv_create(p0->cfg, &r->tv) : nomem();
         rc = lsw_agree(r->c, rc);
+        if (!rc)
+            lsw_tv_set_threads(r->tv, lsw_comm_threads(r->c));
         if (!rc)
             rc = lsw_tv_global(r->tv, p0, r->c, scratch, sz);
         free(scratch);
@@ -701,6 +705,7 @@ static int summary_text(const char *command, const char *output, lsw_plan *const
     lsw_jw_f64(j, ph, "commit", rep->phase_commit_s);
     lsw_jw_f64(j, ph, "total", total_s);
     lsw_jw_f64(j, r, "gb_per_s", total_s > 0 ? (double)rep->output_bytes / total_s / 1e9 : 0.0);
+    lsw_jw_i64(j, r, "scan_threads", rep->scan_threads);
     lsw_derived_report(plans[0]->cfg, plans[0]->models, j, r);
     lsw_jw_node *pr = lsw_jw_obj(j, r, "per_rank");
     double br[2] = {(double)rep->bytes_read[0], (double)rep->bytes_read[1]};

@@ -65,6 +65,7 @@ typedef struct lsw_exec_report {
     double busy_s[3], wait_s[3];
     uint64_t bytes_read[3], bytes_written[3];
     int ranks;
+    int scan_threads;            /* most threads a task-vector threshold scan used on a rank (0: none ran) */
 } lsw_exec_report;
 
 /* done[k] = 1 for each plan whose output folder already holds its complete

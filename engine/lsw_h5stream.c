@@ -3,7 +3,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
-#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -103,26 +102,6 @@ static void *encoder(void *arg)
     pthread_mutex_unlock(&s->mu);
     lsw_zstd_thread_release();
     return NULL;
-}
-
-/* Encoder threads: LSW_THREADS, else this process's CPUs / ranks on the node. */
-static int thread_count(const lsw_comm *c)
-{
-    const char *e = getenv("LSW_THREADS");
-    if (e && *e) {
-        long v = strtol(e, NULL, 10);
-        return v < 0 ? 0 : v > 64 ? 64 : (int)v;
-    }
-    cpu_set_t set;
-    int cpus = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 1;
-    MPI_Comm node;
-    int local = 1;
-    if (MPI_Comm_split_type(c->comm, MPI_COMM_TYPE_SHARED, c->rank, MPI_INFO_NULL, &node) == MPI_SUCCESS) {
-        MPI_Comm_size(node, &local);
-        MPI_Comm_free(&node);
-    }
-    int t = cpus / (local > 0 ? local : 1);
-    return t < 1 ? 1 : t > 16 ? 16 : t;
 }
 
 static int ring_create(stream *s, size_t max_comps)
@@ -652,7 +631,7 @@ int lsw_h5stream_run(const lsw_h5stream_args *a, const lsw_comm *c, lsw_h5stream
     s.level = s.p0->cfg->out.zstd_level;
     s.shuffle = s.p0->cfg->out.shuffle;
     s.res = res;
-    s.T = thread_count(c);
+    s.T = lsw_comm_threads(c);
     writer_set ws = {0};
     lsw_progress_set_scale(a->pr, 1); /* rank 0 stores every chunk: its count is global */
     int rc = ring_create(&s, a->w->max_comps ? a->w->max_comps : 1);

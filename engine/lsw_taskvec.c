@@ -1,6 +1,8 @@
 #include "lsw_taskvec.h"
 
 #include <math.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -9,7 +11,7 @@
 #include "lsw_tread.h"
 #include "lsw_kernels.h"
 
-enum { CH = 1024, MAXK = LSW_MAX_SOURCES - 1, LANES = 8 };
+enum { CH = 1024, MAXK = LSW_MAX_SOURCES - 1, LANES = 8, MAX_THREADS = 64 };
 
 /* The per-chunk loops that run over every element of every tensor,
  * vectorised and built for AVX2 and AVX-512 besides the baseline, chosen at
@@ -33,8 +35,18 @@ typedef struct cut {
     uint64_t above, quota;
 } cut;
 
+/* A helper thread's buffers for the scans (scan_tensor). */
+typedef struct tv_lane {
+    float *delta, *bf, *xf;
+    uint64_t *hist;           /* 2 x kmax x 65536: counts, then the odd elements' */
+} tv_lane;
+
 struct lsw_tv {
     lsw_tv_kind kind;
+    size_t threads;           /* for the scans: 1 .. MAX_THREADS (lsw_tv_set_threads) */
+    size_t nlanes;            /* helper buffers made so far */
+    size_t used;              /* the most threads one scan used */
+    tv_lane lane[MAX_THREADS - 1];
     size_t kmax;              /* buffers are sized for this many experts */
     const lsw_config *cfg;
     int rescale;
@@ -105,6 +117,7 @@ int lsw_tv_create(const lsw_config *cfg, lsw_tv **out)
     tv->rescale = cfg->mk.on ? cfg->tv.rescale : 1;
     tv->global = cfg->tv.global_trim;
     tv->row_first = UINT64_MAX;
+    tv->threads = 1;
     tv->delta = malloc((tv->kmax ? tv->kmax : 1) * CH * sizeof *tv->delta);
     tv->bf = malloc(CH * sizeof *tv->bf);
     tv->xf = malloc(CH * sizeof *tv->xf);
@@ -121,10 +134,23 @@ int lsw_tv_create(const lsw_config *cfg, lsw_tv **out)
     return 0;
 }
 
+void lsw_tv_set_threads(lsw_tv *tv, int n)
+{
+    tv->threads = n < 1 ? 1 : n > MAX_THREADS ? MAX_THREADS : (size_t)n;
+}
+
+unsigned lsw_tv_threads_used(const lsw_tv *tv) { return (unsigned)tv->used; }
+
 void lsw_tv_free(lsw_tv *tv)
 {
     if (!tv)
         return;
+    for (size_t x = 0; x < tv->nlanes; x++) {
+        free(tv->lane[x].delta);
+        free(tv->lane[x].bf);
+        free(tv->lane[x].xf);
+        free(tv->lane[x].hist);
+    }
     free(tv->hist);
     free(tv->gquota);
     free(tv->delta);
@@ -144,18 +170,25 @@ static uint32_t key_of(float d)
     return u & 0x7FFFFFFFu;
 }
 
+/* δ of the k experts for m ≤ CH elements: delta[i*CH ..], bf the base, xf scratch. */
+static void deltas_into(size_t k, const lsw_plan_tensor *t, const void *const *in, size_t off, size_t m, float *delta,
+                        float *bf, float *xf)
+{
+    size_t bes = lsw_dtype_size(t->src[0]->dtype);
+    lsw_to_f32(t->src[0]->dtype, (const char *)in[0] + off * bes, bf, m);
+    for (size_t i = 0; i < k; i++) {
+        size_t es = lsw_dtype_size(t->src[1 + i]->dtype);
+        float *d = delta + i * CH;
+        lsw_to_f32(t->src[1 + i]->dtype, (const char *)in[1 + i] + off * es, xf, m);
+        for (size_t j = 0; j < m; j++)
+            d[j] = xf[j] - bf[j];
+    }
+}
+
 /* δ of expert i for m ≤ CH elements: tv->delta[i*CH ..]. */
 static void deltas(lsw_tv *tv, const lsw_plan_tensor *t, const void *const *in, size_t off, size_t m)
 {
-    size_t bes = lsw_dtype_size(t->src[0]->dtype);
-    lsw_to_f32(t->src[0]->dtype, (const char *)in[0] + off * bes, tv->bf, m);
-    for (size_t i = 0; i < tv->k; i++) {
-        size_t es = lsw_dtype_size(t->src[1 + i]->dtype);
-        float *d = tv->delta + i * CH;
-        lsw_to_f32(t->src[1 + i]->dtype, (const char *)in[1 + i] + off * es, tv->xf, m);
-        for (size_t j = 0; j < m; j++)
-            d[j] = tv->xf[j] - tv->bf[j];
-    }
+    deltas_into(tv->k, t, in, off, m, tv->delta, tv->bf, tv->xf);
 }
 
 /* The one place source data is read: elements [e0, e0 + n) of source j of t. */
@@ -218,13 +251,6 @@ static int each_chunk(lsw_tv *tv, const lsw_plan *p, const lsw_plan_tensor *t, c
     return 0;
 }
 
-typedef struct scan_arg {
-    int pass;
-    const int *nc;
-    uint32_t (*arg)[2];
-    uint64_t *out;
-} scan_arg;
-
 /* The index of the first nonzero byte of f[j..m), or m: eight bytes at a
  * time, for flags that are mostly zero. */
 static size_t next_flag(const unsigned char *f, size_t j, size_t m)
@@ -285,27 +311,127 @@ TV_VECTOR static void scan_keys(int pass, int nc, const uint32_t *arg, const flo
         out[sel[j]]++;
 }
 
-static void scan_chunk(lsw_tv *tv, const lsw_plan_tensor *t, const void *const *in, size_t c, size_t m,
-                       uint64_t first, void *argp)
+/* One thread's share of a scan (scan_tensor): blocks id, id + T, id + 2T, …
+ * of B elements, read into its own scratch, with its own deltas and counts
+ * (integer sums: the result is the same however the blocks are shared). */
+typedef struct scan_job {
+    lsw_tv *tv;
+    const lsw_plan *p;
+    const lsw_plan_tensor *t;
+    int pass;
+    const int *nc;
+    uint32_t (*arg)[2];
+    size_t id, T, B;
+    char *scratch;
+    float *delta, *bf, *xf;
+    uint64_t *out, *odd;      /* passes 0, 1: k x 65536 each; pass 2: out[i] */
+    int rc;
+    char msg[512];            /* the error detail of a helper thread */
+} scan_job;
+
+static void *scan_run(void *arg)
 {
-    (void)t, (void)in, (void)c, (void)first;
-    const scan_arg *x = argp;
-    for (size_t i = 0; i < tv->k; i++)
-        if (x->nc[i] != 0)
-            scan_keys(x->pass, x->nc[i], x->arg[i], tv->delta + i * CH, m,
-                      x->out + (x->pass == 2 ? i : i * 65536), tv->hist + (tv->kmax + i) * 65536);
+    scan_job *j = arg;
+    const lsw_plan_tensor *t = j->t;
+    const void *in[LSW_MAX_SOURCES];
+    for (uint64_t e0 = (uint64_t)j->id * j->B; !j->rc && e0 < t->numel; e0 += (uint64_t)j->T * j->B) {
+        size_t n = t->numel - e0 < j->B ? (size_t)(t->numel - e0) : j->B;
+        if ((j->rc = read_sources(j->p, t, e0, n, j->scratch, in)))
+            break;
+        for (size_t c = 0; c < n; c += CH) {
+            size_t m = n - c < CH ? n - c : CH;
+            deltas_into(j->tv->k, t, in, c, m, j->delta, j->bf, j->xf);
+            for (size_t i = 0; i < j->tv->k; i++)
+                if (j->nc[i] != 0)
+                    scan_keys(j->pass, j->nc[i], j->arg[i], j->delta + i * CH, m,
+                              j->pass == 2 ? j->out + i : j->out + i * 65536, j->odd + i * 65536);
+        }
+    }
+    if (j->rc)
+        snprintf(j->msg, sizeof j->msg, "%s", lsw_err_detail());
+    return NULL;
+}
+
+/* Helper threads' buffers, made on first use: per thread CH-element deltas
+ * and 2 x kmax x 65536 counts. */
+static int lanes_ready(lsw_tv *tv, size_t T)
+{
+    size_t k = tv->kmax ? tv->kmax : 1;
+    for (size_t x = tv->nlanes + 1; x < T; x++) {
+        tv_lane *l = &tv->lane[x - 1];
+        l->delta = malloc(k * CH * sizeof *l->delta);
+        l->bf = malloc(CH * sizeof *l->bf);
+        l->xf = malloc(CH * sizeof *l->xf);
+        l->hist = malloc(k * 65536 * 2 * sizeof *l->hist);
+        tv->nlanes = x; /* freed by lsw_tv_free, whole or not */
+        if (!l->delta || !l->bf || !l->xf || !l->hist)
+            return lsw_err_set(LSW_E_NOMEM, "out of memory for task-vector scan buffers");
+    }
+    return 0;
+}
+
+/* Whether every source of t is read straight from its files (the derived
+ * models' views compute through shared buffers: one thread only). */
+static int plain_sources(const lsw_plan *p, const lsw_plan_tensor *t)
+{
+    for (size_t j = 0; j < t->nsrc; j++)
+        if (lsw_ckpt_view_user(p->models[t->models[j]]))
+            return 0;
+    return 1;
 }
 
 /* One pass over tensor t for the experts with nc[i] > 0 cuts to select, adding to `out`:
  *   pass 0: out[i·65536 + (key >> 15)]++
  *   pass 1: out[i·65536 + c·32768 + (key & 0x7FFF)]++ for cuts c < nc[i] with (key >> 15) == arg[i][c]
  *   pass 2: out[i]++ for keys == arg[i][0]
- * For passes 0 and 1, out is tv->hist (its second half takes the odd elements). */
+ * For passes 0 and 1, out is tv->hist (its second half takes the odd
+ * elements).  Up to tv->threads threads share the tensor's blocks, each in
+ * its part of `scratch`; their counts are added, so any thread count gives
+ * the same numbers. */
 static int scan_tensor(lsw_tv *tv, const lsw_plan *p, const lsw_plan_tensor *t, char *scratch, size_t bytes,
                        int pass, const int *nc, uint32_t (*arg)[2], uint64_t *out)
 {
-    scan_arg x = {pass, nc, arg, out};
-    int rc = each_chunk(tv, p, t, scratch, bytes, scan_chunk, &x);
+    size_t T = tv->threads > 1 && plain_sources(p, t) ? tv->threads : 1, B = 0;
+    for (; T > 1; T--) { /* at least two blocks a thread, in a scratch of its own */
+        B = stream_block(t, bytes / T / 64 * 64);
+        if (B && t->numel / B >= 2 * T)
+            break;
+    }
+    if (T == 1)
+        B = stream_block(t, bytes);
+    if (B == 0)
+        return lsw_err_set(LSW_E_INTERNAL, "task-vector scratch of %zu bytes is too small", bytes);
+    int rc = lanes_ready(tv, T);
+    scan_job job[MAX_THREADS];
+    pthread_t th[MAX_THREADS];
+    size_t started = 1, cells = pass == 2 ? tv->k : tv->k * 65536, part = bytes / T / 64 * 64;
+    for (size_t x = 0; x < T && !rc; x++) {
+        scan_job *j = &job[x];
+        *j = (scan_job){tv, p, t, pass, nc, arg, x, T, B, scratch + x * part, tv->delta, tv->bf, tv->xf, out,
+                        tv->hist + tv->kmax * 65536, 0, ""};
+        if (x == 0)
+            continue;
+        tv_lane *l = &tv->lane[x - 1];
+        j->delta = l->delta, j->bf = l->bf, j->xf = l->xf, j->out = l->hist, j->odd = l->hist + tv->kmax * 65536;
+        memset(l->hist, 0, (pass == 2 ? tv->k : 2 * tv->kmax * 65536) * sizeof *l->hist);
+        if (pthread_create(&th[x], NULL, scan_run, j) != 0) {
+            rc = lsw_err_set(LSW_E_INTERNAL, "cannot start a task-vector scan thread");
+            break;
+        }
+        started++;
+    }
+    if (!rc)
+        scan_run(&job[0]);
+    tv->used = started > tv->used ? started : tv->used;
+    for (size_t x = 1; x < started; x++) {
+        pthread_join(th[x], NULL);
+        for (size_t c = 0; c < cells; c++)
+            out[c] += job[x].out[c] + (pass == 2 ? 0 : job[x].odd[c]);
+        if (!rc && job[x].rc)
+            rc = lsw_err_set(job[x].rc, "%s", job[x].msg);
+    }
+    if (!rc && job[0].rc)
+        rc = job[0].rc;
     for (size_t i = 0; pass < 2 && i < tv->k; i++) { /* fold the odd elements' counts (scan_keys) */
         uint64_t *odd = tv->hist + (tv->kmax + i) * 65536;
         for (size_t b = 0; nc[i] && b < 65536; b++) {

@@ -74,6 +74,15 @@ typedef struct lsw_tv lsw_tv; /* opaque: parameters and per-tensor state */
 int lsw_tv_create(const lsw_config *cfg, lsw_tv **out);
 void lsw_tv_free(lsw_tv *tv); /* accepts NULL */
 
+/* Threads the threshold scans of ties and breadcrumbs may use (default 1):
+ * each takes every n-th block of a tensor and counts on its own; the counts
+ * are added, so every thread count gives the same thresholds.  Tensors of a
+ * derived model (lsw_derived views) are scanned by one thread. */
+void lsw_tv_set_threads(lsw_tv *tv, int n);
+
+/* The most threads one scan has used so far (0: no scan ran). */
+unsigned lsw_tv_threads_used(const lsw_tv *tv);
+
 /* "trim": "global" (ties): find each expert's threshold over the whole
  * model — K_i = floor(d_i · N) over the N elements of all task-vector
  * tensors concatenated in byte-wise name order, ties to the lower position —

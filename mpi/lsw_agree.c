@@ -1,6 +1,8 @@
 #include "lsw_agree.h"
 
 #include <limits.h>
+#include <sched.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "lsw_error.h"
@@ -44,4 +46,23 @@ void lsw_bcast_bytes(const lsw_comm *c, void *buf, size_t n, int root)
         p += k;
         n -= (size_t)k;
     }
+}
+
+int lsw_comm_threads(const lsw_comm *c)
+{
+    const char *e = getenv("LSW_THREADS");
+    if (e && *e) {
+        long v = strtol(e, NULL, 10);
+        return v < 0 ? 0 : v > 64 ? 64 : (int)v;
+    }
+    cpu_set_t set;
+    int cpus = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 1;
+    MPI_Comm node;
+    int local = 1;
+    if (MPI_Comm_split_type(c->comm, MPI_COMM_TYPE_SHARED, c->rank, MPI_INFO_NULL, &node) == MPI_SUCCESS) {
+        MPI_Comm_size(node, &local);
+        MPI_Comm_free(&node);
+    }
+    int t = cpus / (local > 0 ? local : 1);
+    return t < 1 ? 1 : t > 16 ? 16 : t;
 }

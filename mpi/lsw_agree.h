@@ -27,4 +27,10 @@ int lsw_agree(const lsw_comm *c, int rc);
  * chunks below 2^31 bytes). */
 void lsw_bcast_bytes(const lsw_comm *c, void *buf, size_t n, int root);
 
+/* Collective over c->comm: how many threads this rank may keep busy, the
+ * same rule for every threaded phase (HDF5 chunk encoders, the task-vector
+ * pre-passes): $LSW_THREADS (0 to 64) if set, else the CPUs this process may
+ * run on divided by the ranks on its node, 1 to 16. */
+int lsw_comm_threads(const lsw_comm *c);
+
 #endif

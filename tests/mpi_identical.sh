@@ -44,6 +44,19 @@ for cfg in fixtures syn tv tvg; do
   "$py" "$here/ref/lsw_ref.py" merge $cfg.json --compare $cfg-n1 >/dev/null || { echo "FAIL $cfg: differs from the oracle"; fail=1; }
   echo "ok $cfg: identical at 1-4 ranks and equal to the oracle"
 done
+# ties' threshold scans on 1 and 3 threads a rank (LSW_THREADS): the same
+# bytes, and --summary shows that the threads ran
+for cfg in tv tvg; do
+  for t in 1 3; do
+    LSW_THREADS=$t "$mpiexec" -n 2 "$bin" merge $cfg.json -o $cfg-t$t --mem 1M --quiet --summary $cfg-t$t.json
+    for f in $cfg-n1/*; do
+      cmp -s "$f" "$cfg-t$t/$(basename "$f")" || { echo "FAIL $cfg: $(basename "$f") differs with $t scan threads"; fail=1; }
+    done
+    got=$("$py" -c 'import json, sys; print(json.load(open(sys.argv[1]))["scan_threads"])' $cfg-t$t.json)
+    [ "$got" = "$t" ] || { echo "FAIL $cfg: scan_threads $got in --summary, want $t"; fail=1; }
+  done
+  echo "ok $cfg: 1 and 3 scan threads a rank give the same bytes"
+done
 # --progress prints flushed lines from rank 0 only; --summary writes JSON.
 "$mpiexec" -n 3 "$bin" merge syn.json -o prog --mem 1M --progress 0.000001 --summary prog-summary.json 2>prog.log
 lines=$(grep -c '^layerswap merge: .* tensors, .* GB (.*%), .* GB/s, ETA' prog.log || true)
