@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,20 +19,27 @@ static int64_t write_budget = -2, read_budget = -2, stop_budget = -2, kill_write
 
 void lsw_io_set_rank(int rank) { io_rank = rank; }
 
+/* Several threads read and write (scan threads, the write-behind thread):
+ * the budgets are spent under one lock. */
+static pthread_mutex_t fault_mu = PTHREAD_MUTEX_INITIALIZER;
+
 static int fault_hit(int64_t *budget, const char *var, size_t n)
 {
+    pthread_mutex_lock(&fault_mu);
     if (*budget == -2) {
         const char *a = getenv(var), *r = getenv("LSW_FAULT_RANK");
         *budget = -1;
         if (a && (!r || atoi(r) == io_rank))
             *budget = strtoll(a, NULL, 10);
     }
-    if (*budget < 0)
-        return 0;
-    if ((int64_t)n > *budget)
-        return 1;
-    *budget -= (int64_t)n;
-    return 0;
+    int hit = 0;
+    if (*budget >= 0) {
+        hit = (int64_t)n > *budget;
+        if (!hit)
+            *budget -= (int64_t)n;
+    }
+    pthread_mutex_unlock(&fault_mu);
+    return hit;
 }
 
 /* LSW_FAULT_KILL_*_AFTER: SIGKILL once the budget is spent (a crash, not an error). */
