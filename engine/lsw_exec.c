@@ -548,7 +548,7 @@ static int run_tensors(run *r)
         rc = scratch ? lsw_tv_create(p0->cfg, &r->tv) : nomem();
         rc = lsw_agree(r->c, rc);
         if (!rc)
-            lsw_tv_set_threads(r->tv, lsw_comm_threads(r->c));
+            lsw_tv_set_threads(r->tv, lsw_comm_threads(r->c), r->o->mem);
         if (!rc)
             rc = lsw_tv_global(r->tv, p0, r->c, scratch, sz);
         free(scratch);

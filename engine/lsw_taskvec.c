@@ -35,6 +35,11 @@ typedef struct cut {
     uint64_t above, quota;
 } cut;
 
+/* All scan helpers' buffers together take at most a quarter of --mem, or
+ * this much when that is less (like the main thread's histograms, they are
+ * not block buffers: lsw_tv_set_threads). */
+#define HELPER_FLOOR (64ULL << 20)
+
 /* A helper thread's buffers for the scans (scan_tensor). */
 typedef struct tv_lane {
     float *delta, *bf, *xf;
@@ -134,9 +139,13 @@ int lsw_tv_create(const lsw_config *cfg, lsw_tv **out)
     return 0;
 }
 
-void lsw_tv_set_threads(lsw_tv *tv, int n)
+void lsw_tv_set_threads(lsw_tv *tv, int n, uint64_t mem)
 {
+    size_t k = tv->kmax ? tv->kmax : 1;
+    uint64_t lane = (uint64_t)k * (CH * sizeof(float) + 65536 * 2 * sizeof(uint64_t)) + 2 * CH * sizeof(float);
+    uint64_t cap = mem / 4 > HELPER_FLOOR ? mem / 4 : HELPER_FLOOR, fit = 1 + cap / lane;
     tv->threads = n < 1 ? 1 : n > MAX_THREADS ? MAX_THREADS : (size_t)n;
+    tv->threads = tv->threads > fit ? (size_t)fit : tv->threads;
 }
 
 unsigned lsw_tv_threads_used(const lsw_tv *tv) { return (unsigned)tv->used; }

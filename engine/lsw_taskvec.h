@@ -76,9 +76,11 @@ void lsw_tv_free(lsw_tv *tv); /* accepts NULL */
 
 /* Threads the threshold scans of ties and breadcrumbs may use (default 1):
  * each takes every n-th block of a tensor and counts on its own; the counts
- * are added, so every thread count gives the same thresholds.  Tensors of a
- * derived model (lsw_derived views) are scanned by one thread. */
-void lsw_tv_set_threads(lsw_tv *tv, int n);
+ * are added, so every thread count gives the same thresholds.  Fewer than n
+ * where the helpers' buffers (about 1 MiB per expert each) would take more
+ * than mem / 4 or 64 MiB, whichever is more.  Tensors of a derived model (lsw_derived views) are scanned
+ * by one thread. */
+void lsw_tv_set_threads(lsw_tv *tv, int n, uint64_t mem);
 
 /* The most threads one scan has used so far (0: no scan ran). */
 unsigned lsw_tv_threads_used(const lsw_tv *tv);
