@@ -232,32 +232,46 @@ static size_t stream_block(const lsw_plan_tensor *t, size_t bytes)
 }
 
 /* Stream tensor t through `scratch` in blocks and, for every chunk of at
- * most CH elements, fill tv->delta (deltas) and call visit(tv, t, in, c, m,
- * first, arg): in[] the block's sources, c the chunk's offset in the block,
- * m its length, first its first element in the tensor. */
+ * most CH elements, fill the deltas (deltas_into) and call visit(tv, t, in,
+ * c, m, first, arg): in[] the block's sources, c the chunk's offset in the
+ * block, m its length, first its first element in the tensor. */
 typedef void (*chunk_fn)(lsw_tv *tv, const lsw_plan_tensor *t, const void *const *in, size_t c, size_t m,
                          uint64_t first, void *arg);
 
-static int each_chunk(lsw_tv *tv, const lsw_plan *p, const lsw_plan_tensor *t, char *scratch, size_t bytes,
-                      chunk_fn visit, void *arg)
+/* One reader's share of a tensor: blocks id, id + T, id + 2T, … of B
+ * elements, read into `scratch`, deltas into its own delta, bf, xf. */
+typedef struct share {
+    size_t id, T, B;
+    char *scratch;
+    float *delta, *bf, *xf;
+} share;
+
+static int each_chunk_of(lsw_tv *tv, const lsw_plan *p, const lsw_plan_tensor *t, const share *s, chunk_fn visit,
+                         void *arg)
 {
-    size_t B = stream_block(t, bytes);
-    if (B == 0)
-        return lsw_err_set(LSW_E_INTERNAL, "task-vector scratch of %zu bytes is too small", bytes);
     const void *in[LSW_MAX_SOURCES];
-    for (uint64_t e0 = 0; e0 < t->numel;) {
-        size_t n = t->numel - e0 < B ? (size_t)(t->numel - e0) : B;
-        int rc = read_sources(p, t, e0, n, scratch, in);
+    for (uint64_t e0 = (uint64_t)s->id * s->B; e0 < t->numel; e0 += (uint64_t)s->T * s->B) {
+        size_t n = t->numel - e0 < s->B ? (size_t)(t->numel - e0) : s->B;
+        int rc = read_sources(p, t, e0, n, s->scratch, in);
         if (rc)
             return rc;
         for (size_t c = 0; c < n; c += CH) {
             size_t m = n - c < CH ? n - c : CH;
-            deltas(tv, t, in, c, m);
+            deltas_into(tv->k, t, in, c, m, s->delta, s->bf, s->xf);
             visit(tv, t, in, c, m, e0 + c, arg);
         }
-        e0 += n;
     }
     return 0;
+}
+
+/* The whole tensor on this thread, into tv's own buffers. */
+static int each_chunk(lsw_tv *tv, const lsw_plan *p, const lsw_plan_tensor *t, char *scratch, size_t bytes,
+                      chunk_fn visit, void *arg)
+{
+    share s = {0, 1, stream_block(t, bytes), scratch, tv->delta, tv->bf, tv->xf};
+    if (s.B == 0)
+        return lsw_err_set(LSW_E_INTERNAL, "task-vector scratch of %zu bytes is too small", bytes);
+    return each_chunk_of(tv, p, t, &s, visit, arg);
 }
 
 /* The index of the first nonzero byte of f[j..m), or m: eight bytes at a
@@ -320,42 +334,37 @@ TV_VECTOR static void scan_keys(int pass, int nc, const uint32_t *arg, const flo
         out[sel[j]]++;
 }
 
-/* One thread's share of a scan (scan_tensor): blocks id, id + T, id + 2T, …
- * of B elements, read into its own scratch, with its own deltas and counts
- * (integer sums: the result is the same however the blocks are shared). */
+/* One thread's part of a scan (scan_tensor): its share of the blocks and
+ * its own counts (integer sums: the result is the same however the blocks
+ * are shared). */
 typedef struct scan_job {
-    lsw_tv *tv;
     const lsw_plan *p;
     const lsw_plan_tensor *t;
     int pass;
     const int *nc;
     uint32_t (*arg)[2];
-    size_t id, T, B;
-    char *scratch;
-    float *delta, *bf, *xf;
+    share sh;
     uint64_t *out, *odd;      /* passes 0, 1: k x 65536 each; pass 2: out[i] */
+    lsw_tv *tv;
     int rc;
     char msg[512];            /* the error detail of a helper thread */
 } scan_job;
 
+static void scan_chunk(lsw_tv *tv, const lsw_plan_tensor *t, const void *const *in, size_t c, size_t m,
+                       uint64_t first, void *arg)
+{
+    (void)t, (void)in, (void)c, (void)first;
+    const scan_job *j = arg;
+    for (size_t i = 0; i < tv->k; i++)
+        if (j->nc[i] != 0)
+            scan_keys(j->pass, j->nc[i], j->arg[i], j->sh.delta + i * CH, m,
+                      j->pass == 2 ? j->out + i : j->out + i * 65536, j->odd + i * 65536);
+}
+
 static void *scan_run(void *arg)
 {
     scan_job *j = arg;
-    const lsw_plan_tensor *t = j->t;
-    const void *in[LSW_MAX_SOURCES];
-    for (uint64_t e0 = (uint64_t)j->id * j->B; !j->rc && e0 < t->numel; e0 += (uint64_t)j->T * j->B) {
-        size_t n = t->numel - e0 < j->B ? (size_t)(t->numel - e0) : j->B;
-        if ((j->rc = read_sources(j->p, t, e0, n, j->scratch, in)))
-            break;
-        for (size_t c = 0; c < n; c += CH) {
-            size_t m = n - c < CH ? n - c : CH;
-            deltas_into(j->tv->k, t, in, c, m, j->delta, j->bf, j->xf);
-            for (size_t i = 0; i < j->tv->k; i++)
-                if (j->nc[i] != 0)
-                    scan_keys(j->pass, j->nc[i], j->arg[i], j->delta + i * CH, m,
-                              j->pass == 2 ? j->out + i : j->out + i * 65536, j->odd + i * 65536);
-        }
-    }
+    j->rc = each_chunk_of(j->tv, j->p, j->t, &j->sh, scan_chunk, j);
     if (j->rc)
         snprintf(j->msg, sizeof j->msg, "%s", lsw_err_detail());
     return NULL;
@@ -400,28 +409,30 @@ static int plain_sources(const lsw_plan *p, const lsw_plan_tensor *t)
 static int scan_tensor(lsw_tv *tv, const lsw_plan *p, const lsw_plan_tensor *t, char *scratch, size_t bytes,
                        int pass, const int *nc, uint32_t (*arg)[2], uint64_t *out)
 {
-    size_t T = tv->threads > 1 && plain_sources(p, t) ? tv->threads : 1, B = 0;
+    size_t T = tv->threads > 1 && plain_sources(p, t) ? tv->threads : 1, part = bytes, B = 0;
     for (; T > 1; T--) { /* at least two blocks a thread, in a scratch of its own */
-        B = stream_block(t, bytes / T / 64 * 64);
+        part = bytes / T / 64 * 64;
+        B = stream_block(t, part);
         if (B && t->numel / B >= 2 * T)
             break;
     }
     if (T == 1)
-        B = stream_block(t, bytes);
+        part = bytes, B = stream_block(t, bytes);
     if (B == 0)
         return lsw_err_set(LSW_E_INTERNAL, "task-vector scratch of %zu bytes is too small", bytes);
     int rc = lanes_ready(tv, T);
     scan_job job[MAX_THREADS];
     pthread_t th[MAX_THREADS];
-    size_t started = 1, cells = pass == 2 ? tv->k : tv->k * 65536, part = bytes / T / 64 * 64;
+    size_t started = 1, cells = pass == 2 ? tv->k : tv->k * 65536;
     for (size_t x = 0; x < T && !rc; x++) {
         scan_job *j = &job[x];
-        *j = (scan_job){tv, p, t, pass, nc, arg, x, T, B, scratch + x * part, tv->delta, tv->bf, tv->xf, out,
-                        tv->hist + tv->kmax * 65536, 0, ""};
+        *j = (scan_job){p, t, pass, nc, arg, {x, T, B, scratch + x * part, tv->delta, tv->bf, tv->xf}, out,
+                        tv->hist + tv->kmax * 65536, tv, 0, ""};
         if (x == 0)
             continue;
         tv_lane *l = &tv->lane[x - 1];
-        j->delta = l->delta, j->bf = l->bf, j->xf = l->xf, j->out = l->hist, j->odd = l->hist + tv->kmax * 65536;
+        j->sh.delta = l->delta, j->sh.bf = l->bf, j->sh.xf = l->xf;
+        j->out = l->hist, j->odd = l->hist + tv->kmax * 65536;
         memset(l->hist, 0, (pass == 2 ? tv->k : 2 * tv->kmax * 65536) * sizeof *l->hist);
         if (pthread_create(&th[x], NULL, scan_run, j) != 0) {
             rc = lsw_err_set(LSW_E_INTERNAL, "cannot start a task-vector scan thread");
