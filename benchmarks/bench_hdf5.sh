@@ -31,13 +31,8 @@ bench_setup
 "$PY" -c 'import numpy' 2>/dev/null || die "$PY has no numpy (apt-get install python3-numpy)"
 bench_models "$BENCH_SIZE"
 swap_geometry "$LAYERS"
-cat >"$W/merge.json" <<EOF
-{"models": {"base": "$M/base", "task": "$M/task1", "lang": "$M/lang1"}, "base": "base", "method": "layer_swap",
- "layer_swap": {"task_expert": "task", "language_expert": "lang", "bottom": $SW_BOTTOM, "top": $SW_TOP,
-   "lower_transition": $SW_LOWER, "upper_transition": $SW_UPPER, "transition_weights": "uniform",
-   "non_layer": "average", "non_layer_weights": "uniform"},
- "output": {"path": "$W/run/out", "dtype": "input", "compression": {"codec": "zstd", "level": 1, "shuffle": true}}}
-EOF
+swap_config "$W/merge.json" "$M/base" "$M/task1" "$M/lang1" uniform \
+  "$W/run/out" '"dtype": "input", "compression": {"codec": "zstd", "level": 1, "shuffle": true}'
 mapfile -t IN < <(model_files "$M/task1" "$M/lang1")
 mapfile -t ONE < <(model_files "$M/task1")
 warm_cache "${IN[@]}"

@@ -47,13 +47,7 @@ bench_setup
 bench_models "$BENCH_SIZE"
 swap_geometry "$LAYERS"
 CFG=$W/merge.json
-cat >"$CFG" <<EOF
-{"models": {"base": "$M/base", "task": "$M/task1", "lang": "$M/lang1"}, "base": "base", "method": "layer_swap",
- "layer_swap": {"task_expert": "task", "language_expert": "lang", "bottom": $SW_BOTTOM, "top": $SW_TOP,
-   "lower_transition": $SW_LOWER, "upper_transition": $SW_UPPER, "transition_weights": "uniform",
-   "non_layer": "average", "non_layer_weights": "uniform"},
- "output": {"path": "$W/merged", "format": "safetensors", "dtype": "input"}}
-EOF
+swap_config "$CFG" "$M/base" "$M/task1" "$M/lang1" uniform "$W/merged" '"format": "safetensors", "dtype": "input"'
 mapfile -t IN < <(model_files "$M/task1" "$M/lang1")
 mapfile -t ONE < <(model_files "$M/task1")
 "$LAYERSWAP" merge "$CFG" --dry-run >"$W/plan.txt" || die "layerswap merge --dry-run failed"

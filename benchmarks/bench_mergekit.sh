@@ -82,13 +82,9 @@ EOF
     *) die "unknown method '$m' (ties, slerp)" ;;
   esac
 }
-cat >"$W/swap.json" <<EOF
-{"models": {"base": "$M/base", "task": "$M/task1", "lang": "$M/lang1"}, "base": "base", "method": "layer_swap",
- "layer_swap": {"task_expert": "task", "language_expert": "lang", "bottom": $SW_BOTTOM, "top": $SW_TOP,
-   "lower_transition": 0, "upper_transition": 0, "transition_weights": "uniform",
-   "non_layer": "average", "non_layer_weights": "uniform"},
- "output": {"path": "$W/run/out", "format": "safetensors", "dtype": "input"}}
-EOF
+# the plain layer swap, without transitions
+SW_LOWER=0 SW_UPPER=0
+swap_config "$W/swap.json" "$M/base" "$M/task1" "$M/lang1" uniform "$W/run/out" '"format": "safetensors", "dtype": "input"'
 mapfile -t ONE < <(model_files "$M/task1")
 side swap --prep "$PREP_SCRATCH" -- "$LAYERSWAP" merge "$W/swap.json" -o "$W/run/swap" --quiet
 floor_cp cp "${ONE[@]}"

@@ -32,13 +32,8 @@ done
 bench_setup
 bench_models "$BENCH_SIZE" "$EXPERTS"
 swap_geometry "$LAYERS"
-cat >"$W/merge.json" <<EOF
-{"models": {"base": "$M/base", "math": "$M/task1", "swh": "$M/lang1"}, "base": "base", "method": "layer_swap",
- "layer_swap": {"task_expert": "math", "language_expert": "swh", "bottom": $SW_BOTTOM, "top": $SW_TOP,
-   "lower_transition": $SW_LOWER, "upper_transition": $SW_UPPER, "transition_weights": "magnitude",
-   "non_layer": "average", "non_layer_weights": "uniform"},
- "output": {"path": "$W/run/out", "compression": {"codec": "zstd", "level": 1, "shuffle": true}}}
-EOF
+swap_config "$W/merge.json" "$M/base" "$M/task1" "$M/lang1" magnitude \
+  "$W/run/out" '"compression": {"codec": "zstd", "level": 1, "shuffle": true}'
 mapfile -t IN < <(model_files "$M/base" "$M/task1" "$M/lang1")
 mapfile -t ONE < <(model_files "$M/task1")
 warm_cache "${IN[@]}"

@@ -105,13 +105,8 @@ mapfile -t ONE < <(model_files "$T1")
 MB=$(bytes_of "${ONE[@]}")
 echo "- models: 4 checkpoints of $(gb "$MB") (${SYN[*]}, bf16), written by $(awk -v a="$BENCH_START" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.0f", b - a }') s from the start"
 echo
-cat >"$W/merge.json" <<EOF
-{"models": {"base": "$BASE", "math": "$T1", "swh": "$L1"}, "base": "base", "method": "layer_swap",
- "layer_swap": {"task_expert": "math", "language_expert": "swh", "bottom": $SW_BOTTOM, "top": $SW_TOP,
-   "lower_transition": $SW_LOWER, "upper_transition": $SW_UPPER, "transition_weights": "magnitude",
-   "non_layer": "average", "non_layer_weights": "uniform"},
- "output": {"path": "$W/run/out", "compression": {"codec": "zstd", "level": 1, "shuffle": true}}}
-EOF
+swap_config "$W/merge.json" "$BASE" "$T1" "$L1" magnitude \
+  "$W/run/out" '"compression": {"codec": "zstd", "level": 1, "shuffle": true}'
 cat >"$W/sweep.json" <<EOF
 {"models": {"base": "$BASE", "math1": "$T1", "swh1": "$L1", "swh2": "$L2"}, "base": "base",
  "grid": {"task_expert": ["math1"], "language_expert": ["swh1", "swh2"], "bottom": [$SW_BOTTOM, $((SW_BOTTOM + 1))],

@@ -90,6 +90,18 @@ swap_geometry() {
   SW_BOTTOM=$((l / 4)) SW_TOP=$((l / 8 > 0 ? l / 8 : 1)) SW_LOWER=$((l / 8)) SW_UPPER=$((l / 8))
 }
 
+# swap_config FILE BASE TASK LANG TRANSITION_WEIGHTS OUT [OUTPUT_KEYS]: that layer swap of
+# the TASK and LANG experts of BASE into OUT; OUTPUT_KEYS, more keys of its "output"
+swap_config() {
+  cat >"$1" <<EOF
+{"models": {"base": "$2", "task": "$3", "lang": "$4"}, "base": "base", "method": "layer_swap",
+ "layer_swap": {"task_expert": "task", "language_expert": "lang", "bottom": $SW_BOTTOM, "top": $SW_TOP,
+   "lower_transition": $SW_LOWER, "upper_transition": $SW_UPPER, "transition_weights": "$5",
+   "non_layer": "average", "non_layer_weights": "uniform"},
+ "output": {"path": "$6"${7:+, $7}}}
+EOF
+}
+
 # ---------------------------------------------------------------------------------------
 # setup and the pasteable header
 bench_setup() {
