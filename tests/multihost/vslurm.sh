@@ -73,33 +73,20 @@ write_conf() { # nodes...
   local node i ncpu mem
   ncpu=$(nproc)
   mem=$(awk '/^MemTotal:/ {print int($2 / 1024 * 0.9)}' /proc/meminfo)
+  [ -r "$here/../slurm/common.conf" ] || die "$here/../slurm/common.conf is missing"
   cat > "$CONF" <<EOF
 # Written by tests/multihost/vslurm.sh: a Slurm cluster on the virtual nodes of
 # tests/multihost/vcluster.sh ($S).
 ClusterName=lswvc$(printf '%s' "$S" | md5sum | cut -c1-8)
+$(grep -v '^#' "$here/../slurm/common.conf")
 SlurmctldHost=node1($(awk '$2 == "node1" {print $1}' "$S/hosts"))
 SlurmctldPort=6817
 SlurmdPort=6818
-SlurmUser=root
-SlurmdUser=root
-AuthType=auth/munge
-CredType=cred/munge
 # every node's own munged, at the same node-local path; cred_expire is also how long a
 # requeued job waits before it may start again (default 120 s)
 AuthInfo=socket=/tmp/munge/munge.socket.2,cred_expire=5
-MpiDefault=pmix
-ProctrackType=proctrack/linuxproc
-TaskPlugin=task/none
-JobAcctGatherType=jobacct_gather/none
-AccountingStorageType=accounting_storage/none
-JobCompType=jobcomp/none
-SelectType=select/cons_tres
-SelectTypeParameters=CR_Core
-SchedulerType=sched/backfill
-SchedulerParameters=sched_interval=1,bf_interval=1,sched_min_interval=100000
 PreemptType=preempt/partition_prio
 PreemptMode=REQUEUE
-SlurmdParameters=config_overrides
 StateSaveLocation=$SS/ctld
 SlurmdSpoolDir=/tmp/slurmd
 TmpFS=/tmp
@@ -107,16 +94,7 @@ SlurmctldPidFile=/tmp/slurmctld.pid
 SlurmdPidFile=/tmp/slurmd.pid
 SlurmctldLogFile=$SS/log/slurmctld.log
 SlurmdLogFile=$SS/log/slurmd-%n.log
-SlurmctldDebug=info
-SlurmdDebug=info
-ReturnToService=2
-JobRequeue=1
-MailProg=/bin/true
 KillWait=5
-MinJobAge=3600
-InactiveLimit=0
-SlurmctldTimeout=30
-SlurmdTimeout=30
 PlugStackConfig=$SS/plugstack.conf
 EOF
   for node in "$@"; do

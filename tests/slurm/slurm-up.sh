@@ -82,46 +82,24 @@ done
 host=$(hostname -s)
 ncpu=$(nproc)
 mem_mb=$(awk '/^MemTotal:/ {print int($2 / 1024 * 0.9)}' /proc/meminfo)
+[ -r "$here/common.conf" ] || die "$here/common.conf is missing"
 cat > "$S/slurm.conf" <<EOF
 # Written by tests/slurm/slurm-up.sh: a private single-node cluster for the tests.
 ClusterName=lsw$(printf '%s' "$S" | md5sum | cut -c1-8)
+$(grep -v '^#' "$here/common.conf")
 SlurmctldHost=$host(127.0.0.1)
 SlurmctldPort=${ports[0]}
 SlurmdPort=${ports[1]}
-SlurmUser=root
-SlurmdUser=root
-AuthType=auth/munge
-CredType=cred/munge
 # our own munged; cred_expire is also how long a requeued job waits before it
 # may start again (default 120 s)
 AuthInfo=socket=$R/munge/munge.socket.2,cred_expire=5
-MpiDefault=pmix
-ProctrackType=proctrack/linuxproc
-TaskPlugin=task/none
-JobAcctGatherType=jobacct_gather/none
-AccountingStorageType=accounting_storage/none
-JobCompType=jobcomp/none
-SelectType=select/cons_tres
-SelectTypeParameters=CR_Core
-SchedulerType=sched/backfill
-SchedulerParameters=sched_interval=1,bf_interval=1,sched_min_interval=100000
-SlurmdParameters=config_overrides
 StateSaveLocation=$S/ctld
 SlurmdSpoolDir=$R/spool
 SlurmctldPidFile=$S/run/slurmctld.pid
 SlurmdPidFile=$S/run/slurmd.pid
 SlurmctldLogFile=$S/log/slurmctld.log
 SlurmdLogFile=$S/log/slurmd.log
-SlurmctldDebug=info
-SlurmdDebug=info
-ReturnToService=2
-JobRequeue=1
-MailProg=/bin/true
 KillWait=2
-MinJobAge=3600
-InactiveLimit=0
-SlurmctldTimeout=30
-SlurmdTimeout=30
 PlugStackConfig=$S/plugstack.conf
 NodeName=$host NodeAddr=127.0.0.1 CPUs=$ncpu RealMemory=$mem_mb State=UNKNOWN
 PartitionName=debug Nodes=$host Default=YES MaxTime=INFINITE State=UP OverSubscribe=NO
