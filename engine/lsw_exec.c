@@ -42,6 +42,7 @@ typedef struct run {
     lsw_worker *wk;
     lsw_writer *wr;          /* write-behind (safetensors) */
     lsw_tv *tv;
+    int threads;             /* for the threaded phases (lsw_comm_threads) */
     lsw_progress pr;
     double busy, wait;       /* this rank */
     uint64_t written;        /* bytes this rank wrote */
@@ -548,7 +549,7 @@ static int run_tensors(run *r)
         rc = scratch ? lsw_tv_create(p0->cfg, &r->tv) : nomem();
         rc = lsw_agree(r->c, rc);
         if (!rc)
-            lsw_tv_set_threads(r->tv, lsw_comm_threads(r->c), r->o->mem);
+            lsw_tv_set_threads(r->tv, r->threads, r->o->mem);
         if (!rc)
             rc = lsw_tv_global(r->tv, p0, r->c, scratch, sz);
         free(scratch);
@@ -570,7 +571,8 @@ int lsw_exec_run(lsw_plan *const *plans, size_t E, const unsigned char *done, co
     rep->tensors = plans[0]->n;
     for (size_t k = 0; k < E; k++)
         rep->complete_before += done[k];
-    run r = {plans, E, done, o, c, is_h5(plans[0]), dedup, NULL, NULL, NULL, NULL, NULL, NULL, {0}, 0, 0, 0, rep};
+    run r = {plans, E, done, o, c, is_h5(plans[0]), dedup, NULL, NULL, NULL, NULL, NULL, NULL, 0, {0}, 0, 0, 0, rep};
+    r.threads = lsw_comm_threads(c);
     rep->files = r.h5 ? 1 : plans[0]->nshards;
     r.od = calloc(E, sizeof *r.od);
     int rc = r.od ? 0 : nomem();
@@ -591,7 +593,7 @@ int lsw_exec_run(lsw_plan *const *plans, size_t E, const unsigned char *done, co
     lsw_progress_set_scale(&r.pr, c->size);
     double t0 = lsw_now();
     if (!rc && r.h5) {
-        lsw_h5stream_args a = {plans, E, r.w, r.as, r.wk, o->mem, r.od, &r.pr};
+        lsw_h5stream_args a = {plans, E, r.w, r.as, r.wk, o->mem, r.threads, r.od, &r.pr};
         lsw_h5stream_result hr = {0};
         rc = lsw_h5stream_run(&a, c, &hr);
         r.busy += hr.busy_s;

@@ -631,7 +631,7 @@ int lsw_h5stream_run(const lsw_h5stream_args *a, const lsw_comm *c, lsw_h5stream
     s.level = s.p0->cfg->out.zstd_level;
     s.shuffle = s.p0->cfg->out.shuffle;
     s.res = res;
-    s.T = lsw_comm_threads(c);
+    s.T = a->threads;
     writer_set ws = {0};
     lsw_progress_set_scale(a->pr, 1); /* rank 0 stores every chunk: its count is global */
     int rc = ring_create(&s, a->w->max_comps ? a->w->max_comps : 1);

@@ -49,6 +49,7 @@ typedef struct lsw_h5stream_args {
     const lsw_assignment *as;   /* one group, chunk granules */
     lsw_worker *wk;             /* this rank's block loop */
     uint64_t mem;               /* budget for the ring, besides the worker's */
+    int threads;                /* encoder threads besides this one (lsw_comm_threads) */
     lsw_outdir **od;            /* rank 0: the outputs' folders */
     lsw_progress *pr;
 } lsw_h5stream_args;

@@ -10,7 +10,6 @@
 
 #include "lsw_crc32c.h"
 #include "lsw_error.h"
-#include "lsw_zstd_filter.h"
 #include "lsw_hfconfig.h"
 #include "lsw_mkplan.h"
 #include "lsw_modelfiles.h"

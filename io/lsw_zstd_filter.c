@@ -4,8 +4,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* for ZSTD_c_literalCompressionMode (experimental in name only: libzstd has
- * accepted it since 1.4.5, and the shared library takes it like any parameter) */
+/* for ZSTD_c_literalCompressionMode, experimental in name: the shared
+ * library takes it like any other parameter (checked with Debian 12's 1.5.4;
+ * a library that refused it would make every level-1 chunk an error, not
+ * other bytes) */
 #define ZSTD_STATIC_LINKING_ONLY
 #include <zstd.h>
 #if defined(__SSE2__)
