@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lsw_array.h"
 #include "lsw_error.h"
 
 typedef struct item { size_t p0, p1; uint64_t bytes; } item; /* pieces [p0, p1) */
@@ -79,14 +80,9 @@ int lsw_assign(const lsw_plan *p, int nranks, const uint64_t *granule, const uin
                         p->t[i - 1].shard == t->shard;
             for (uint64_t e0 = 0;;) {
                 uint64_t e1 = t->numel - e0 < step ? t->numel : e0 + step;
-                if (a->npieces == cap) {
-                    cap *= 2;
-                    lsw_piece *np = realloc(a->pieces, cap * sizeof *np);
-                    if (!np) {
-                        free(items);
-                        goto oom;
-                    }
-                    a->pieces = np;
+                if (lsw_array_reserve(&a->pieces, &cap, a->npieces + 1, sizeof *a->pieces)) {
+                    free(items);
+                    goto oom;
                 }
                 a->pieces[a->npieces] = (lsw_piece){i, e0, e1, 0};
                 uint64_t bytes = (e1 - e0) * (cost ? cost[i] : es);
@@ -94,14 +90,10 @@ int lsw_assign(const lsw_plan *p, int nranks, const uint64_t *granule, const uin
                     items[nitems - 1].p1 = a->npieces + 1;
                     items[nitems - 1].bytes += bytes;
                 } else {
-                    if (nitems == icap) { /* geometric growth: a million tensors stay linear */
-                        icap *= 2;
-                        item *ni = realloc(items, icap * sizeof *items);
-                        if (!ni) {
-                            free(items);
-                            goto oom;
-                        }
-                        items = ni;
+                    /* geometric growth: a million tensors stay linear */
+                    if (lsw_array_reserve(&items, &icap, nitems + 1, sizeof *items)) {
+                        free(items);
+                        goto oom;
                     }
                     items[nitems++] = (item){a->npieces, a->npieces + 1, bytes};
                 }

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lsw_array.h"
 #include "lsw_error.h"
 #include "lsw_json.h"
 #include "lsw_strbuf.h"
@@ -15,14 +16,8 @@ typedef struct edits { edit *v; size_t n, cap; } edits;
 
 static int push(edits *e, edit x)
 {
-    if (e->n == e->cap) {
-        size_t cap = e->cap ? 2 * e->cap : 8;
-        edit *v = realloc(e->v, cap * sizeof *v);
-        if (!v)
-            return -1;
-        e->v = v;
-        e->cap = cap;
-    }
+    if (lsw_array_reserve(&e->v, &e->cap, e->n + 1, sizeof *e->v))
+        return -1;
     e->v[e->n++] = x;
     return 0;
 }

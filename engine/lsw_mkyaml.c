@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lsw_array.h"
 #include "lsw_config.h"
 #include "lsw_error.h"
 #include "lsw_io.h"
@@ -239,14 +240,8 @@ static int set_add(yset *s, const char *contains, const lsw_ynode *val)
 {
     if (s->closed)
         return 0;
-    if (s->n == s->cap) {
-        size_t cap = s->cap ? 2 * s->cap : 4;
-        ycond *c = realloc(s->c, cap * sizeof *c);
-        if (!c)
-            return nomem();
-        s->c = c;
-        s->cap = cap;
-    }
+    if (lsw_array_reserve(&s->c, &s->cap, s->n + 1, sizeof *s->c))
+        return nomem();
     s->c[s->n++] = (ycond){contains, val};
     s->closed = contains == NULL;
     return 0;

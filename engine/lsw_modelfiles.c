@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "lsw_array.h"
 #include "lsw_crc32c.h"
 #include "lsw_error.h"
 #include "lsw_hfconfig.h"
@@ -55,14 +56,8 @@ static int collect(const lsw_json *obj, int top, spans *sp, int depth)
         const lsw_json *v = lsw_json_at(obj, i);
         int dkey = (kl == 5 && !memcmp(k, "dtype", 5)) || (kl == 11 && !memcmp(k, "torch_dtype", 11));
         if (dkey && (top || is_float_dtype_name(v))) {
-            if (sp->n == sp->cap) {
-                size_t cap = sp->cap ? 2 * sp->cap : 8;
-                span *nv = realloc(sp->v, cap * sizeof *nv);
-                if (!nv)
-                    return -1;
-                sp->v = nv;
-                sp->cap = cap;
-            }
+            if (lsw_array_reserve(&sp->v, &sp->cap, sp->n + 1, sizeof *sp->v))
+                return -1;
             lsw_json_span(v, &sp->v[sp->n].off, &sp->v[sp->n].len);
             sp->n++;
         } else if (lsw_json_type_of(v) == LSW_JSON_OBJECT && collect(v, 0, sp, depth + 1)) {

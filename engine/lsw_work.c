@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lsw_array.h"
 #include "lsw_crc32c.h"
 #include "lsw_derived.h"
 #include "lsw_error.h"
@@ -97,19 +98,9 @@ size_t lsw_work_comps(const lsw_work *w, size_t i, uint32_t *rep, int32_t *of)
     return n;
 }
 
-static int grow(void **p, size_t *cap, size_t need, size_t elem)
+static int grow(void *p, size_t *cap, size_t need, size_t elem)
 {
-    if (need <= *cap)
-        return 0;
-    size_t c = *cap ? *cap : 16;
-    while (c < need)
-        c *= 2;
-    void *q = realloc(*p, c * elem);
-    if (!q)
-        return lsw_err_set(LSW_E_NOMEM, "out of memory");
-    *p = q;
-    *cap = c;
-    return 0;
+    return lsw_array_reserve(p, cap, need, elem) ? lsw_err_set(LSW_E_NOMEM, "out of memory") : 0;
 }
 
 /* Index of source (ck, t), added (with its inputs first) if new. */
@@ -138,7 +129,7 @@ static int add_source(lsw_srcset *s, const lsw_ckpt *ck, const lsw_tensor_desc *
             x.kind = LSW_SRC_ALIAS;
             x.alias = target->kind == LSW_SRC_ALIAS ? target->alias : ins[a];
         } else {
-            if ((rc = grow((void **)&s->in, &s->incap, s->nin + m, sizeof *s->in)))
+            if ((rc = grow(&s->in, &s->incap, s->nin + m, sizeof *s->in)))
                 return rc;
             x.kind = LSW_SRC_DERIVED;
             x.in0 = (uint32_t)s->nin;
@@ -147,7 +138,7 @@ static int add_source(lsw_srcset *s, const lsw_ckpt *ck, const lsw_tensor_desc *
                 s->in[s->nin++] = ins[j];
         }
     }
-    if ((rc = grow((void **)&s->src, &s->cap, s->n + 1, sizeof *s->src)))
+    if ((rc = grow(&s->src, &s->cap, s->n + 1, sizeof *s->src)))
         return rc;
     s->src[s->n] = x;
     *idx = (uint32_t)s->n++;
@@ -161,7 +152,7 @@ int lsw_srcset_build(lsw_srcset *s, const lsw_work *w, size_t i, const uint32_t 
     for (size_t c = 0; c < ncomp && !rc; c++) {
         const lsw_plan *p = w->plans[rep[c]];
         const lsw_plan_tensor *t = &p->t[i];
-        if ((rc = grow((void **)&s->slot_of, &s->refcap, s->nref + t->nsrc, sizeof *s->slot_of)))
+        if ((rc = grow(&s->slot_of, &s->refcap, s->nref + t->nsrc, sizeof *s->slot_of)))
             break;
         for (size_t j = 0; j < t->nsrc && !rc; j++)
             rc = add_source(s, p->models[t->models[j]], t->src[j], &s->slot_of[s->nref++]);

@@ -7,6 +7,8 @@
 #include <string.h>
 #include <yaml.h>
 
+#include "lsw_array.h"
+
 struct lsw_ynode {
     lsw_ykind kind;
     int plain;
@@ -78,14 +80,8 @@ static int attach(builder *b, lsw_ynode *kid, const yaml_mark_t *m)
     size_t used = p->kind == LSW_Y_MAP ? p->len : p->n;
     if (p->kind == LSW_Y_MAP && used % 2 == 0 && kid->kind != LSW_Y_SCALAR)
         return fail(b, m, "a mapping key must be a plain value, not a list or mapping");
-    if (used == p->cap) {
-        size_t cap = p->cap ? 2 * p->cap : 8;
-        lsw_ynode **k = realloc(p->kids, cap * sizeof *k);
-        if (!k)
-            return fail(b, m, "out of memory");
-        p->kids = k;
-        p->cap = cap;
-    }
+    if (lsw_array_reserve(&p->kids, &p->cap, used + 1, sizeof *p->kids))
+        return fail(b, m, "out of memory");
     p->kids[used] = kid;
     if (p->kind == LSW_Y_MAP) {
         p->len++;
@@ -101,14 +97,8 @@ static int add_anchor(builder *b, const yaml_char_t *name, lsw_ynode *n, const y
     if (!name)
         return 0;
     lsw_yaml_doc *d = b->d;
-    if (d->nanchors == d->capanchors) {
-        size_t cap = d->capanchors ? 2 * d->capanchors : 8;
-        anchor *a = realloc(d->anchors, cap * sizeof *a);
-        if (!a)
-            return fail(b, m, "out of memory");
-        d->anchors = a;
-        d->capanchors = cap;
-    }
+    if (lsw_array_reserve(&d->anchors, &d->capanchors, d->nanchors + 1, sizeof *d->anchors))
+        return fail(b, m, "out of memory");
     /* a later anchor of the same name replaces the earlier one (YAML 1.1) */
     if (!(d->anchors[d->nanchors].name = strdup((const char *)name)))
         return fail(b, m, "out of memory");

@@ -8,6 +8,7 @@
 #include <hdf5.h>
 #include <zstd.h>
 
+#include "lsw_array.h"
 #include "lsw_error.h"
 
 #ifndef LSW_VERSION
@@ -354,14 +355,8 @@ int lsw_h5_define(lsw_h5_writer *w, const char *name, lsw_dtype dt, size_t ndim,
     if (ex != 0)
         return ex > 0 ? lsw_err_set(LSW_E_INPUT, "%s: tensor '%s': defined twice", w->path, name)
                       : w_fail(w, name, "cannot look up the dataset name");
-    if (w->n == w->cap) {
-        size_t cap = w->cap ? 2 * w->cap : 64;
-        w_dset *d = realloc(w->d, cap * sizeof *d);
-        if (!d)
-            return lsw_err_set(LSW_E_NOMEM, "%s: tensor '%s': out of memory", w->path, name);
-        w->d = d;
-        w->cap = cap;
-    }
+    if (lsw_array_reserve(&w->d, &w->cap, w->n + 1, sizeof *w->d))
+        return lsw_err_set(LSW_E_NOMEM, "%s: tensor '%s': out of memory", w->path, name);
 
     uint64_t nchunks = lsw_h5_chunk_count(dt, ndim, shape), chunk_bytes = lsw_h5_chunk_bytes(dt, ndim, shape);
     int rank = ndim ? (int)ndim : 1;
@@ -570,15 +565,9 @@ static herr_t collect_link(hid_t g, const char *name, const H5L_info_t *info, vo
                                   in->path, name, name);
         return -1;
     }
-    if (in->n == in->cap) {
-        size_t cap = in->cap ? 2 * in->cap : 64;
-        r_tensor *t = realloc(in->t, cap * sizeof *t);
-        if (!t) {
-            in->iter_rc = lsw_err_set(LSW_E_NOMEM, "%s: out of memory", in->path);
-            return -1;
-        }
-        in->t = t;
-        in->cap = cap;
+    if (lsw_array_reserve(&in->t, &in->cap, in->n + 1, sizeof *in->t)) {
+        in->iter_rc = lsw_err_set(LSW_E_NOMEM, "%s: out of memory", in->path);
+        return -1;
     }
     r_tensor *t = &in->t[in->n];
     memset(t, 0, sizeof *t);

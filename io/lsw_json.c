@@ -30,6 +30,7 @@
 #endif
 
 #include "lsw_json.h"
+#include "lsw_array.h"
 #include "lsw_error.h"
 
 #include <locale.h>
@@ -159,21 +160,10 @@ static void lsw_jp_show_key(char *buf, size_t cap, const char *k, size_t kl)
 
 /* ---- growing arrays ---------------------------------------------------- */
 
-/* Returns `buf` grown to hold `need` elements (doubling), or NULL. */
+/* Returns `buf` grown to hold `need` elements (lsw_array_reserve), or NULL. */
 static void *lsw_jp_grow(void *buf, size_t *cap, size_t need, size_t elsize)
 {
-    if (buf && need <= *cap)
-        return buf;
-    size_t nc = *cap ? *cap : 64;
-    while (nc < need) {
-        if (nc > SIZE_MAX / 2 / elsize)
-            return NULL;
-        nc *= 2;
-    }
-    void *nb = realloc(buf, nc * elsize);
-    if (nb)
-        *cap = nc;
-    return nb;
+    return lsw_array_reserve(&buf, cap, need, elsize) ? NULL : buf;
 }
 
 static int lsw_jp_push(lsw_jp *p, const lsw_json *v)

@@ -1,4 +1,5 @@
 /* unit_json — tests of the strict JSON reader (io/lsw_json.h). */
+#include "lsw_array.h"
 #include "lsw_error.h"
 #include "lsw_json.h"
 
@@ -1027,6 +1028,22 @@ static void test_fuzz(void)
     printf("fuzz: %d mutated documents, %d accepted\n", ITER, accepted);
 }
 
+/* lsw_array_reserve (the growth rule behind the parser's node arrays):
+ * doubles from 16, keeps the array on an overflowing request. */
+static void test_array_reserve(void)
+{
+    int *v = NULL;
+    size_t cap = 0;
+    CHECK(lsw_array_reserve(&v, &cap, 1, sizeof *v) == 0 && v && cap == 16);
+    v[15] = 7;
+    CHECK(lsw_array_reserve(&v, &cap, 16, sizeof *v) == 0 && cap == 16);
+    CHECK(lsw_array_reserve(&v, &cap, 17, sizeof *v) == 0 && cap == 32 && v[15] == 7);
+    int *before = v;
+    CHECK(lsw_array_reserve(&v, &cap, SIZE_MAX / 2, sizeof *v) == -1 && v == before && cap == 32);
+    CHECK(lsw_array_reserve(&v, &cap, SIZE_MAX, 1) == -1 && v == before && cap == 32);
+    free(v);
+}
+
 int main(void)
 {
     test_scalars();
@@ -1043,6 +1060,7 @@ int main(void)
     test_spans();
     test_len_only();
     test_fuzz();
+    test_array_reserve();
     printf("%d passed, %d failed\n", n_pass, n_fail);
     return n_fail ? 1 : 0;
 }
