@@ -104,6 +104,8 @@ static const char usage_merge[] =
     "                      with the same bytes as 'layerswap sweep SWEEP.json' gives it (job\n"
     "                      arrays: K = $SLURM_ARRAY_TASK_ID); -o replaces the sweep's output.path\n"
     "  -h, --help          print this help and exit\n"
+    "Each rank compresses HDF5 chunks and runs the ties/breadcrumbs threshold scans on its\n"
+    "share of the node's CPUs; LSW_THREADS=n sets the count (the output is the same for any n).\n"
     "All headers and the config are validated before any data is read. Outputs are\n"
     "written under temporary names and renamed when complete; layerswap-manifest.json\n"
     "is written last. An interrupted merge (exit 3) resumes when rerun.\n";
